@@ -1,0 +1,203 @@
+/**
+ * Picks and initialises the TensorFlow.js backend.
+ *
+ * Fastest first: 'tensorflow' (libtensorflow through @tensorflow/tfjs-node[-gpu], optional packages
+ * whose install downloads libtensorflow), 'webgpu' (Dawn through the `webgpu` package), 'wasm' (XNNPACK
+ * with SIMD), 'cpu' (plain JS). 'auto' takes the first that works and records why each faster one was
+ * skipped, so a run can say what it ran on and why.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { GtaError } from '../util/errors.js';
+import { installFastGradients } from './fast_grads.js';
+
+export const BACKEND_NAMES = ['auto', 'wasm', 'cpu', 'webgpu', 'tensorflow'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+export interface BackendInfo {
+  /** The tfjs backend in use: 'tensorflow', 'webgpu', 'wasm' or 'cpu'. */
+  name: string;
+  /** What it runs on, e.g. 'wasm simd, 1 thread' or 'webgpu nvidia ampere (NVIDIA A100)'. */
+  device: string;
+  /** For 'auto', the faster backends that were tried first and why each failed. */
+  tried: { name: string; error: string }[];
+}
+
+/** How long to wait for Dawn to answer requestAdapter/requestDevice before giving up on webgpu. */
+const ADAPTER_TIMEOUT_MS = 5000;
+/** tfjs-backend-webgpu requests its own adapter and device and compiles nothing yet: seconds at most. */
+const WEBGPU_INIT_TIMEOUT_MS = 20000;
+
+type Concrete = Exclude<BackendName, 'auto'>;
+/** Initialises one backend and makes it active; returns its device string or throws with the reason. */
+const INIT: Record<Concrete, (auto: boolean) => Promise<string>> = {
+  tensorflow: initTensorflow,
+  webgpu: initWebgpu,
+  wasm: initWasm,
+  cpu: initCpu,
+};
+const AUTO_ORDER: Concrete[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
+
+/**
+ * Makes `requested` the active tfjs backend. An explicit backend that cannot start throws a GtaError
+ * `backend 'X' is not available: <reason>`; 'auto' falls back along AUTO_ORDER and lists the failures.
+ * Tensors must be created after this resolves: tensors of another backend are not moved.
+ */
+export async function initBackend(requested: BackendName): Promise<BackendInfo> {
+  installFastGradients();
+  if (requested !== 'auto') {
+    try {
+      const device = await INIT[requested](false);
+      quietCpuBanner();
+      return { name: tf.getBackend(), device, tried: [] };
+    } catch (err) {
+      throw new GtaError(`backend '${requested}' is not available: ${reason(err)}`);
+    }
+  }
+  const tried: BackendInfo['tried'] = [];
+  for (const name of AUTO_ORDER) {
+    try {
+      const device = await INIT[name](true);
+      quietCpuBanner();
+      return { name: tf.getBackend(), device, tried };
+    } catch (err) {
+      tried.push({ name, error: reason(err) });
+    }
+  }
+  // Unreachable in practice: the cpu backend is plain JS bundled with tfjs.
+  throw new GtaError(`no backend is available: ${tried.map((t) => `${t.name}: ${t.error}`).join('; ')}`);
+}
+
+/** One line from any thrown value. */
+function reason(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split('\n')[0].trim() || 'unknown error';
+}
+
+async function activate(name: string): Promise<void> {
+  if (!(await tf.setBackend(name))) throw new Error(`tfjs could not initialise the ${name} backend`);
+  await tf.ready();
+}
+
+async function initCpu(): Promise<string> {
+  await activate('cpu');
+  return 'js cpu';
+}
+
+async function initWasm(): Promise<string> {
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  await activate('wasm');
+  // The flags are async (feature detection); multithreading is always off under Node in tfjs 4.x.
+  const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) ? 'simd' : 'no simd';
+  const threads = wasm.getThreadsCount();
+  return `wasm ${simd}, ${threads} thread${threads === 1 ? '' : 's'}`;
+}
+
+/**
+ * libtensorflow through tfjs-node-gpu, else tfjs-node. Both `require('@tensorflow/tfjs')` and register
+ * their 'tensorflow' backend and kernels on import. tfjs keeps its engine and its kernel registry on
+ * the global object (`_tfengine`, `_tfGlobals`), so even if one of them resolves its own copy of
+ * tfjs-core the backend lands on the engine this module uses; the kernel check below confirms it.
+ */
+async function initTensorflow(): Promise<string> {
+  const failures: string[] = [];
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      // A string variable, not a literal, so TypeScript does not need the (optional) package's types.
+      const spec: string = pkg;
+      await import(spec);
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      const missing = e.code === 'ERR_MODULE_NOT_FOUND' && String(e.message).includes(`'${pkg}'`);
+      if (!missing) failures.push(`${pkg} failed to load: ${reason(err)}`);
+      continue;
+    }
+    if (!tf.getKernel('BatchMatMul', 'tensorflow')) {
+      failures.push(`${pkg} registered its kernels on another copy of tfjs-core`);
+      continue;
+    }
+    await activate('tensorflow');
+    return `libtensorflow (${pkg.slice('@tensorflow/'.length)})`;
+  }
+  if (failures.length > 0) throw new Error(failures.join('; '));
+  throw new Error('@tensorflow/tfjs-node-gpu and @tensorflow/tfjs-node are not installed (their install needs to download libtensorflow)');
+}
+
+/** Minimal view of a Dawn adapter: `info` in current WebGPU, `requestAdapterInfo()` in older builds. */
+interface Adapter {
+  info?: AdapterInfo;
+  isFallbackAdapter?: boolean;
+  requestAdapterInfo?: () => Promise<AdapterInfo>;
+}
+interface AdapterInfo {
+  vendor?: string;
+  architecture?: string;
+  device?: string;
+  description?: string;
+  isFallbackAdapter?: boolean;
+}
+interface Gpu {
+  requestAdapter(opts?: { powerPreference?: string }): Promise<Adapter | null>;
+}
+
+/** Software Vulkan/GL implementations: they run WebGPU on the CPU, slower than the wasm backend. */
+const SOFTWARE_ADAPTER = /swiftshader|lavapipe|llvmpipe|softpipe|software|basic render|\bnull\b/i;
+
+/**
+ * WebGPU through Dawn. Dawn looks for a GPU synchronously and answers requestAdapter with null when
+ * there is none, but a broken driver can stall it, hence the timeout. tfjs-backend-webgpu registers
+ * itself on import only if `navigator.gpu` exists, so that is set first; it is removed again on
+ * failure, because a live Dawn instance keeps Node from exiting.
+ */
+async function initWebgpu(auto: boolean): Promise<string> {
+  const { create, globals } = await import('webgpu');
+  // GPUBufferUsage, GPUMapMode, ... which tfjs-backend-webgpu reads as globals.
+  Object.assign(globalThis, globals);
+  const gpu = create([]) as unknown as Gpu;
+  const adapter = await withTimeout(gpu.requestAdapter({ powerPreference: 'high-performance' }), ADAPTER_TIMEOUT_MS, 'requestAdapter');
+  if (!adapter) throw new Error('no WebGPU adapter found (Dawn found no usable GPU driver: Vulkan, Metal or D3D12)');
+  const info = adapter.info ?? (adapter.requestAdapterInfo ? await adapter.requestAdapterInfo() : {});
+  const desc = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' ') || 'unknown adapter';
+  const software = adapter.isFallbackAdapter || info.isFallbackAdapter || SOFTWARE_ADAPTER.test(desc);
+  if (auto && software) throw new Error(`only a software adapter (${desc}), slower than wasm`);
+
+  setNavigatorGpu(gpu);
+  try {
+    await import('@tensorflow/tfjs-backend-webgpu');
+    await withTimeout(activate('webgpu'), WEBGPU_INIT_TIMEOUT_MS, 'webgpu backend initialisation');
+  } catch (err) {
+    setNavigatorGpu(undefined);
+    throw err;
+  }
+  return `webgpu ${desc}${software ? ' (software)' : ''}`;
+}
+
+/** Node 20 has no `navigator`; Node 21+ has one without `gpu`. */
+function setNavigatorGpu(gpu: Gpu | undefined): void {
+  const g = globalThis as { navigator?: object };
+  if (g.navigator === undefined) {
+    if (gpu === undefined) return;
+    Object.defineProperty(globalThis, 'navigator', { value: {}, configurable: true, writable: true });
+  }
+  Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true, writable: true });
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The cpu backend prints "Hi, looks like you are running TensorFlow.js in Node.js. To speed things up
+ * dramatically, install our node backend..." on its first tensor when the IS_NODE flag is set. We
+ * already try that node backend first and record why it was skipped, so the banner is noise. Its only
+ * switches are IS_NODE (which other code relies on), PROD/IS_TEST (which mute every tfjs warning), or
+ * the backend's private `firstUse` field, which gates nothing else; we clear that field. Done for
+ * every backend: webgpu, for one, runs small ops on the cpu backend (its WEBGPU_CPU_FORWARD flag).
+ */
+function quietCpuBanner(): void {
+  const backend = tf.findBackend('cpu') as unknown as { firstUse?: boolean } | null;
+  if (backend && typeof backend.firstUse === 'boolean') backend.firstUse = false;
+}

@@ -1,0 +1,70 @@
+/** `gta eval --run DIR [--split test] [--checkpoint best]`: re-scores a run's checkpoint on a split. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { initBackend } from '../backend/select.js';
+import { loadConfig } from '../config/load.js';
+import { TrainConfigSchema } from '../config/schema.js';
+import { loadDataset } from '../data/load.js';
+import { evaluate } from '../eval/evaluate.js';
+import { loadCheckpoint } from '../model/checkpoint.js';
+import { RunDir } from '../report/run_dir.js';
+import { promptBuilder } from '../train/prompt.js';
+import { GtaError } from '../util/errors.js';
+import { createLogger } from '../util/log.js';
+import { startProgress } from '../util/progress.js';
+
+export interface EvalArgs {
+  run: string;
+  split: 'dev' | 'test';
+  checkpoint: 'latest' | 'best';
+  batchSize?: number;
+  backend?: string;
+  logLevel: string;
+}
+
+export async function evalCommand(a: EvalArgs): Promise<void> {
+  const log = createLogger(a.logLevel);
+  const configFile = path.join(a.run, 'config.resolved.yaml');
+  if (!fs.existsSync(path.join(a.run, 'run.json')) || !fs.existsSync(configFile)) {
+    throw new GtaError(`${a.run}: not a gta run directory (no run.json and config.resolved.yaml)`);
+  }
+  const ckpt = path.join(a.run, 'checkpoints', a.checkpoint);
+  if (!fs.existsSync(ckpt)) throw new GtaError(`${a.run}: has no '${a.checkpoint}' checkpoint (${ckpt})`);
+  const { config } = loadConfig(TrainConfigSchema, configFile, a.backend ? [`backend=${a.backend}`] : []);
+  const backend = await initBackend(config.backend);
+  const data = await loadDataset(config.data, config.data.split_seed);
+  const examples = a.split === 'test' ? data.test : data.dev;
+  if (examples.length === 0) throw new GtaError(`dataset ${data.name} has no ${a.split} split`);
+  const { model, tokenizer, meta } = loadCheckpoint(ckpt);
+  const bar = startProgress(`eval ${a.split}`, examples.length, log);
+  const res = evaluate(
+    {
+      model,
+      tokenizer,
+      prompts: promptBuilder(tokenizer, config.prompt.template, config.data.max_text_tokens),
+      labels: data.labels,
+      batchSize: a.batchSize ?? config.eval.batch_size,
+      maxNewTokens: config.eval.max_new_tokens,
+      onProgress: (d) => bar.update(d),
+    },
+    examples,
+  );
+  bar.stop();
+  const run = RunDir.open(a.run);
+  const name = `eval-${a.split}-${a.checkpoint}`;
+  run.writeJson(`${name}.json`, {
+    split: a.split,
+    checkpoint: a.checkpoint,
+    step: meta.step,
+    backend,
+    examples_per_s: res.examplesPerSecond,
+    evaluated: new Date().toISOString(),
+    ...res.metrics,
+  });
+  run.writeFile(`${name}.predictions.jsonl`, res.predictions.map((p) => JSON.stringify(p)).join('\n') + '\n');
+  const m = res.metrics;
+  process.stdout.write(
+    `${a.split} (${a.checkpoint}, step ${meta.step}): accuracy ${m.accuracy.toFixed(4)}  f1_weighted ${m.f1_weighted.toFixed(4)}  f1_macro ${m.f1_macro.toFixed(4)}  invalid ${m.invalid_rate.toFixed(4)}  n=${m.n}\n`,
+  );
+  log.info({ file: run.file(`${name}.json`) }, 'eval written');
+}

@@ -1,0 +1,73 @@
+/**
+ * The gta command line. Each command lives in its own file; this one wires them into yargs and turns
+ * errors into exit codes: 2 for bad input (a one-line message), 1 for anything unexpected (with stack).
+ */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { GtaError } from '../util/errors.js';
+import { LOG_LEVELS } from '../util/log.js';
+import { BACKEND_NAMES } from '../backend/select.js';
+import { trainCommand } from './train.js';
+import { evalCommand } from './eval.js';
+import { pretrainCommand } from './pretrain.js';
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await yargs(argv)
+      .scriptName('gta')
+      .usage('$0 <command> [options]')
+      .option('log-level', { choices: LOG_LEVELS, default: 'info', describe: 'log verbosity (logs go to stderr)' })
+      .option('backend', { choices: BACKEND_NAMES, describe: 'TensorFlow.js backend (overrides the config)' })
+      .command(
+        'train',
+        'fine-tune a model as a config says, evaluate it, and write a run directory',
+        (y) =>
+          y
+            .option('config', { type: 'string', demandOption: true, describe: 'YAML run config' })
+            .option('set', { type: 'string', array: true, default: [], describe: 'override a config key: --set train.steps=100' }),
+        async (a) => trainCommand({ config: a.config, set: a.set as string[], backend: a.backend, logLevel: a['log-level'] }),
+      )
+      .command(
+        'eval',
+        'score a finished run (or one of its checkpoints) on a split',
+        (y) =>
+          y
+            .option('run', { type: 'string', demandOption: true, describe: 'run directory' })
+            .option('split', { choices: ['dev', 'test'] as const, default: 'dev' as const })
+            .option('checkpoint', { choices: ['latest', 'best'] as const, default: 'latest' as const })
+            .option('batch-size', { type: 'number', describe: 'eval batch size (default: the run config\'s)' }),
+        async (a) =>
+          evalCommand({ run: a.run, split: a.split, checkpoint: a.checkpoint, batchSize: a['batch-size'], backend: a.backend, logLevel: a['log-level'] }),
+      )
+      .command(
+        'pretrain',
+        'train the base causal language model on the benchmarks\' training text',
+        (y) =>
+          y
+            .option('config', { type: 'string', demandOption: true, describe: 'YAML pretraining config' })
+            .option('set', { type: 'string', array: true, default: [], describe: 'override a config key' }),
+        async (a) => pretrainCommand({ config: a.config, set: a.set as string[], backend: a.backend, logLevel: a['log-level'] }),
+      )
+      .demandCommand(1, 'name a command (see --help)')
+      .strict()
+      .fail((msg, err) => {
+        throw err ?? new GtaError(msg);
+      })
+      .help()
+      .version(false)
+      .parseAsync();
+    return process.exitCode === undefined ? 0 : Number(process.exitCode);
+  } catch (e) {
+    if (e instanceof GtaError) {
+      process.stderr.write(`gta: error: ${e.message}\n`);
+      return e.exitCode;
+    }
+    process.stderr.write(`gta: internal error: ${(e as Error).stack ?? e}\n`);
+    return 1;
+  }
+}
+
+export async function run(): Promise<void> {
+  const code = await main(hideBin(process.argv));
+  process.exit(code);
+}

@@ -1,0 +1,149 @@
+/**
+ * Reads a YAML config, applies `--set key.path=value` overrides, validates it against a zod schema and
+ * returns the typed config with defaults applied. Every failure is a one-line GtaError that names the
+ * file, line and column (or the --set flag) and the key path.
+ */
+import fs from 'node:fs';
+import { LineCounter, parseDocument, parse as parseYamlValue, stringify, isMap, type Document } from 'yaml';
+import type { z } from 'zod';
+import { GtaError } from '../util/errors.js';
+
+export interface LoadedConfig<T> {
+  config: T;
+  /** The config with defaults applied, as YAML: saved in the run directory. */
+  resolvedYaml: string;
+}
+
+export function loadConfig<S extends z.ZodType>(schema: S, file: string, overrides: string[] = []): LoadedConfig<z.infer<S>> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new GtaError(`${file}: no such config file`);
+  }
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    const pos = lineCounter.linePos(e.pos[0]);
+    const what = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+    throw new GtaError(`${file}:${pos.line}:${pos.col}: YAML syntax error: ${what}`);
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  if (!isPlainObject(raw)) throw new GtaError(`${file}: the config must be a YAML mapping of keys to values`);
+  const overridden = new Set<string>();
+  for (const o of overrides) {
+    const { path, value } = parseOverride(o);
+    setPath(raw, path, value);
+    overridden.add(path.join('.'));
+  }
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    const where = describeIssue(result.error.issues[0] as Issue, raw);
+    const loc = overridden.has(where.key) ? `--set ${where.key}` : locate(file, doc, lineCounter, where.nodePath);
+    throw new GtaError(`${loc}: ${where.key || '(top level)'}: ${where.message}`);
+  }
+  return { config: result.data, resolvedYaml: stringify(result.data) };
+}
+
+interface Issue {
+  code: string;
+  path: PropertyKey[];
+  message: string;
+  keys?: string[];
+  expected?: string;
+  values?: unknown[];
+}
+
+/** Turns a zod issue into the key it is about and a message a person can act on. */
+function describeIssue(issue: Issue, raw: unknown): { key: string; nodePath: string[]; message: string } {
+  const path = issue.path.map(String);
+  if (issue.code === 'unrecognized_keys' && issue.keys) {
+    const k = issue.keys[0];
+    return { key: [...path, k].join('.'), nodePath: [...path, k], message: 'unknown key' };
+  }
+  if (issue.code === 'invalid_type') {
+    const got = describeValue(getPath(raw, path));
+    if (got === 'missing') return { key: path.join('.'), nodePath: path.slice(0, -1), message: `required ${issue.expected ?? 'value'} is missing` };
+    return { key: path.join('.'), nodePath: path, message: `expected ${issue.expected ?? 'another type'}, got ${got}` };
+  }
+  if (issue.code === 'invalid_value' && issue.values) {
+    return {
+      key: path.join('.'),
+      nodePath: path,
+      message: `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(getPath(raw, path))}`,
+    };
+  }
+  return { key: path.join('.'), nodePath: path, message: issue.message };
+}
+
+function describeValue(v: unknown): string {
+  if (v === undefined) return 'missing';
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+/** `file:line:col` of the deepest node on the path that exists in the YAML document. */
+function locate(file: string, doc: Document, lc: LineCounter, path: string[]): string {
+  for (let n = path.length; n >= 0; n--) {
+    const node = doc.getIn(path.slice(0, n), true) as { range?: [number, number, number] } | undefined;
+    // For a key that is present, point at its key rather than its value when we can find the pair.
+    const pairKey = n > 0 ? findKeyNode(doc, path.slice(0, n)) : undefined;
+    const range = pairKey?.range ?? node?.range;
+    if (range) {
+      const p = lc.linePos(range[0]);
+      return `${file}:${p.line}:${p.col}`;
+    }
+  }
+  return file;
+}
+
+function findKeyNode(doc: Document, path: string[]): { range?: [number, number, number] } | undefined {
+  const parent = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1), true);
+  if (!isMap(parent)) return undefined;
+  const last = path[path.length - 1];
+  const pair = parent.items.find((it) => (it.key as { value?: unknown })?.value === last);
+  return pair?.key as { range?: [number, number, number] } | undefined;
+}
+
+function parseOverride(o: string): { path: string[]; value: unknown } {
+  const eq = o.indexOf('=');
+  if (eq <= 0) throw new GtaError(`--set ${o}: expected key.path=value`);
+  const path = o.slice(0, eq).trim().split('.');
+  if (path.some((p) => p === '')) throw new GtaError(`--set ${o}: empty key in '${o.slice(0, eq)}'`);
+  const text = o.slice(eq + 1);
+  let value: unknown;
+  try {
+    // Values are YAML, so numbers, booleans, lists ([a, b]) and quoted strings all work.
+    value = parseYamlValue(text);
+  } catch (e) {
+    throw new GtaError(`--set ${o}: value is not valid YAML (${(e as Error).message.split('\n')[0]})`);
+  }
+  return { path, value: value === null && text.trim() === '' ? '' : value };
+}
+
+function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
+  let cur: Record<string, unknown> = obj;
+  for (const key of path.slice(0, -1)) {
+    if (cur[key] === undefined) cur[key] = {};
+    const next = cur[key];
+    if (!isPlainObject(next)) throw new GtaError(`--set ${path.join('.')}: '${key}' is not a mapping`);
+    cur = next;
+  }
+  cur[path[path.length - 1]] = value;
+}
+
+function getPath(obj: unknown, path: string[]): unknown {
+  let cur = obj;
+  for (const k of path) {
+    if (!isPlainObject(cur) && !Array.isArray(cur)) return undefined;
+    cur = (cur as Record<string, unknown>)[k];
+  }
+  return cur;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

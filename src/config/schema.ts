@@ -1,0 +1,142 @@
+/**
+ * The run config: one zod schema is the single source of truth for keys, types and defaults.
+ * Every object is strict, so a misspelt key is an error rather than a silently ignored setting.
+ */
+import { z } from 'zod';
+import { BACKEND_NAMES } from '../backend/select.js';
+
+const positiveInt = z.number().int().positive();
+const fraction = z.number().min(0).max(1);
+
+/** The architecture of the transformer; also written to a checkpoint's config.json. */
+export const ModelArchSchema = z
+  .object({
+    vocab_size: positiveInt.min(266).default(4096),
+    d_model: positiveInt.default(128),
+    n_layers: positiveInt.default(2),
+    n_heads: positiveInt.default(4),
+    d_ff: positiveInt.default(512),
+    max_seq_len: positiveInt.default(128),
+  })
+  .strict()
+  .refine((m) => m.d_model % m.n_heads === 0, { message: 'd_model must be divisible by n_heads', path: ['n_heads'] });
+
+export const DataSchema = z
+  .object({
+    /** A built-in dataset (sst2, ag_news, sst5, massive_scenario, emotion, bbc_news, trec)... */
+    name: z.string().optional(),
+    /** ...or a user's own files (CSV, TSV or JSONL, optionally gzipped). */
+    train_file: z.string().optional(),
+    dev_file: z.string().optional(),
+    test_file: z.string().optional(),
+    format: z.enum(['auto', 'csv', 'tsv', 'jsonl']).default('auto'),
+    text_column: z.string().default('text'),
+    label_column: z.string().default('label'),
+    labels: z.array(z.string()).min(2).optional(),
+    /** Share of train carved off as dev when a dataset ships none (seeded by split_seed, not the run seed). */
+    dev_fraction: z.number().gt(0).lt(1).default(0.1),
+    /** Fixed across runs on purpose: every seed of a comparison sees the same dev set. */
+    split_seed: z.number().int().default(0),
+    max_train_examples: positiveInt.optional(),
+    max_eval_examples: positiveInt.optional(),
+    /** Text tokens kept per example (longer texts are truncated from the end). */
+    max_text_tokens: positiveInt.default(96),
+  })
+  .strict()
+  .refine((d) => d.name !== undefined || d.train_file !== undefined, {
+    message: 'give data.name (a built-in dataset) or data.train_file (your own file)',
+  });
+
+export const OptimSchema = z
+  .object({
+    lr: z.number().positive().default(1e-3),
+    weight_decay: z.number().min(0).default(0.01),
+    beta1: fraction.default(0.9),
+    beta2: fraction.default(0.999),
+    eps: z.number().positive().default(1e-8),
+    warmup_steps: z.number().int().min(0).default(100),
+    schedule: z.enum(['cosine', 'linear', 'constant']).default('cosine'),
+    /** The schedule decays to lr * min_lr_ratio. */
+    min_lr_ratio: fraction.default(0.1),
+    grad_clip: z.number().min(0).default(1.0),
+  })
+  .strict();
+
+export const TrainSchema = z
+  .object({
+    /** Total optimizer steps; if absent, epochs decides. */
+    steps: positiveInt.optional(),
+    epochs: z.number().positive().default(1),
+    batch_size: positiveInt.default(32),
+    dropout: z.number().min(0).lt(1).default(0.1),
+    optim: OptimSchema.prefault({}),
+    eval_every: positiveInt.default(250),
+    checkpoint_every: positiveInt.default(500),
+    log_every: positiveInt.default(25),
+  })
+  .strict();
+
+export const EvalSchema = z
+  .object({
+    split: z.enum(['dev', 'test']).default('dev'),
+    batch_size: positiveInt.default(64),
+    max_new_tokens: positiveInt.default(12),
+    /** Examples scored at each periodic eval during training (the final eval uses all). */
+    max_examples_during_training: positiveInt.default(500),
+  })
+  .strict();
+
+export const TrainConfigSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only').default('run'),
+    seed: z.number().int().default(1),
+    backend: z.enum(BACKEND_NAMES).default('auto'),
+    mode: z.enum(['sft']).default('sft'),
+    output_dir: z.string().default('runs'),
+    /** A base checkpoint folder (from `gta pretrain`), or "scratch" to start from random weights. */
+    init: z.string().default('checkpoints/base'),
+    /** Used only when init is "scratch"; otherwise the checkpoint's own architecture is used. */
+    model: ModelArchSchema.prefault({}),
+    data: DataSchema,
+    /** The prompt: {text} is replaced by the example's text. */
+    prompt: z.object({ template: z.string().includes('{text}').default('{text}') }).strict().prefault({}),
+    train: TrainSchema.prefault({}),
+    eval: EvalSchema.prefault({}),
+  })
+  .strict();
+
+export const PretrainConfigSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only').default('pretrain'),
+    seed: z.number().int().default(1),
+    backend: z.enum(BACKEND_NAMES).default('auto'),
+    /** Built-in datasets whose training split (never dev or test) is the corpus. */
+    corpus: z.array(z.string()).min(1),
+    /** Where the base checkpoint is written. */
+    output: z.string().default('checkpoints/base'),
+    model: ModelArchSchema.prefault({}),
+    /** Same carve as train configs use, so carved dev text stays out of the LM corpus. */
+    dev_fraction: z.number().gt(0).lt(1).default(0.1),
+    split_seed: z.number().int().default(0),
+    train: z
+      .object({
+        steps: positiveInt.default(3000),
+        batch_size: positiveInt.default(32),
+        seq_len: positiveInt.default(64),
+        dropout: z.number().min(0).lt(1).default(0.0),
+        optim: OptimSchema.prefault({}),
+        log_every: positiveInt.default(50),
+        /** Held-out perplexity is measured on this many sequences from the corpora's dev splits. */
+        eval_sequences: positiveInt.default(64),
+        eval_every: positiveInt.default(500),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type ModelArch = z.infer<typeof ModelArchSchema>;
+export type DataConfig = z.infer<typeof DataSchema>;
+export type OptimConfig = z.infer<typeof OptimSchema>;
+export type TrainConfig = z.infer<typeof TrainConfigSchema>;
+export type PretrainConfig = z.infer<typeof PretrainConfigSchema>;

@@ -1,0 +1,151 @@
+/**
+ * A checkpoint is a folder: model.safetensors, config.json (architecture and what wrote it),
+ * tokenizer.json, and for a training checkpoint also optimizer.safetensors and trainer_state.json.
+ * Folders are written under a temporary name, fsynced, then renamed into place, so a crash leaves
+ * either the old checkpoint or the new one, never half of one.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { ModelArchSchema, type ModelArch } from '../config/schema.js';
+import { Tokenizer } from '../tokenizer/bpe.js';
+import { GtaError } from '../util/errors.js';
+import { Transformer } from './transformer.js';
+import { decodeSafetensors, encodeSafetensors, type NamedArray } from './safetensors.js';
+import type { AdamW } from '../train/adamw.js';
+
+export const CHECKPOINT_FORMAT = 'gta-checkpoint';
+
+export interface CheckpointMeta {
+  format: typeof CHECKPOINT_FORMAT;
+  version: 1;
+  arch: ModelArch;
+  tokenizer: string;
+  /** What the weights are: a pretrained base LM or a fine-tuned run's. */
+  kind: 'base' | 'training';
+  step: number;
+  created: string;
+}
+
+export interface Loaded {
+  model: Transformer;
+  tokenizer: Tokenizer;
+  meta: CheckpointMeta;
+  dir: string;
+}
+
+/** Everything a training step depends on besides weights and optimizer moments. */
+export type TrainerState = Record<string, unknown> & { step: number };
+
+export function saveCheckpoint(
+  dir: string,
+  model: Transformer,
+  tokenizer: Tokenizer,
+  info: { kind: CheckpointMeta['kind']; step: number; optimizer?: AdamW; trainerState?: TrainerState },
+): void {
+  const tmp = `${dir}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { recursive: true });
+  const meta: CheckpointMeta = {
+    format: CHECKPOINT_FORMAT,
+    version: 1,
+    arch: model.arch,
+    tokenizer: tokenizer.fingerprint(),
+    kind: info.kind,
+    step: info.step,
+    created: new Date().toISOString(),
+  };
+  writeSynced(path.join(tmp, 'model.safetensors'), encodeSafetensors(toArrays(model.params), { format: 'pt' }));
+  writeSynced(path.join(tmp, 'tokenizer.json'), JSON.stringify(tokenizer.toJSON()));
+  if (info.optimizer) {
+    const o = info.optimizer;
+    const arrays = new Map<string, NamedArray>();
+    for (const [k, v] of toArrays(o.m)) arrays.set(`m.${k}`, v);
+    for (const [k, v] of toArrays(o.v)) arrays.set(`v.${k}`, v);
+    writeSynced(path.join(tmp, 'optimizer.safetensors'), encodeSafetensors(arrays, { t: String(o.t) }));
+  }
+  if (info.trainerState) writeSynced(path.join(tmp, 'trainer_state.json'), JSON.stringify(info.trainerState, null, 2));
+  // config.json last: its presence marks a complete folder.
+  writeSynced(path.join(tmp, 'config.json'), JSON.stringify(meta, null, 2));
+  const old = `${dir}.old-${process.pid}`;
+  if (fs.existsSync(dir)) fs.renameSync(dir, old);
+  fs.renameSync(tmp, dir);
+  fs.rmSync(old, { recursive: true, force: true });
+}
+
+export function loadCheckpoint(dir: string): Loaded {
+  const metaFile = path.join(dir, 'config.json');
+  if (!fs.existsSync(dir)) throw new GtaError(`${dir}: no such checkpoint folder`);
+  if (!fs.existsSync(metaFile)) throw new GtaError(`${dir}: not a gta checkpoint (no config.json)`);
+  let meta: CheckpointMeta;
+  try {
+    meta = JSON.parse(fs.readFileSync(metaFile, 'utf8'));
+  } catch (e) {
+    throw new GtaError(`${metaFile}: not valid JSON (${(e as Error).message})`);
+  }
+  if (meta.format !== CHECKPOINT_FORMAT) throw new GtaError(`${metaFile}: not a gta checkpoint (format '${meta.format}')`);
+  const arch = ModelArchSchema.safeParse(meta.arch);
+  if (!arch.success) throw new GtaError(`${metaFile}: bad architecture (${arch.error.issues[0].path.join('.')}: ${arch.error.issues[0].message})`);
+  const tokFile = path.join(dir, 'tokenizer.json');
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = Tokenizer.fromJSON(JSON.parse(fs.readFileSync(tokFile, 'utf8')));
+  } catch (e) {
+    throw new GtaError(`${tokFile}: ${(e as Error).message}`);
+  }
+  if (tokenizer.fingerprint() !== meta.tokenizer) throw new GtaError(`${tokFile}: tokenizer does not match the one the checkpoint was trained with`);
+  if (tokenizer.vocabSize !== arch.data.vocab_size)
+    throw new GtaError(`${dir}: tokenizer has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${arch.data.vocab_size}`);
+  const weightsFile = path.join(dir, 'model.safetensors');
+  const { tensors } = decodeSafetensors(readFile(weightsFile), weightsFile);
+  const expected = Transformer.shapes(arch.data);
+  const params = new Map<string, tf.Variable>();
+  for (const [name, shape] of expected) {
+    const t = tensors.get(name);
+    if (!t) throw new GtaError(`${weightsFile}: missing parameter ${name}`);
+    if (t.shape.join(',') !== shape.join(',')) throw new GtaError(`${weightsFile}: parameter ${name} has shape [${t.shape}], the architecture needs [${shape}]`);
+    params.set(name, Transformer.variable(name, tf.tensor(t.data, t.shape, 'float32')));
+  }
+  for (const name of tensors.keys()) if (!expected.has(name)) throw new GtaError(`${weightsFile}: unexpected parameter ${name}`);
+  return { model: new Transformer(arch.data, params), tokenizer, meta: { ...meta, arch: arch.data }, dir };
+}
+
+/** Restores optimizer moments and returns the trainer state saved with a training checkpoint. */
+export function loadTrainingState(dir: string, optimizer: AdamW): TrainerState {
+  const file = path.join(dir, 'optimizer.safetensors');
+  const { tensors, metadata } = decodeSafetensors(readFile(file), file);
+  for (const [prefix, vars] of [['m', optimizer.m], ['v', optimizer.v]] as const) {
+    for (const [name, variable] of vars) {
+      const t = tensors.get(`${prefix}.${name}`);
+      if (!t || t.shape.join(',') !== variable.shape.join(',')) throw new GtaError(`${file}: optimizer state for ${name} is missing or has the wrong shape`);
+      variable.assign(tf.tensor(t.data, t.shape, 'float32'));
+    }
+  }
+  optimizer.t = Number(metadata.t ?? 0);
+  const stateFile = path.join(dir, 'trainer_state.json');
+  return JSON.parse(readFile(stateFile).toString('utf8')) as TrainerState;
+}
+
+function readFile(file: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch {
+    throw new GtaError(`${file}: missing from the checkpoint`);
+  }
+}
+
+function toArrays(vars: Map<string, tf.Variable>): Map<string, NamedArray> {
+  const out = new Map<string, NamedArray>();
+  for (const [name, v] of vars) out.set(name, { dtype: 'F32', shape: v.shape, data: v.dataSync() as Float32Array });
+  return out;
+}
+
+function writeSynced(file: string, data: string | Buffer): void {
+  const fd = fs.openSync(file, 'w');
+  try {
+    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * AdamW (decoupled weight decay) with global-norm gradient clipping. Its moments live in named
+ * variables so a checkpoint can save and restore them exactly. Decay applies to matrices only
+ * (weights and embeddings), not to biases and layer-norm gains, as is usual for transformers.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { OptimConfig } from '../config/schema.js';
+
+export class AdamW {
+  readonly m = new Map<string, tf.Variable>();
+  readonly v = new Map<string, tf.Variable>();
+  /** Number of updates applied so far (bias correction uses it). */
+  t = 0;
+
+  constructor(
+    private readonly params: Map<string, tf.Variable>,
+    private readonly cfg: OptimConfig,
+  ) {
+    for (const [name, p] of params) {
+      // unnamed: tfjs gives them unique names, so several optimizers can live in one process
+      this.m.set(name, tf.variable(tf.zerosLike(p), false));
+      this.v.set(name, tf.variable(tf.zerosLike(p), false));
+    }
+  }
+
+  /** Global L2 norm of a set of gradients (one scalar read back). */
+  static globalNorm(grads: Record<string, tf.Tensor>): number {
+    return tf.tidy(() => {
+      const sq = Object.values(grads).map((g) => tf.sum(tf.square(g)));
+      return Math.sqrt(tf.addN(sq).dataSync()[0]);
+    });
+  }
+
+  /**
+   * Applies one update with learning rate `lr`. Returns the gradient norm before clipping.
+   * The gradients are not disposed here (the caller owns them).
+   */
+  apply(grads: Record<string, tf.Tensor>, lr: number, gradNorm = AdamW.globalNorm(grads)): number {
+    const { beta1, beta2, eps, weight_decay: wd, grad_clip: clip } = this.cfg;
+    const scale = clip > 0 && gradNorm > clip ? clip / gradNorm : 1;
+    this.t += 1;
+    const bc1 = 1 - Math.pow(beta1, this.t);
+    const bc2 = 1 - Math.pow(beta2, this.t);
+    tf.tidy(() => {
+      for (const [name, g0] of Object.entries(grads)) {
+        const p = this.params.get(name);
+        if (!p) throw new Error(`gradient for unknown parameter ${name}`);
+        const m = this.m.get(name)!;
+        const v = this.v.get(name)!;
+        const g = scale === 1 ? g0 : tf.mul(g0, scale);
+        const m1 = tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1));
+        const v1 = tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2));
+        m.assign(m1);
+        v.assign(v1);
+        const update = tf.div(tf.div(m1, bc1), tf.add(tf.sqrt(tf.div(v1, bc2)), eps));
+        const decayed = wd > 0 && p.rank >= 2 ? tf.mul(p, 1 - lr * wd) : p;
+        p.assign(tf.sub(decayed, tf.mul(update, lr)));
+      }
+    });
+    return gradNorm;
+  }
+
+  dispose(): void {
+    tf.dispose([...this.m.values(), ...this.v.values()]);
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * Prompts and targets as token ids. Structure tags are special tokens added by id, never parsed from
+ * text, so a dataset whose text happens to contain "<answer>" cannot inject one.
+ */
+import type { Tokenizer } from '../tokenizer/bpe.js';
+
+export interface PromptBuilder {
+  /** BOS, the template's text before {text}, the (truncated) example text, the text after {text}. */
+  prompt(text: string): number[];
+  /** `<answer>LABEL</answer>` then EOS: what SFT trains and eval expects. */
+  answerTarget(label: string): number[];
+}
+
+export function promptBuilder(tok: Tokenizer, template: string, maxTextTokens: number): PromptBuilder {
+  const at = template.indexOf('{text}');
+  const before = at > 0 ? tok.encode(template.slice(0, at)) : [];
+  const after = tok.encode(template.slice(at + '{text}'.length));
+  return {
+    prompt(text: string): number[] {
+      return [tok.bosId, ...before, ...tok.encode(text).slice(0, maxTextTokens), ...after];
+    },
+    answerTarget(label: string): number[] {
+      return [tok.id('<answer>'), ...tok.encode(label), tok.id('</answer>'), tok.eosId];
+    },
+  };
+}
+
+/**
+ * The label inside the first <answer>...</answer> of generated ids, or null when there is none or it
+ * is not one of the labels (an invalid output: scored as wrong and counted).
+ */
+export function parseAnswer(tok: Tokenizer, ids: number[], labels: string[]): number | null {
+  const open = ids.indexOf(tok.id('<answer>'));
+  if (open < 0) return null;
+  const close = ids.indexOf(tok.id('</answer>'), open + 1);
+  if (close < 0) return null;
+  const text = tok.decode(ids.slice(open + 1, close));
+  const i = labels.indexOf(text);
+  return i >= 0 ? i : null;
+}

@@ -1,0 +1,60 @@
+/**
+ * Everything a fine-tuning run needs before its first step: the backend, the data, the base
+ * checkpoint (or fresh weights and a tokenizer trained on the training text), and the prompt format.
+ * All of it can fail on bad input, so it runs before the run directory exists: a config or data error
+ * leaves nothing behind.
+ */
+import type { TrainConfig } from '../config/schema.js';
+import { initBackend, type BackendInfo } from '../backend/select.js';
+import { loadDataset } from '../data/load.js';
+import type { Dataset } from '../data/types.js';
+import { loadCheckpoint } from '../model/checkpoint.js';
+import { Transformer } from '../model/transformer.js';
+import { Tokenizer } from '../tokenizer/bpe.js';
+import { GtaError } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+import { promptBuilder, type PromptBuilder } from './prompt.js';
+
+export interface Prepared {
+  backend: BackendInfo;
+  data: Dataset;
+  model: Transformer;
+  tokenizer: Tokenizer;
+  prompts: PromptBuilder;
+  /** Where the weights came from: a checkpoint folder or "scratch". */
+  init: string;
+}
+
+export async function prepare(cfg: TrainConfig, log: Logger): Promise<Prepared> {
+  const backend = await initBackend(cfg.backend);
+  log.info({ backend: backend.name, device: backend.device }, 'backend ready');
+  const data = await loadDataset(cfg.data, cfg.data.split_seed);
+  log.info({ dataset: data.name, train: data.train.length, dev: data.dev.length, test: data.test.length, labels: data.labels.length }, 'data loaded');
+  let model: Transformer;
+  let tokenizer: Tokenizer;
+  if (cfg.init === 'scratch') {
+    tokenizer = Tokenizer.train(
+      data.train.map((e) => e.text),
+      { vocabSize: cfg.model.vocab_size },
+    );
+    model = Transformer.init({ ...cfg.model, vocab_size: tokenizer.vocabSize }, cfg.seed);
+  } else {
+    ({ model, tokenizer } = loadCheckpoint(cfg.init));
+  }
+  log.info({ init: cfg.init, params: model.numParams, arch: model.arch }, 'model ready');
+  const prompts = promptBuilder(tokenizer, cfg.prompt.template, cfg.data.max_text_tokens);
+  checkFits(cfg, data, prompts, model);
+  return { backend, data, model, tokenizer, prompts, init: cfg.init };
+}
+
+/** The longest prompt plus the longest answer must fit the model's context. */
+function checkFits(cfg: TrainConfig, data: Dataset, prompts: PromptBuilder, model: Transformer): void {
+  const overhead = prompts.prompt('').length;
+  const answer = Math.max(...data.labels.map((l) => prompts.answerTarget(l).length));
+  const need = overhead + cfg.data.max_text_tokens + answer;
+  if (need > model.arch.max_seq_len) {
+    throw new GtaError(
+      `data.max_text_tokens: ${cfg.data.max_text_tokens} text tokens + ${overhead} prompt tokens + ${answer} answer tokens = ${need} exceed the model's max_seq_len ${model.arch.max_seq_len}; lower data.max_text_tokens to ${model.arch.max_seq_len - overhead - answer}`,
+    );
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * SFT: the model reads the prompt and is trained by cross-entropy on `<answer>LABEL</answer><eos>`
+ * only. Logits are computed just at the target positions, which is both why prompt tokens get zero
+ * loss and why the output head (vocab x width) costs a few rows per example instead of a full sequence.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { gatherRows } from '../backend/gather_rows.js';
+import type { Transformer, ForwardOptions } from '../model/transformer.js';
+import { buildInput, disposeInput, targetPositions } from './batch.js';
+import { tokenCrossEntropy } from './losses.js';
+import type { AdamW } from './adamw.js';
+
+export interface SftExample {
+  prompt: number[];
+  target: number[];
+}
+
+/** Loss on target rows of the hidden states [B, T, d]; `rows` index the flattened [B*T] positions. */
+export function lossAtRows(model: Transformer, hidden: tf.Tensor3D, rows: Int32Array, targets: Int32Array): tf.Scalar {
+  const [B, T, d] = hidden.shape;
+  const h = gatherRows(tf.reshape(hidden, [B * T, d]) as tf.Tensor2D, tf.tensor1d(rows, 'int32')) as tf.Tensor2D;
+  return tokenCrossEntropy(model.logits(h), targets);
+}
+
+export interface StepResult {
+  loss: number;
+  gradNorm: number;
+  /** Real (non-padding) tokens in the batch. */
+  tokens: number;
+}
+
+/** One optimizer step of SFT on a batch. */
+export function sftStep(model: Transformer, optimizer: AdamW, batch: SftExample[], lr: number, padId: number, fwd: ForwardOptions): StepResult {
+  const seqs = batch.map((e) => [...e.prompt, ...e.target]);
+  const { input, layout } = buildInput(seqs, padId);
+  const { rows, targets } = targetPositions(seqs, batch.map((e) => e.prompt.length), layout);
+  const { value, grads } = tf.variableGrads(() => lossAtRows(model, model.forward(input, fwd).hidden, rows, targets));
+  const named = model.byParamName(grads);
+  const gradNorm = optimizer.apply(named, lr);
+  const loss = value.dataSync()[0];
+  tf.dispose([value, ...Object.values(grads)]);
+  disposeInput(input);
+  return { loss, gradNorm, tokens: seqs.reduce((a, s) => a + s.length, 0) };
+}

@@ -1,0 +1,135 @@
+/**
+ * The command line end to end on a tiny synthetic task: train from scratch, the run directory it
+ * leaves, eval of the finished run, and the bad-input paths (exit code 2, one line, no run left).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { tmpDir } from './helpers/tiny.js';
+import { writeSyntheticCsv } from './helpers/synthetic.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const GTA = path.join(ROOT, 'bin', 'gta');
+
+function gta(args: string[], cwd: string) {
+  const r = spawnSync(process.execPath, [GTA, ...args], { cwd, encoding: 'utf8', env: { ...process.env, CI: 'true' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function tinyConfig(dir: string, extra = ''): string {
+  const files = writeSyntheticCsv(dir);
+  const cfg = path.join(dir, 'tiny.yaml');
+  fs.writeFileSync(
+    cfg,
+    `name: tiny
+seed: 5
+backend: wasm
+init: scratch
+output_dir: ${path.join(dir, 'runs')}
+model: { vocab_size: 300, d_model: 32, n_layers: 1, n_heads: 2, d_ff: 64, max_seq_len: 32 }
+data:
+  train_file: ${files.train}
+  dev_file: ${files.dev}
+  test_file: ${files.test}
+  max_text_tokens: 20
+train:
+  steps: 150
+  batch_size: 16
+  dropout: 0
+  optim: { lr: 0.005, warmup_steps: 10 }
+  eval_every: 50
+  checkpoint_every: 50
+  log_every: 10
+eval: { batch_size: 50 }
+${extra}`,
+  );
+  return cfg;
+}
+
+test('gta train learns a tiny task and leaves a complete run directory; gta eval re-scores it', () => {
+  const dir = tmpDir();
+  const r = gta(['train', '--config', tinyConfig(dir), '--log-level', 'warn'], dir);
+  assert.equal(r.code, 0, r.stderr);
+  const runDir = r.stdout.split('\n')[0];
+  for (const f of ['config.resolved.yaml', 'run.json', 'metrics.jsonl', 'summary.json', 'predictions.jsonl', 'checkpoints/latest/model.safetensors', 'checkpoints/best/config.json']) {
+    assert.ok(fs.existsSync(path.join(runDir, f)), `missing ${f}`);
+  }
+  const run = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8'));
+  assert.equal(run.status, 'finished');
+  assert.equal(run.backend.name, 'wasm');
+  assert.equal(run.seed, 5);
+  assert.ok('commit' in run.git && 'dirty' in run.git);
+  const lines = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const train = lines.filter((l) => l.split === 'train');
+  assert.equal(train.length, 15);
+  assert.ok(train[train.length - 1]['train/loss_sft'] < train[0]['train/loss_sft'], 'training loss fell');
+  const evals = lines.filter((l) => l.split === 'dev');
+  assert.deepEqual(evals.map((l) => l.step), [50, 100, 150]);
+  const summary = JSON.parse(fs.readFileSync(path.join(runDir, 'summary.json'), 'utf8'));
+  assert.ok(summary.final.accuracy >= 0.9, `dev accuracy ${summary.final.accuracy}`);
+  assert.equal(summary.final.n, 100);
+
+  const e = gta(['eval', '--run', runDir, '--split', 'test', '--log-level', 'warn'], dir);
+  assert.equal(e.code, 0, e.stderr);
+  assert.match(e.stdout, /^test \(latest, step 150\): accuracy \d\.\d{4}/);
+  const ev = JSON.parse(fs.readFileSync(path.join(runDir, 'eval-test-latest.json'), 'utf8'));
+  assert.equal(ev.n, 100);
+  assert.ok(ev.accuracy >= 0.85, `test accuracy ${ev.accuracy}`);
+});
+
+test('bad input: exit code 2, a one-line message naming the file, and no run directory', () => {
+  const dir = tmpDir();
+  const cfg = tinyConfig(dir, 'bogus_key: 1\n');
+  const r = gta(['train', '--config', cfg], dir);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr.trim(), /^gta: error: .*tiny\.yaml:\d+:1: bogus_key: unknown key$/);
+  assert.equal(fs.existsSync(path.join(dir, 'runs')), false);
+
+  const bad = path.join(dir, 'bad.csv');
+  fs.writeFileSync(bad, 'text,label\nfine film,positive\n,negative\n');
+  const r2 = gta(['train', '--config', tinyConfig(dir), '--set', `data.train_file=${bad}`], dir);
+  assert.equal(r2.code, 2);
+  assert.match(r2.stderr.trim().split('\n').pop()!, /bad\.csv:3: empty text$/);
+  assert.equal(fs.existsSync(path.join(dir, 'runs')), false);
+
+  const r3 = gta(['eval', '--run', dir], dir);
+  assert.equal(r3.code, 2);
+  assert.match(r3.stderr, /not a gta run directory/);
+});
+
+test('a run killed mid-way leaves metrics.jsonl parseable line by line and run.json not finished', async () => {
+  const dir = tmpDir();
+  const cfg = tinyConfig(dir);
+  const child = spawn(process.execPath, [GTA, 'train', '--config', cfg, '--set', 'train.steps=100000', '--set', 'train.log_every=1', '--log-level', 'warn'], { cwd: dir });
+  const runs = path.join(dir, 'runs');
+  const metricsFile = () => {
+    const d = fs.existsSync(runs) ? fs.readdirSync(runs) : [];
+    return d.length ? path.join(runs, d[0], 'metrics.jsonl') : undefined;
+  };
+  for (let i = 0; i < 600; i++) {
+    const f = metricsFile();
+    if (f && fs.existsSync(f) && fs.readFileSync(f, 'utf8').split('\n').length > 20) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGKILL');
+  await new Promise((r) => child.on('exit', r));
+  const f = metricsFile()!;
+  const text = fs.readFileSync(f, 'utf8');
+  assert.ok(text.endsWith('\n'));
+  const lines = text.trim().split('\n');
+  assert.ok(lines.length >= 20, `${lines.length} lines`);
+  for (const l of lines) JSON.parse(l);
+  const run = JSON.parse(fs.readFileSync(path.join(path.dirname(f), 'run.json'), 'utf8'));
+  assert.equal(run.status, 'running');
+  assert.equal(fs.existsSync(path.join(path.dirname(f), 'summary.json')), false);
+});
+
+test('--help lists only the built commands', () => {
+  const r = gta(['--help'], ROOT);
+  assert.equal(r.code, 0);
+  const commands = [...r.stdout.matchAll(/^ {2}gta (\S+)/gm)].map((m) => m[1]).sort();
+  assert.deepEqual(commands, ['eval', 'pretrain', 'train']);
+});
