@@ -25,7 +25,7 @@ export async function pretrainCommand(a: { config: string; set: string[]; backen
     const summary = await pretrain(config, run, log, signals.requested);
     run.writeJson('summary.json', summary);
     run.setStatus(summary.status as 'finished' | 'interrupted', { finished: new Date().toISOString() });
-    process.stdout.write(`${config.output}\nheld-out perplexity ${Number(summary.held_out_perplexity).toFixed(2)} after ${summary.steps} steps (${summary.wall_time_s} s); run: ${run.dir}\n`);
+    process.stdout.write(`${summary.checkpoint}\nheld-out perplexity ${Number(summary.held_out_perplexity).toFixed(2)} after ${summary.steps} steps (${summary.wall_time_s} s); run: ${run.dir}\n`);
   } catch (e) {
     run.setStatus('failed', { error: (e as Error).message });
     throw e;

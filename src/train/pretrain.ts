@@ -107,16 +107,19 @@ export async function pretrain(cfg: PretrainConfig, run: RunDir, log: Logger, sh
     }
   }
   bar.stop();
-  saveCheckpoint(cfg.output, model, tokenizer, { kind: 'base', step });
+  const finished = step === total;
+  // Only a finished run replaces the base checkpoint; an interrupted one is kept in its run directory.
+  const out = finished ? cfg.output : run.file('checkpoints/latest');
+  saveCheckpoint(out, model, tokenizer, { kind: 'base', step });
   return {
-    status: step === total ? 'finished' : 'interrupted',
+    status: finished ? 'finished' : 'interrupted',
     steps: step,
     wall_time_s: elapsed(),
     train_tokens: tokensSeen,
     params: model.numParams,
     held_out_loss: lastHeldOut,
     held_out_perplexity: Math.exp(lastHeldOut),
-    checkpoint: cfg.output,
+    checkpoint: out,
   };
 }
 
