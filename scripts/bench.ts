@@ -80,7 +80,7 @@ for (let i = 0; i < args.steps + 2; i++) {
 }
 const sft = time(sftBatches);
 
-const ev = evaluate({ model, tokenizer: tok, prompts, labels: data.labels, batchSize: 64, maxNewTokens: 6 }, data.dev.slice(0, args['eval-examples']));
+const ev = evaluate({ model, tokenizer: tok, prompts, labels: data.labels, batchSize: 64, maxNewTokens: 6, format: 'answer' }, data.dev.slice(0, args['eval-examples']));
 
 const params = model.numParams;
 console.log(`backend ${backend.name} (${backend.device}); tfjs ${tf.version.tfjs}; model d${arch.d_model} L${arch.n_layers} H${arch.n_heads} ff${arch.d_ff} vocab ${tok.vocabSize}, ${(params / 1e6).toFixed(2)}M params`);

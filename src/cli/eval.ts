@@ -5,7 +5,7 @@ import { initBackend } from '../backend/select.js';
 import { loadConfig } from '../config/load.js';
 import { TrainConfigSchema } from '../config/schema.js';
 import { loadDataset } from '../data/load.js';
-import { evaluate } from '../eval/evaluate.js';
+import { evalFormat, evaluate } from '../eval/evaluate.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { RunDir } from '../report/run_dir.js';
 import { promptBuilder } from '../train/prompt.js';
@@ -45,6 +45,7 @@ export async function evalCommand(a: EvalArgs): Promise<void> {
       labels: data.labels,
       batchSize: a.batchSize ?? config.eval.batch_size,
       maxNewTokens: config.eval.max_new_tokens,
+      ...evalFormat(config),
       onProgress: (d) => bar.update(d),
     },
     examples,

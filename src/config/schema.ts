@@ -86,12 +86,50 @@ export const EvalSchema = z
   })
   .strict();
 
+/** Rollouts and GRPO, for modes rl and gta (DESIGN.md section 2; names follow TRL's GRPOConfig). */
+export const RlSchema = z
+  .object({
+    /** G: completions sampled per prompt; train.batch_size counts completions, so G must divide it. */
+    group_size: positiveInt.min(2).default(8),
+    decoding: z.enum(['structured', 'free']).default('structured'),
+    temperature: z.number().positive().default(1.0),
+    top_p: z.number().gt(0).max(1).default(1.0),
+    /** Free-text tokens allowed inside <think>...</think> (structured decoding). */
+    think_max_tokens: z.number().int().min(0).default(8),
+    /** Length bound of a completion in free decoding. */
+    max_completion_tokens: positiveInt.default(32),
+    epsilon: z.number().positive().default(0.2),
+    /** Upper clip (DAPO's clip-higher); defaults to epsilon. */
+    epsilon_high: z.number().positive().optional(),
+    /** KL coefficient against the frozen initial model (k3 estimator); 0 skips the reference model. */
+    beta: z.number().min(0).default(0.0),
+    /** Optimizer updates per generation batch (PPO-style reuse). */
+    num_iterations: positiveInt.default(1),
+    loss_type: z.enum(['grpo', 'bnpo', 'dr_grpo', 'dapo']).default('grpo'),
+    scale_rewards: z.enum(['group', 'batch', 'none']).default('group'),
+    mask_truncated_completions: z.boolean().default(false),
+    rewards: z
+      .object({ accuracy: z.number().default(1.0), format: z.number().default(1.0) })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+/** The GTA hybrid: L = lambda_sft * L_SFT(guess) + lambda_rl * L_RL(think, answer). */
+export const GtaSchema = z
+  .object({
+    lambda_sft: z.number().min(0).default(1.0),
+    lambda_rl: z.number().min(0).default(1.0),
+    gradient_constraint: z.enum(['drop_sft_on_conflict', 'pcgrad', 'none']).default('drop_sft_on_conflict'),
+  })
+  .strict();
+
 export const TrainConfigSchema = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only').default('run'),
     seed: z.number().int().default(1),
     backend: z.enum(BACKEND_NAMES).default('auto'),
-    mode: z.enum(['sft']).default('sft'),
+    mode: z.enum(['sft', 'rl', 'gta']).default('sft'),
     output_dir: z.string().default('runs'),
     /** A base checkpoint folder (from `gta pretrain`), or "scratch" to start from random weights. */
     init: z.string().default('checkpoints/base'),
@@ -102,8 +140,19 @@ export const TrainConfigSchema = z
     prompt: z.object({ template: z.string().includes('{text}').default('{text}') }).strict().prefault({}),
     train: TrainSchema.prefault({}),
     eval: EvalSchema.prefault({}),
+    rl: RlSchema.prefault({}),
+    gta: GtaSchema.prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.mode !== 'sft' && c.train.batch_size % c.rl.group_size !== 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['train', 'batch_size'],
+        message: `train.batch_size ${c.train.batch_size} is not a multiple of rl.group_size ${c.rl.group_size} (each prompt gets group_size completions)`,
+      });
+    }
+  });
 
 export const PretrainConfigSchema = z
   .object({
@@ -139,4 +188,6 @@ export type ModelArch = z.infer<typeof ModelArchSchema>;
 export type DataConfig = z.infer<typeof DataSchema>;
 export type OptimConfig = z.infer<typeof OptimSchema>;
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;
+export type RlConfig = z.infer<typeof RlSchema>;
+export type GtaConfig = z.infer<typeof GtaSchema>;
 export type PretrainConfig = z.infer<typeof PretrainConfigSchema>;

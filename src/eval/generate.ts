@@ -1,11 +1,64 @@
 /**
- * Greedy decoding with the key/value cache: one full pass over the (left-padded) prompts, then one
- * position per new token for every row at once. Rows that have emitted the stop token keep decoding
- * (the batch stays rectangular) but their later tokens are dropped.
+ * Decoding with the key/value cache: one full pass over the (left-padded) prompts, then one position
+ * per new token for every row at once. What token each row takes is up to a chooser (greedy, sampled,
+ * restricted to a structure); rows that have finished keep decoding (the batch stays rectangular) but
+ * their later tokens are dropped.
  */
 import * as tf from '@tensorflow/tfjs';
 import { disposeCache, NEG_INF, type KvCache, type Transformer } from '../model/transformer.js';
 import { buildInput, disposeInput } from '../train/batch.js';
+
+/** Picks row `row`'s next token from its logits ([V] view); returns the token and whether the row is done. */
+export type Chooser = (row: number, logits: Float32Array) => { token: number; done: boolean };
+
+export function decode(model: Transformer, prompts: number[][], maxNewTokens: number, padId: number, choose: Chooser): { tokens: number[][]; finished: boolean[] } {
+  const B = prompts.length;
+  const V = model.arch.vocab_size;
+  const tooLong = prompts.findIndex((p) => p.length >= model.arch.max_seq_len);
+  if (tooLong >= 0) throw new Error(`prompt ${tooLong} has ${prompts[tooLong].length} tokens; the model's context is ${model.arch.max_seq_len}`);
+  const { input, layout } = buildInput(prompts, padId);
+  const out: number[][] = prompts.map(() => []);
+  const finished = new Array<boolean>(B).fill(false);
+  let logits!: tf.Tensor2D;
+  let cache!: KvCache;
+  tf.tidy(() => {
+    const r = model.forward(input, { returnCache: true });
+    const last = tf.reshape(tf.slice(r.hidden, [0, layout.T - 1, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D;
+    logits = tf.keep(model.logits(last));
+    cache = keepCache(r.cache!);
+  });
+  disposeInput(input);
+  const budget = Math.min(maxNewTokens, model.arch.max_seq_len - layout.T);
+  const next = new Int32Array(B);
+  for (let i = 0; i < budget; i++) {
+    const all = logits.dataSync() as Float32Array;
+    for (let b = 0; b < B; b++) {
+      if (finished[b]) {
+        next[b] = padId;
+        continue;
+      }
+      const c = choose(b, all.subarray(b * V, (b + 1) * V));
+      next[b] = c.token;
+      out[b].push(c.token);
+      finished[b] = c.done;
+    }
+    if (finished.every(Boolean) || i === budget - 1) break;
+    const ids = tf.tensor1d(next, 'int32');
+    const positions = tf.tensor1d(prompts.map((p) => p.length + i), 'int32');
+    const bias = stepBias(layout.pad, layout.T + i + 1);
+    const prev = { logits, cache };
+    tf.tidy(() => {
+      const r = model.step(ids, positions, bias, prev.cache);
+      logits = tf.keep(model.logits(r.hidden));
+      cache = keepCache(r.cache);
+    });
+    tf.dispose([ids, positions, bias, prev.logits]);
+    disposeCache(prev.cache);
+  }
+  logits.dispose();
+  disposeCache(cache);
+  return { tokens: out, finished };
+}
 
 export interface GenerateOptions {
   maxNewTokens: number;
@@ -13,48 +66,18 @@ export interface GenerateOptions {
   padId: number;
 }
 
+/** Greedy decoding over the whole vocabulary until `stopId`. */
 export function greedyGenerate(model: Transformer, prompts: number[][], o: GenerateOptions): number[][] {
-  const B = prompts.length;
-  const maxLen = model.arch.max_seq_len;
-  const tooLong = prompts.findIndex((p) => p.length >= maxLen);
-  if (tooLong >= 0) throw new Error(`prompt ${tooLong} has ${prompts[tooLong].length} tokens; the model's context is ${maxLen}`);
-  const { input, layout } = buildInput(prompts, o.padId);
-  const out: number[][] = prompts.map(() => []);
-  const done = new Array<boolean>(B).fill(false);
-  let next!: tf.Tensor1D;
-  let cache!: KvCache;
-  tf.tidy(() => {
-    const r = model.forward(input, { returnCache: true });
-    const last = tf.reshape(tf.slice(r.hidden, [0, layout.T - 1, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D;
-    next = tf.keep(tf.argMax(model.logits(last), -1) as tf.Tensor1D);
-    cache = keepCache(r.cache!);
-  });
-  disposeInput(input);
-  const budget = Math.min(o.maxNewTokens, maxLen - layout.T);
-  let Tc = layout.T;
-  for (let i = 0; i < budget; i++) {
-    const ids = next.dataSync() as Int32Array;
-    for (let b = 0; b < B; b++) {
-      if (done[b]) continue;
-      out[b].push(ids[b]);
-      if (ids[b] === o.stopId) done[b] = true;
-    }
-    if (done.every(Boolean) || i === budget - 1) break;
-    const positions = tf.tensor1d(prompts.map((p) => p.length + i), 'int32');
-    const bias = stepBias(layout.pad, Tc + 1);
-    const prev = { next, cache };
-    tf.tidy(() => {
-      const r = model.step(prev.next, positions, bias, prev.cache);
-      next = tf.keep(tf.argMax(model.logits(r.hidden), -1) as tf.Tensor1D);
-      cache = keepCache(r.cache);
-    });
-    tf.dispose([positions, bias, prev.next]);
-    disposeCache(prev.cache);
-    Tc += 1;
-  }
-  next.dispose();
-  disposeCache(cache);
-  return out;
+  return decode(model, prompts, o.maxNewTokens, o.padId, (_, l) => {
+    const token = argmax(l);
+    return { token, done: token === o.stopId };
+  }).tokens;
+}
+
+export function argmax(l: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < l.length; i++) if (l[i] > l[best]) best = i;
+  return best;
 }
 
 function keepCache(c: KvCache): KvCache {

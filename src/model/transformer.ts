@@ -110,6 +110,13 @@ export class Transformer {
     return new Transformer(arch, params);
   }
 
+  /** A non-trainable copy (the frozen reference model for the KL term). */
+  frozenCopy(): Transformer {
+    const params = new Map<string, tf.Variable>();
+    for (const [name, v] of this.params) params.set(name, tf.variable(v.clone(), false, `${name}@${variableCounter++}`));
+    return new Transformer(this.arch, params);
+  }
+
   get numParams(): number {
     let n = 0;
     for (const v of this.params.values()) n += v.size;

@@ -6,7 +6,7 @@
 import type { TrainConfig } from '../config/schema.js';
 import { subset } from '../data/load.js';
 import type { Example } from '../data/types.js';
-import { evaluate, type EvalResult } from '../eval/evaluate.js';
+import { evalFormat, evaluate, type EvalResult } from '../eval/evaluate.js';
 import { saveCheckpoint } from '../model/checkpoint.js';
 import type { RunDir } from '../report/run_dir.js';
 import type { Logger } from '../util/log.js';
@@ -16,7 +16,7 @@ import { AdamW } from './adamw.js';
 import { BatchSampler, type SamplerPosition } from './sampler.js';
 import { learningRate } from './schedule.js';
 import type { Prepared } from './setup.js';
-import { sftStep, type SftExample } from './sft.js';
+import { modeRunner } from './modes.js';
 
 export interface FinetuneResult {
   summary: Record<string, unknown>;
@@ -26,15 +26,10 @@ export async function finetune(cfg: TrainConfig, p: Prepared, run: RunDir, log: 
   const { model, tokenizer, prompts, data } = p;
   const t0 = performance.now();
   const elapsed = () => (performance.now() - t0) / 1000;
-  const train: SftExample[] = data.train.map((e) => ({ prompt: prompts.prompt(e.text), target: prompts.answerTarget(data.labels[e.label]) }));
-  const sampler = new BatchSampler(
-    train.map((e) => e.prompt.length + e.target.length),
-    cfg.train.batch_size,
-    cfg.seed,
-  );
-  const totalSteps = cfg.train.steps ?? Math.max(1, Math.round(cfg.train.epochs * sampler.batchesPerEpoch));
   const optimizer = new AdamW(model.params, cfg.train.optim);
-  const dropoutRng = new Rng(cfg.seed ^ 0x5eed);
+  const runner = modeRunner(cfg, p, optimizer);
+  const sampler = new BatchSampler(runner.lengths, runner.batchSize, cfg.seed);
+  const totalSteps = cfg.train.steps ?? Math.max(1, Math.round(cfg.train.epochs * sampler.batchesPerEpoch));
   const evalSplit = cfg.eval.split === 'test' ? data.test : data.dev;
   // Periodic evals score a fixed seeded subset; the final eval scores the whole split.
   const quickEval = subset(evalSplit, cfg.eval.max_examples_during_training, new Rng(cfg.data.split_seed + 17));
@@ -42,7 +37,7 @@ export async function finetune(cfg: TrainConfig, p: Prepared, run: RunDir, log: 
   const runEval = (examples: Example[], label: string): EvalResult => {
     const bar = startProgress(label, examples.length, log);
     const res = evaluate(
-      { model, tokenizer, prompts, labels: data.labels, batchSize: cfg.eval.batch_size, maxNewTokens: cfg.eval.max_new_tokens, onProgress: (d) => bar.update(d) },
+      { model, tokenizer, prompts, labels: data.labels, batchSize: cfg.eval.batch_size, maxNewTokens: cfg.eval.max_new_tokens, ...evalFormat(cfg), onProgress: (d) => bar.update(d) },
       examples,
     );
     bar.stop();
@@ -52,17 +47,18 @@ export async function finetune(cfg: TrainConfig, p: Prepared, run: RunDir, log: 
   let pos: SamplerPosition = { epoch: 0, batch: 0 };
   let best: { step: number; accuracy: number; f1_weighted: number } | undefined;
   let tokensSeen = 0;
-  let window = { loss: 0, steps: 0, tokens: 0, start: performance.now() };
+  let window = newWindow();
   let step = 0;
   let interrupted = false;
-  log.info({ steps: totalSteps, batches_per_epoch: sampler.batchesPerEpoch, train_examples: train.length }, 'training');
+  let lastSamples: Record<string, unknown>[] = [];
+  log.info({ mode: cfg.mode, steps: totalSteps, batches_per_epoch: sampler.batchesPerEpoch, train_examples: runner.lengths.length }, 'training');
   const bar = startProgress('train', totalSteps, log);
   const save = (name: string) =>
     saveCheckpoint(`${ckptDir}/${name}`, model, tokenizer, {
       kind: 'training',
       step,
       optimizer,
-      trainerState: { step, position: pos, dropout_rng: dropoutRng.state(), tokens_seen: tokensSeen, best: best ?? null },
+      trainerState: { step, position: pos, rng: runner.rngState(), tokens_seen: tokensSeen, best: best ?? null },
     });
 
   while (step < totalSteps) {
@@ -74,35 +70,32 @@ export async function finetune(cfg: TrainConfig, p: Prepared, run: RunDir, log: 
     }
     const { indices, next } = sampler.next(pos);
     const lr = learningRate(step, totalSteps, cfg.train.optim);
-    const r = sftStep(model, optimizer, indices.map((i) => train[i]), lr, tokenizer.padId, { dropout: cfg.train.dropout, rng: dropoutRng });
-    if (!Number.isFinite(r.loss)) throw new Error(`non-finite training loss at step ${step + 1}`);
+    const r = runner.step(indices, lr);
+    for (const [k, v] of Object.entries(r.metrics)) {
+      if (!Number.isFinite(v)) throw new Error(`non-finite ${k} at step ${step + 1}`);
+      window.sums[k] = (window.sums[k] ?? 0) + v;
+    }
     pos = next;
     step += 1;
     tokensSeen += r.tokens;
-    window.loss += r.loss;
     window.steps += 1;
     window.tokens += r.tokens;
+    lastSamples = r.samples ?? lastSamples;
     const epoch = pos.epoch + pos.batch / sampler.batchesPerEpoch;
     if (step % cfg.train.log_every === 0 || step === totalSteps) {
       const secs = (performance.now() - window.start) / 1000;
-      const rec = {
-        step,
-        epoch: round(epoch),
-        time_s: round(elapsed()),
-        split: 'train',
-        'train/loss_sft': window.loss / window.steps,
-        'train/lr': lr,
-        'train/grad_norm': r.gradNorm,
-        'perf/tokens_per_s': window.tokens / secs,
-        'perf/tokens_seen': tokensSeen,
-      };
+      const rec: Record<string, number | string> = { step, epoch: round(epoch), time_s: round(elapsed()), split: 'train' };
+      for (const [k, v] of Object.entries(window.sums)) rec[k] = v / window.steps;
+      Object.assign(rec, { 'train/lr': lr, 'perf/tokens_per_s': window.tokens / secs, 'perf/tokens_seen': tokensSeen });
       run.appendJsonl('metrics.jsonl', rec);
-      bar.update(step, { loss: rec['train/loss_sft'], 'tok/s': Math.round(rec['perf/tokens_per_s']) });
-      window = { loss: 0, steps: 0, tokens: 0, start: performance.now() };
+      const lossKey = cfg.mode === 'sft' ? 'train/loss_sft' : 'reward/total/mean';
+      bar.update(step, { [lossKey.split('/').slice(-2).join('/')]: Number(rec[lossKey] ?? NaN), 'tok/s': Math.round(Number(rec['perf/tokens_per_s'])) });
+      window = newWindow();
     }
     if (step % cfg.train.eval_every === 0 && step < totalSteps) {
       const res = runEval(quickEval, `eval@${step}`);
       run.appendJsonl('metrics.jsonl', evalRecord(step, epoch, elapsed(), cfg.eval.split, res));
+      for (const sample of lastSamples) run.appendJsonl('samples.jsonl', { step, ...sample });
       log.info({ step, accuracy: res.metrics.accuracy, f1_weighted: res.metrics.f1_weighted }, 'eval');
       if (!best || res.metrics.accuracy > best.accuracy) {
         best = { step, accuracy: res.metrics.accuracy, f1_weighted: res.metrics.f1_weighted };
@@ -138,7 +131,16 @@ export async function finetune(cfg: TrainConfig, p: Prepared, run: RunDir, log: 
   return { summary };
 }
 
+function newWindow() {
+  return { sums: {} as Record<string, number>, steps: 0, tokens: 0, start: performance.now() };
+}
+
 export function evalRecord(step: number, epoch: number, time: number, split: string, res: EvalResult): Record<string, unknown> {
+  const m = res.metrics;
+  const extra: Record<string, number> = {};
+  for (const k of ['format_valid_rate', 'guess_accuracy', 'revision_rate', 'revisions_fixed', 'revisions_broke'] as const) {
+    if (m[k] !== undefined) extra[`eval/${k}`] = m[k]!;
+  }
   return {
     step,
     epoch: round(epoch),
@@ -149,6 +151,7 @@ export function evalRecord(step: number, epoch: number, time: number, split: str
     'eval/f1_weighted': res.metrics.f1_weighted,
     'eval/f1_macro': res.metrics.f1_macro,
     'eval/invalid_rate': res.metrics.invalid_rate,
+    ...extra,
     'perf/eval_examples_per_s': res.examplesPerSecond,
   };
 }

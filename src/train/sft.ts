@@ -29,16 +29,22 @@ export interface StepResult {
   tokens: number;
 }
 
-/** One optimizer step of SFT on a batch. */
-export function sftStep(model: Transformer, optimizer: AdamW, batch: SftExample[], lr: number, padId: number, fwd: ForwardOptions): StepResult {
+/** Loss and gradients (by parameter name) of SFT on a batch; the caller disposes the gradients. */
+export function sftGrads(model: Transformer, batch: SftExample[], padId: number, fwd: ForwardOptions): { loss: number; grads: Record<string, tf.Tensor>; tokens: number } {
   const seqs = batch.map((e) => [...e.prompt, ...e.target]);
   const { input, layout } = buildInput(seqs, padId);
   const { rows, targets } = targetPositions(seqs, batch.map((e) => e.prompt.length), layout);
   const { value, grads } = tf.variableGrads(() => lossAtRows(model, model.forward(input, fwd).hidden, rows, targets));
-  const named = model.byParamName(grads);
-  const gradNorm = optimizer.apply(named, lr);
   const loss = value.dataSync()[0];
-  tf.dispose([value, ...Object.values(grads)]);
+  value.dispose();
   disposeInput(input);
-  return { loss, gradNorm, tokens: seqs.reduce((a, s) => a + s.length, 0) };
+  return { loss, grads: model.byParamName(grads), tokens: seqs.reduce((a, s) => a + s.length, 0) };
+}
+
+/** One optimizer step of SFT on a batch. */
+export function sftStep(model: Transformer, optimizer: AdamW, batch: SftExample[], lr: number, padId: number, fwd: ForwardOptions): StepResult {
+  const { loss, grads, tokens } = sftGrads(model, batch, padId, fwd);
+  const gradNorm = optimizer.apply(grads, lr);
+  tf.dispose(Object.values(grads));
+  return { loss, gradNorm, tokens };
 }

@@ -7,7 +7,7 @@ export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', '
 
 export function createLogger(level: string = 'info'): Logger {
   if (process.stderr.isTTY) {
-    return pino({ level }, pretty({ destination: 2, sync: true, colorize: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss' }));
+    return pino({ level }, pretty({ destination: 2, sync: true, colorize: true, singleLine: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss' }));
   }
   return pino({ level, base: undefined }, destination({ dest: 2, sync: true }));
 }
