@@ -50,3 +50,29 @@ test('a batch that the group size does not divide is rejected with both numbers'
   assert.equal(r.code, 2);
   assert.match(r.stderr, /train\.batch_size 30 is not a multiple of rl\.group_size 8/);
 });
+
+function trainLines(args: string[]) {
+  const dir = tmpDir();
+  const r = gta(['train', '--config', tinyConfig(dir), ...COMMON, '--set', 'train.log_every=1', ...args], dir);
+  assert.equal(r.code, 0, r.stderr);
+  const runDir = r.stdout.split('\n')[0];
+  const lines = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  return { runDir, train: lines.filter((l) => l.split === 'train') };
+}
+
+test('GRPO options: KL to a frozen reference, several updates per batch, clip-higher, dr_grpo, PCGrad', () => {
+  const { train } = trainLines(['--set', 'mode=gta', '--set', 'train.steps=6', '--set', 'rl.beta=0.1', '--set', 'rl.num_iterations=2', '--set', 'rl.loss_type=dr_grpo',
+    '--set', 'rl.scale_rewards=batch', '--set', 'rl.epsilon_high=0.28', '--set', 'gta.gradient_constraint=pcgrad']);
+  assert.equal(train.length, 6);
+  // kl is logged from the last of the two updates: after one step away from the reference
+  assert.ok(train[0].kl > 0 && train[5].kl > train[0].kl, `kl ${train.map((t) => t.kl)}`);
+  assert.ok(train.every((t) => Number.isFinite(t['train/loss_rl']) && t.clip_ratio >= 0));
+});
+
+test('free decoding: completions stop at the length bound, and truncated ones can be masked', () => {
+  const { runDir, train } = trainLines(['--set', 'mode=rl', '--set', 'train.steps=4', '--set', 'rl.decoding=free', '--set', 'rl.max_completion_tokens=10', '--set', 'rl.mask_truncated_completions=true']);
+  assert.ok(train.every((t) => t['completions/mean_length'] <= 10));
+  assert.ok(train.some((t) => t['completions/clipped_ratio'] > 0));
+  const summary = JSON.parse(fs.readFileSync(path.join(runDir, 'summary.json'), 'utf8'));
+  assert.ok('format_valid_rate' in summary.final);
+});

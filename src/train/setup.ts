@@ -14,6 +14,7 @@ import { Tokenizer } from '../tokenizer/bpe.js';
 import { GtaError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { promptBuilder, type PromptBuilder } from './prompt.js';
+import { maxStructuredLength, structureSpec } from './structure.js';
 
 export interface Prepared {
   backend: BackendInfo;
@@ -43,14 +44,19 @@ export async function prepare(cfg: TrainConfig, log: Logger): Promise<Prepared> 
   }
   log.info({ init: cfg.init, params: model.numParams, arch: model.arch }, 'model ready');
   const prompts = promptBuilder(tokenizer, cfg.prompt.template, cfg.data.max_text_tokens);
-  checkFits(cfg, data, prompts, model);
+  checkFits(cfg, data, prompts, model, tokenizer);
   return { backend, data, model, tokenizer, prompts, init: cfg.init };
 }
 
-/** The longest prompt plus the longest answer must fit the model's context. */
-function checkFits(cfg: TrainConfig, data: Dataset, prompts: PromptBuilder, model: Transformer): void {
+/** The longest prompt plus the longest completion must fit the model's context. */
+function checkFits(cfg: TrainConfig, data: Dataset, prompts: PromptBuilder, model: Transformer, tok: Tokenizer): void {
   const overhead = prompts.prompt('').length;
-  const answer = Math.max(...data.labels.map((l) => prompts.answerTarget(l).length));
+  const answer =
+    cfg.mode === 'sft'
+      ? Math.max(...data.labels.map((l) => prompts.answerTarget(l).length))
+      : cfg.rl.decoding === 'structured'
+        ? maxStructuredLength(structureSpec(tok, cfg.mode === 'gta' ? 'gta' : 'rl', data.labels, cfg.rl.think_max_tokens))
+        : cfg.rl.max_completion_tokens;
   const need = overhead + cfg.data.max_text_tokens + answer;
   if (need > model.arch.max_seq_len) {
     throw new GtaError(
