@@ -23,9 +23,10 @@ export async function main(argv: string[]): Promise<number> {
         'fine-tune a model as a config says, evaluate it, and write a run directory',
         (y) =>
           y
-            .option('config', { type: 'string', demandOption: true, describe: 'YAML run config' })
+            .option('config', { type: 'string', describe: 'YAML run config' })
+            .option('resume', { type: 'string', describe: "continue a run from its latest checkpoint: a run directory, or 'latest'" })
             .option('set', { type: 'string', array: true, default: [], describe: 'override a config key: --set train.steps=100' }),
-        async (a) => trainCommand({ config: a.config, set: a.set as string[], backend: a.backend, logLevel: a['log-level'] }),
+        async (a) => trainCommand({ config: a.config, resume: a.resume, set: a.set as string[], backend: a.backend, logLevel: a['log-level'] }),
       )
       .command(
         'eval',

@@ -35,7 +35,7 @@ export interface Loaded {
 }
 
 /** Everything a training step depends on besides weights and optimizer moments. */
-export type TrainerState = Record<string, unknown> & { step: number };
+export type TrainerState = { step: number };
 
 export function saveCheckpoint(
   dir: string,

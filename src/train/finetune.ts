@@ -7,7 +7,7 @@ import type { TrainConfig } from '../config/schema.js';
 import { subset } from '../data/load.js';
 import type { Example } from '../data/types.js';
 import { evalFormat, evaluate, type EvalResult } from '../eval/evaluate.js';
-import { saveCheckpoint } from '../model/checkpoint.js';
+import { loadTrainingState, saveCheckpoint } from '../model/checkpoint.js';
 import type { RunDir } from '../report/run_dir.js';
 import type { Logger } from '../util/log.js';
 import { startProgress } from '../util/progress.js';
@@ -22,12 +22,39 @@ export interface FinetuneResult {
   summary: Record<string, unknown>;
 }
 
-export async function finetune(cfg: TrainConfig, p: Prepared, run: RunDir, log: Logger, shouldStop: () => boolean): Promise<FinetuneResult> {
+/** Everything the loop carries from step to step; saved in trainer_state.json so a resume continues exactly. */
+interface LoopState {
+  step: number;
+  position: SamplerPosition;
+  best: { step: number; accuracy: number; f1_weighted: number } | null;
+  tokens_seen: number;
+  /** Metric sums of the log window in progress (so a resume writes the same averaged lines). */
+  window: { sums: Record<string, number>; steps: number; tokens: number };
+  elapsed_s: number;
+  last_samples: Record<string, unknown>[];
+  runner: Record<string, unknown>;
+}
+
+export async function finetune(
+  cfg: TrainConfig,
+  p: Prepared,
+  run: RunDir,
+  log: Logger,
+  shouldStop: () => boolean,
+  /** A training checkpoint folder to continue from (gta train --resume). */
+  resumeFrom?: string,
+): Promise<FinetuneResult> {
   const { model, tokenizer, prompts, data } = p;
-  const t0 = performance.now();
-  const elapsed = () => (performance.now() - t0) / 1000;
   const optimizer = new AdamW(model.params, cfg.train.optim);
   const runner = modeRunner(cfg, p, optimizer);
+  let S: LoopState = { step: 0, position: { epoch: 0, batch: 0 }, best: null, tokens_seen: 0, window: { sums: {}, steps: 0, tokens: 0 }, elapsed_s: 0, last_samples: [], runner: {} };
+  if (resumeFrom) {
+    S = loadTrainingState(resumeFrom, optimizer) as unknown as LoopState;
+    runner.restore(S.runner);
+    log.info({ step: S.step, checkpoint: resumeFrom }, 'resuming');
+  }
+  const t0 = performance.now() - S.elapsed_s * 1000;
+  const elapsed = () => (performance.now() - t0) / 1000;
   const sampler = new BatchSampler(runner.lengths, runner.batchSize, cfg.seed);
   const totalSteps = cfg.train.steps ?? Math.max(1, Math.round(cfg.train.epochs * sampler.batchesPerEpoch));
   const evalSplit = cfg.eval.split === 'test' ? data.test : data.dev;
@@ -44,22 +71,29 @@ export async function finetune(cfg: TrainConfig, p: Prepared, run: RunDir, log: 
     return res;
   };
 
-  let pos: SamplerPosition = { epoch: 0, batch: 0 };
-  let best: { step: number; accuracy: number; f1_weighted: number } | undefined;
-  let tokensSeen = 0;
-  let window = newWindow();
-  let step = 0;
+  let pos = S.position;
+  let best = S.best ?? undefined;
+  let tokensSeen = S.tokens_seen;
+  let window = { ...S.window, start: performance.now() };
+  let step = S.step;
   let interrupted = false;
-  let lastSamples: Record<string, unknown>[] = [];
+  let lastSamples = S.last_samples;
   log.info({ mode: cfg.mode, steps: totalSteps, batches_per_epoch: sampler.batchesPerEpoch, train_examples: runner.lengths.length }, 'training');
   const bar = startProgress('train', totalSteps, log);
-  const save = (name: string) =>
-    saveCheckpoint(`${ckptDir}/${name}`, model, tokenizer, {
-      kind: 'training',
+  bar.update(step);
+  const save = (name: string) => {
+    const state: LoopState = {
       step,
-      optimizer,
-      trainerState: { step, position: pos, rng: runner.rngState(), tokens_seen: tokensSeen, best: best ?? null },
-    });
+      position: pos,
+      best: best ?? null,
+      tokens_seen: tokensSeen,
+      window: { sums: window.sums, steps: window.steps, tokens: window.tokens },
+      elapsed_s: elapsed(),
+      last_samples: lastSamples,
+      runner: runner.state(),
+    };
+    saveCheckpoint(`${ckptDir}/${name}`, model, tokenizer, { kind: 'training', step, optimizer, trainerState: state });
+  };
 
   while (step < totalSteps) {
     // Let signal handlers run between steps (the step itself is synchronous).

@@ -25,13 +25,14 @@ export interface ModeRunner {
   /** Items per batch (prompts, for RL and GTA: batch_size / group_size). */
   batchSize: number;
   step(indices: number[], lr: number): StepOutput;
-  /** RNG states to save in a checkpoint. */
-  rngState(): Record<string, RngState>;
+  /** What a resumed run needs (RNG states, counters); saved in the checkpoint's trainer state. */
+  state(): Record<string, unknown>;
+  restore(state: Record<string, unknown>): void;
 }
 
 export function modeRunner(cfg: TrainConfig, p: Prepared, optimizer: AdamW): ModeRunner {
   const { model, tokenizer, prompts, data } = p;
-  const dropoutRng = new Rng(cfg.seed ^ 0x5eed);
+  let dropoutRng = new Rng(cfg.seed ^ 0x5eed);
   if (cfg.mode === 'sft') {
     const train = data.train.map((e) => ({ prompt: prompts.prompt(e.text), target: prompts.answerTarget(data.labels[e.label]) }));
     return {
@@ -41,14 +42,15 @@ export function modeRunner(cfg: TrainConfig, p: Prepared, optimizer: AdamW): Mod
         const r = sftStep(model, optimizer, indices.map((i) => train[i]), lr, tokenizer.padId, { dropout: cfg.train.dropout, rng: dropoutRng });
         return { metrics: { 'train/loss_sft': r.loss, 'train/grad_norm': r.gradNorm }, tokens: r.tokens };
       },
-      rngState: () => ({ dropout: dropoutRng.state() }),
+      state: () => ({ dropout_rng: dropoutRng.state() }),
+      restore: (st) => void (dropoutRng = new Rng(st.dropout_rng as RngState)),
     };
   }
   const format = cfg.mode === 'gta' ? 'gta' : 'rl';
   const spec = structureSpec(tokenizer, format, data.labels, cfg.rl.think_max_tokens);
   const train: RlExample[] = data.train.map((e) => ({ prompt: prompts.prompt(e.text), gold: e.label, goldTokens: tokenizer.encode(data.labels[e.label]) }));
-  const sampleRng = new Rng(cfg.seed ^ 0x5a3b1e);
-  const ref = cfg.rl.beta > 0 ? model.frozenCopy() : undefined;
+  let sampleRng = new Rng(cfg.seed ^ 0x5a3b1e);
+  const ref = cfg.rl.beta > 0 ? p.reference() : undefined;
   let conflicts = 0;
   let steps = 0;
   return {
@@ -73,6 +75,11 @@ export function modeRunner(cfg: TrainConfig, p: Prepared, optimizer: AdamW): Mod
       }));
       return { metrics, tokens: r.tokens, samples };
     },
-    rngState: () => ({ sampling: sampleRng.state() }),
+    state: () => ({ sampling_rng: sampleRng.state(), conflicts, steps }),
+    restore(st) {
+      sampleRng = new Rng(st.sampling_rng as RngState);
+      conflicts = st.conflicts as number;
+      steps = st.steps as number;
+    },
   };
 }

@@ -24,28 +24,44 @@ export interface Prepared {
   prompts: PromptBuilder;
   /** Where the weights came from: a checkpoint folder or "scratch". */
   init: string;
+  /** The initial model again (the frozen reference of the KL term), however far training has gone. */
+  reference: () => Transformer;
 }
 
-export async function prepare(cfg: TrainConfig, log: Logger): Promise<Prepared> {
+/** With `resumeFrom` (a training checkpoint), the weights and tokenizer come from there instead of cfg.init. */
+export async function prepare(cfg: TrainConfig, log: Logger, resumeFrom?: string): Promise<Prepared> {
   const backend = await initBackend(cfg.backend);
   log.info({ backend: backend.name, device: backend.device }, 'backend ready');
   const data = await loadDataset(cfg.data, cfg.data.split_seed);
   log.info({ dataset: data.name, train: data.train.length, dev: data.dev.length, test: data.test.length, labels: data.labels.length }, 'data loaded');
   let model: Transformer;
   let tokenizer: Tokenizer;
-  if (cfg.init === 'scratch') {
+  // From scratch, the tokenizer is trained on the training text and the weights drawn from the seed,
+  // both deterministic, so the initial model can be rebuilt at any time.
+  const initial = (tok: Tokenizer) =>
+    cfg.init === 'scratch' ? Transformer.init({ ...cfg.model, vocab_size: tok.vocabSize }, cfg.seed) : loadCheckpoint(cfg.init).model;
+  if (resumeFrom) {
+    ({ model, tokenizer } = loadCheckpoint(resumeFrom));
+  } else if (cfg.init === 'scratch') {
     tokenizer = Tokenizer.train(
       data.train.map((e) => e.text),
       { vocabSize: cfg.model.vocab_size },
     );
-    model = Transformer.init({ ...cfg.model, vocab_size: tokenizer.vocabSize }, cfg.seed);
+    model = initial(tokenizer);
   } else {
     ({ model, tokenizer } = loadCheckpoint(cfg.init));
   }
   log.info({ init: cfg.init, params: model.numParams, arch: model.arch }, 'model ready');
   const prompts = promptBuilder(tokenizer, cfg.prompt.template, cfg.data.max_text_tokens);
   checkFits(cfg, data, prompts, model, tokenizer);
-  return { backend, data, model, tokenizer, prompts, init: cfg.init };
+  return { backend, data, model, tokenizer, prompts, init: cfg.init, reference: () => frozenInitial(resumeFrom ? initial(tokenizer) : undefined, model) };
+}
+
+/** A frozen copy of the initial weights: `fresh` when they had to be rebuilt (then disposed), else `model`. */
+function frozenInitial(fresh: Transformer | undefined, model: Transformer): Transformer {
+  const frozen = (fresh ?? model).frozenCopy();
+  fresh?.dispose();
+  return frozen;
 }
 
 /** The longest prompt plus the longest completion must fit the model's context. */
