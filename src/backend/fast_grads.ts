@@ -53,7 +53,7 @@ function reduceToShape(g: tf.Tensor, shape: number[]): tf.Tensor {
 
 /**
  * The gradient of BatchMatMul: the same four transpose cases as tfjs-core's BatchMatMul_grad.js, with
- * every product going through matMulFast (so no transpose flags reach the wasm kernel), plus the
+ * every product going through matMulFast (so on wasm the unbatched ones run on XNNPACK), plus the
  * reduction over broadcast batch dims.
  */
 const batchMatMulGrad: tf.GradConfig = {

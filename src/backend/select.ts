@@ -22,9 +22,9 @@ export interface BackendInfo {
   tried: { name: string; error: string }[];
 }
 
-/** How long to wait for Dawn to answer requestAdapter/requestDevice before giving up on webgpu. */
+/** How long to wait for Dawn to answer requestAdapter before giving up on webgpu. */
 const ADAPTER_TIMEOUT_MS = 5000;
-/** tfjs-backend-webgpu requests its own adapter and device and compiles nothing yet: seconds at most. */
+/** tfjs-backend-webgpu then requests its own adapter and device: normally well under a second. */
 const WEBGPU_INIT_TIMEOUT_MS = 20000;
 
 type Concrete = Exclude<BackendName, 'auto'>;
@@ -40,7 +40,8 @@ const AUTO_ORDER: Concrete[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
 /**
  * Makes `requested` the active tfjs backend. An explicit backend that cannot start throws a GtaError
  * `backend 'X' is not available: <reason>`; 'auto' falls back along AUTO_ORDER and lists the failures.
- * Tensors must be created after this resolves: tensors of another backend are not moved.
+ * Create tensors after this resolves, so they live on the chosen backend from the start (tfjs would
+ * otherwise copy each one over on first use).
  */
 export async function initBackend(requested: BackendName): Promise<BackendInfo> {
   installFastGradients();

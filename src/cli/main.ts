@@ -10,6 +10,8 @@ import { BACKEND_NAMES } from '../backend/select.js';
 import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
 import { pretrainCommand } from './pretrain.js';
+import { compareCommand } from './compare.js';
+import { reportCommand } from './report.js';
 
 export async function main(argv: string[]): Promise<number> {
   try {
@@ -25,8 +27,9 @@ export async function main(argv: string[]): Promise<number> {
           y
             .option('config', { type: 'string', describe: 'YAML run config' })
             .option('resume', { type: 'string', describe: "continue a run from its latest checkpoint: a run directory, or 'latest'" })
-            .option('set', { type: 'string', array: true, default: [], describe: 'override a config key: --set train.steps=100' }),
-        async (a) => trainCommand({ config: a.config, resume: a.resume, set: a.set as string[], backend: a.backend, logLevel: a['log-level'] }),
+            .option('set', { type: 'string', array: true, default: [], describe: 'override a config key: --set train.steps=100' })
+            .option('run-dir', { type: 'string', describe: 'create exactly this run directory (default: <output_dir>/<name>-<utc time>)' }),
+        async (a) => trainCommand({ config: a.config, resume: a.resume, runDir: a['run-dir'], set: a.set as string[], backend: a.backend, logLevel: a['log-level'] }),
       )
       .command(
         'eval',
@@ -39,6 +42,30 @@ export async function main(argv: string[]): Promise<number> {
             .option('batch-size', { type: 'number', describe: 'eval batch size (default: the run config\'s)' }),
         async (a) =>
           evalCommand({ run: a.run, split: a.split, checkpoint: a.checkpoint, batchSize: a['batch-size'], backend: a.backend, logLevel: a['log-level'] }),
+      )
+      .command(
+        'compare-baselines',
+        'run SFT vs RL vs GTA over datasets and seeds, then write tables, curves and report.html',
+        (y) =>
+          y
+            .option('config', { type: 'string', demandOption: true, describe: 'YAML sweep config (configs/compare-*.yaml)' })
+            .option('datasets', { type: 'string', array: true, describe: 'override the datasets' })
+            .option('modes', { type: 'string', array: true, describe: 'override the modes (sft, rl, gta)' })
+            .option('seeds', { type: 'number', array: true, describe: 'override the seeds' })
+            .option('jobs', { type: 'number', describe: 'runs in parallel (worker processes)' })
+            .option('set', { type: 'string', array: true, default: [], describe: 'override a key of every run config' }),
+        async (a) =>
+          compareCommand({ config: a.config, datasets: a.datasets as string[] | undefined, modes: a.modes as string[] | undefined, seeds: a.seeds as number[] | undefined, jobs: a.jobs, set: a.set as string[], backend: a.backend, logLevel: a['log-level'] }),
+      )
+      .command(
+        'report <runs..>',
+        'tables, curves and report.html for finished runs (run directories or sweep folders)',
+        (y) =>
+          y
+            .positional('runs', { type: 'string', array: true, demandOption: true })
+            .option('out', { type: 'string', default: 'report', describe: 'output folder' })
+            .option('threshold-fraction', { type: 'number', default: 0.95, describe: 'threshold = this x the best mode\'s final mean accuracy' }),
+        async (a) => reportCommand({ runs: a.runs as string[], out: a.out, fraction: a['threshold-fraction'], logLevel: a['log-level'] }),
       )
       .command(
         'pretrain',

@@ -13,6 +13,8 @@ import { stopOnSignals } from './signals.js';
 export interface TrainArgs {
   config?: string;
   resume?: string;
+  /** Exact run directory to create (sweeps name their runs); default: <output_dir>/<name>-<time>. */
+  runDir?: string;
   set: string[];
   backend?: string;
   logLevel: string;
@@ -43,7 +45,7 @@ export async function trainCommand(a: TrainArgs): Promise<void> {
     const loaded = loadConfig(TrainConfigSchema, a.config!, overrides);
     config = loaded.config;
     prepared = await prepare(config, log);
-    run = RunDir.create(config.output_dir, config.name);
+    run = a.runDir ? RunDir.createAt(a.runDir) : RunDir.create(config.output_dir, config.name);
     run.writeFile('config.resolved.yaml', loaded.resolvedYaml);
     run.writeJson('run.json', {
       status: 'running',

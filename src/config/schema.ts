@@ -184,6 +184,29 @@ export const PretrainConfigSchema = z
   })
   .strict();
 
+/** A sweep for `gta compare-baselines`: every (dataset, mode, seed) is an ordinary run. */
+export const CompareConfigSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only'),
+    /** Where the sweep's runs, tables, curves and report go (default runs/<name>). */
+    output_dir: z.string().optional(),
+    datasets: z.array(z.string()).min(1),
+    modes: z.array(z.enum(['sft', 'rl', 'gta'])).min(1).default(['sft', 'rl', 'gta']),
+    seeds: z.array(z.number().int()).min(1).default([1, 2, 3]),
+    jobs: positiveInt.default(2),
+    /** The run config of each cell; {dataset} and {mode} are filled in. */
+    config_template: z.string().default('configs/{dataset}-{mode}.yaml'),
+    /** Overrides applied to every run (as with --set), e.g. ["train.steps=200"]. */
+    set: z.array(z.string()).default([]),
+    /** "Steps to threshold" uses fraction x the best mode's final mean accuracy, or an absolute accuracy. */
+    threshold: z
+      .object({ fraction: z.number().gt(0).max(1).default(0.95), absolute: z.number().gt(0).max(1).optional() })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type CompareConfig = z.infer<typeof CompareConfigSchema>;
 export type ModelArch = z.infer<typeof ModelArchSchema>;
 export type DataConfig = z.infer<typeof DataSchema>;
 export type OptimConfig = z.infer<typeof OptimSchema>;

@@ -28,6 +28,13 @@ export class RunDir {
     }
   }
 
+  /** Creates exactly `dir` (its parent may exist); fails if it exists already. */
+  static createAt(dir: string): RunDir {
+    fs.mkdirSync(path.dirname(dir), { recursive: true });
+    fs.mkdirSync(dir);
+    return new RunDir(dir);
+  }
+
   static open(dir: string): RunDir {
     return new RunDir(dir);
   }

@@ -1,0 +1,68 @@
+/**
+ * `gta compare-baselines --config FILE`: runs the sweep (SFT vs RL vs GTA over seeds), then aggregates
+ * it into compare.jsonl, compare.md, curves.jsonl and report.html with the curves as SVG and PNG.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadConfig } from '../config/load.js';
+import { CompareConfigSchema } from '../config/schema.js';
+import { aggregate, readRun, type ThresholdRule } from '../compare/aggregate.js';
+import { runSweep, runStatus, type SweepRun } from '../compare/sweep.js';
+import { markdownTable, renderReport } from '../report/render.js';
+import { GtaError } from '../util/errors.js';
+import { createLogger, type Logger } from '../util/log.js';
+
+export interface CompareArgs {
+  config: string;
+  datasets?: string[];
+  modes?: string[];
+  seeds?: number[];
+  jobs?: number;
+  set: string[];
+  backend?: string;
+  logLevel: string;
+}
+
+export async function compareCommand(a: CompareArgs): Promise<void> {
+  const log = createLogger(a.logLevel);
+  const flags = [
+    ...(a.datasets ? [`datasets=[${a.datasets.join(',')}]`] : []),
+    ...(a.modes ? [`modes=[${a.modes.join(',')}]`] : []),
+    ...(a.seeds ? [`seeds=[${a.seeds.join(',')}]`] : []),
+    ...(a.jobs ? [`jobs=${a.jobs}`] : []),
+  ];
+  const { config } = loadConfig(CompareConfigSchema, a.config, flags);
+  const out = config.output_dir ?? path.join('runs', config.name);
+  const runs: SweepRun[] = [];
+  for (const dataset of config.datasets) {
+    for (const mode of config.modes) {
+      const file = config.config_template.replaceAll('{dataset}', dataset).replaceAll('{mode}', mode);
+      if (!fs.existsSync(file)) throw new GtaError(`${a.config}: config_template: no run config ${file} for dataset '${dataset}', mode '${mode}'`);
+      for (const seed of config.seeds) {
+        runs.push({ dataset, mode, seed, config: file, dir: path.join(out, 'runs', `${dataset}-${mode}-seed${seed}`), overrides: [...config.set, ...a.set, `seed=${seed}`] });
+      }
+    }
+  }
+  log.info({ runs: runs.length, jobs: config.jobs, out }, 'sweep');
+  const outcomes = await runSweep(runs, config.jobs, log, a.backend ? ['--backend', a.backend] : []);
+  const failed = outcomes.filter((o) => !o.ok);
+  const finished = runs.filter((r) => runStatus(r.dir) === 'finished').map((r) => r.dir);
+  if (finished.length === 0) throw new GtaError(`no run of the sweep finished (${failed.map((f) => `${f.run.dir}: ${f.error}`).join('; ')})`, 1);
+  await writeReport(finished, out, config.name, config.threshold, log);
+  if (failed.length) throw new GtaError(`${failed.length} of ${runs.length} runs failed: ${failed.map((f) => `${f.run.dir}: ${f.error}`).join('; ')}; the report covers the others`, 1);
+}
+
+/** Aggregates finished runs and writes compare.jsonl, compare.md, curves.jsonl and the rendered report. */
+export async function writeReport(dirs: string[], out: string, title: string, threshold: ThresholdRule, log: Logger): Promise<void> {
+  const records = dirs.map(readRun);
+  const agg = aggregate(records, threshold);
+  fs.mkdirSync(out, { recursive: true });
+  fs.writeFileSync(path.join(out, 'compare.jsonl'), agg.rows.map((r) => JSON.stringify({ ...r, threshold: agg.thresholds[r.dataset] })).join('\n') + '\n');
+  fs.writeFileSync(path.join(out, 'curves.jsonl'), agg.curves.map((c) => JSON.stringify(c)).join('\n') + '\n');
+  const table = markdownTable(agg.rows);
+  const notes = Object.entries(agg.thresholds).map(([d, t]) => `${d}: threshold accuracy ${t.toFixed(4)}`);
+  fs.writeFileSync(path.join(out, 'compare.md'), `# ${title}\n\n${table}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`);
+  const files = await renderReport(out, { title, rows: agg.rows, curves: agg.curves, notes: [...notes, `runs: ${dirs.length}`] });
+  process.stdout.write(`${table}\n\n${notes.join('\n')}\nreport: ${files.html}\n`);
+  log.info({ out, runs: dirs.length }, 'report written');
+}

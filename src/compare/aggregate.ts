@@ -1,0 +1,132 @@
+/**
+ * Reads finished runs and aggregates them per (dataset, mode) over seeds: final and best accuracy and
+ * weighted F1, steps and wall time to reach a threshold, the area under the eval-accuracy curve, tokens
+ * processed; and the convergence curves (mean and std over seeds at every eval step).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { CompareRow, CurvePoint, Stat } from '../report/render.js';
+import { GtaError } from '../util/errors.js';
+
+export interface RunRecord {
+  dir: string;
+  dataset: string;
+  mode: string;
+  seed: number;
+  status: string;
+  /** Dev evals in step order (periodic ones on a subset, the last on the whole split). */
+  evals: { step: number; time_s: number; accuracy: number; f1_weighted: number }[];
+  /** Mean total reward of each logged training step (RL and GTA). */
+  rewards: { step: number; value: number }[];
+  final: { accuracy: number; f1_weighted: number } | null;
+  tokens: number;
+}
+
+export function readRun(dir: string): RunRecord {
+  const runFile = path.join(dir, 'run.json');
+  if (!fs.existsSync(runFile)) throw new GtaError(`${dir}: not a gta run directory (no run.json)`);
+  const run = JSON.parse(fs.readFileSync(runFile, 'utf8')) as { status: string; mode: string; seed: number; dataset?: { name: string } };
+  const lines = fs.existsSync(path.join(dir, 'metrics.jsonl'))
+    ? fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, number | string>)
+    : [];
+  const summaryFile = path.join(dir, 'summary.json');
+  const summary = fs.existsSync(summaryFile) ? (JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as { status: string; train_tokens: number; final?: { accuracy: number; f1_weighted: number } }) : null;
+  return {
+    dir,
+    dataset: run.dataset?.name ?? 'unknown',
+    mode: run.mode,
+    seed: run.seed,
+    status: run.status,
+    evals: lines
+      .filter((l) => l.split !== 'train' && 'eval/accuracy' in l)
+      .map((l) => ({ step: Number(l.step), time_s: Number(l.time_s), accuracy: Number(l['eval/accuracy']), f1_weighted: Number(l['eval/f1_weighted']) })),
+    rewards: lines.filter((l) => l.split === 'train' && 'reward/total/mean' in l).map((l) => ({ step: Number(l.step), value: Number(l['reward/total/mean']) })),
+    final: summary?.final ? { accuracy: summary.final.accuracy, f1_weighted: summary.final.f1_weighted } : null,
+    tokens: summary?.train_tokens ?? 0,
+  };
+}
+
+/** Mean and sample standard deviation (n - 1; 0 for a single value). */
+export function stat(values: number[]): Stat {
+  const n = values.length;
+  if (n === 0) return { mean: NaN, std: NaN, n: 0 };
+  const mean = values.reduce((a, b) => a + b, 0) / n;
+  const std = n > 1 ? Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)) : 0;
+  return { mean, std, n };
+}
+
+/** Mean accuracy over the curve: the trapezoid area under accuracy vs step, divided by the step span. */
+export function normalisedAuc(points: { step: number; accuracy: number }[]): number {
+  if (points.length === 0) return NaN;
+  if (points.length === 1) return points[0].accuracy;
+  let area = 0;
+  for (let i = 1; i < points.length; i++) area += ((points[i].accuracy + points[i - 1].accuracy) / 2) * (points[i].step - points[i - 1].step);
+  return area / (points[points.length - 1].step - points[0].step);
+}
+
+export interface ThresholdRule {
+  /** Share of the best mode's final mean accuracy on each dataset (default 0.95). */
+  fraction?: number;
+  /** Or a fixed accuracy. */
+  absolute?: number;
+}
+
+export interface Aggregated {
+  rows: CompareRow[];
+  curves: CurvePoint[];
+  thresholds: Record<string, number>;
+}
+
+export function aggregate(runs: RunRecord[], rule: ThresholdRule = {}): Aggregated {
+  const groups = new Map<string, RunRecord[]>();
+  for (const r of runs) {
+    const key = `${r.dataset}\u0000${r.mode}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  const finalOf = (r: RunRecord) => r.final?.accuracy ?? r.evals[r.evals.length - 1]?.accuracy ?? NaN;
+  const thresholds: Record<string, number> = {};
+  for (const dataset of new Set(runs.map((r) => r.dataset))) {
+    if (rule.absolute !== undefined) thresholds[dataset] = rule.absolute;
+    else {
+      const bestMode = Math.max(...[...groups.values()].filter((g) => g[0].dataset === dataset).map((g) => stat(g.map(finalOf)).mean));
+      thresholds[dataset] = (rule.fraction ?? 0.95) * bestMode;
+    }
+  }
+  const rows: CompareRow[] = [];
+  const curves: CurvePoint[] = [];
+  for (const group of groups.values()) {
+    const { dataset, mode } = group[0];
+    const threshold = thresholds[dataset];
+    const reach = group.map((r) => r.evals.find((e) => e.accuracy >= threshold)).filter((e) => e !== undefined);
+    rows.push({
+      dataset,
+      mode,
+      seeds: group.length,
+      columns: {
+        'final accuracy': stat(group.map(finalOf)),
+        'final f1_weighted': stat(group.map((r) => r.final?.f1_weighted ?? r.evals[r.evals.length - 1]?.f1_weighted ?? NaN)),
+        'best accuracy': stat(group.map((r) => Math.max(...r.evals.map((e) => e.accuracy)))),
+        'best f1_weighted': stat(group.map((r) => Math.max(...r.evals.map((e) => e.f1_weighted)))),
+        'steps to threshold': reach.length ? stat(reach.map((e) => e.step)) : null,
+        'seconds to threshold': reach.length ? stat(reach.map((e) => e.time_s)) : null,
+        'seeds reaching threshold': reach.length,
+        'accuracy AUC': stat(group.map((r) => normalisedAuc(r.evals))),
+        tokens: Math.round(stat(group.map((r) => r.tokens)).mean),
+      },
+    });
+    // One point per step that has an eval or a logged reward; a point holds only the metrics measured there.
+    const steps = [...new Set(group.flatMap((r) => [...r.evals.map((e) => e.step), ...r.rewards.map((x) => x.step)]))].sort((a, b) => a - b);
+    for (const step of steps) {
+      const at = group.map((r) => r.evals.find((e) => e.step === step)).filter((e) => e !== undefined);
+      const rewards = group.map((r) => r.rewards.find((x) => x.step === step)?.value).filter((v): v is number => v !== undefined);
+      const metrics: Record<string, Stat> = {};
+      if (at.length) Object.assign(metrics, { 'eval/accuracy': stat(at.map((e) => e.accuracy)), 'eval/f1_weighted': stat(at.map((e) => e.f1_weighted)) });
+      if (rewards.length) metrics['reward/total/mean'] = stat(rewards);
+      curves.push({ dataset, mode, step, metrics });
+    }
+  }
+  const order = (m: string) => ['sft', 'rl', 'gta'].indexOf(m) + 1 || 99;
+  rows.sort((a, b) => a.dataset.localeCompare(b.dataset) || order(a.mode) - order(b.mode));
+  curves.sort((a, b) => a.dataset.localeCompare(b.dataset) || order(a.mode) - order(b.mode) || a.step - b.step);
+  return { rows, curves, thresholds };
+}

@@ -1,0 +1,105 @@
+/**
+ * Runs every (dataset, mode, seed) of a sweep as an ordinary `gta train` in a worker process, up to
+ * `jobs` at a time. Each run has a fixed directory, so running the sweep again skips finished runs,
+ * resumes interrupted ones from their checkpoint, and restarts ones that never saved one.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { repoRoot } from '../util/paths.js';
+import type { Logger } from '../util/log.js';
+import { startProgress } from '../util/progress.js';
+
+export interface SweepRun {
+  dataset: string;
+  mode: string;
+  seed: number;
+  config: string;
+  dir: string;
+  overrides: string[];
+}
+
+export interface SweepOutcome {
+  run: SweepRun;
+  action: 'skipped' | 'trained' | 'resumed';
+  ok: boolean;
+  error?: string;
+}
+
+export function runStatus(dir: string): string | null {
+  const f = path.join(dir, 'run.json');
+  if (!fs.existsSync(f)) return null;
+  try {
+    return (JSON.parse(fs.readFileSync(f, 'utf8')) as { status: string }).status;
+  } catch {
+    return null;
+  }
+}
+
+export async function runSweep(runs: SweepRun[], jobs: number, log: Logger, extraArgs: string[] = []): Promise<SweepOutcome[]> {
+  const outcomes: SweepOutcome[] = [];
+  const todo = runs.filter((r) => {
+    if (runStatus(r.dir) === 'finished') {
+      outcomes.push({ run: r, action: 'skipped', ok: true });
+      return false;
+    }
+    return true;
+  });
+  const bar = startProgress('sweep', runs.length, log);
+  let done = outcomes.length;
+  bar.update(done, { running: 0 });
+  const active = new Set<SweepRun>();
+  const progressOf = () => [...active].map((r) => `${r.dataset}/${r.mode}/s${r.seed}@${lastStep(r.dir)}`).join(' ');
+  const ticker = setInterval(() => bar.update(done, { running: progressOf() }), 2000);
+  const queue = [...todo];
+  const worker = async () => {
+    for (let r = queue.shift(); r; r = queue.shift()) {
+      active.add(r);
+      const resumable = fs.existsSync(path.join(r.dir, 'checkpoints', 'latest', 'trainer_state.json'));
+      if (!resumable) fs.rmSync(r.dir, { recursive: true, force: true });
+      const args = resumable
+        ? ['train', '--resume', r.dir]
+        : ['train', '--config', r.config, '--run-dir', r.dir, ...r.overrides.flatMap((o) => ['--set', o])];
+      const res = await runChild([...args, ...extraArgs, '--log-level', 'warn']);
+      active.delete(r);
+      done++;
+      const error = res.code === 0 ? undefined : errorLine(res.stderr);
+      outcomes.push({ run: r, action: resumable ? 'resumed' : 'trained', ok: res.code === 0, error });
+      if (error) log.error({ run: r.dir, error }, 'run failed');
+      bar.update(done, { running: progressOf() });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, jobs) }, worker));
+  clearInterval(ticker);
+  bar.stop();
+  return outcomes;
+}
+
+/** The child's own one-line error ("gta: error: ..."), else its last line. */
+function errorLine(stderr: string): string {
+  const lines = stderr.trim().split('\n');
+  return lines.find((l) => l.startsWith('gta: ')) ?? lines[lines.length - 1] ?? 'no output';
+}
+
+function runChild(args: string[]): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(repoRoot(), 'bin', 'gta'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-20000);
+    });
+    child.on('exit', (code) => resolve({ code: code ?? 1, stderr }));
+  });
+}
+
+function lastStep(dir: string): number {
+  const f = path.join(dir, 'metrics.jsonl');
+  if (!fs.existsSync(f)) return 0;
+  const text = fs.readFileSync(f, 'utf8').trimEnd();
+  const last = text.slice(text.lastIndexOf('\n') + 1);
+  try {
+    return (JSON.parse(last) as { step: number }).step;
+  } catch {
+    return 0;
+  }
+}

@@ -1,0 +1,223 @@
+/**
+ * Renders comparison results: per-dataset convergence plots (SVG + PNG) and one self-contained
+ * report.html. Plots are vega-lite specs compiled to vega and rendered headless (renderer 'none',
+ * so no canvas/DOM is needed); resvg turns the SVG into a PNG with no browser or native build step.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+import { Resvg } from '@resvg/resvg-js';
+
+export interface Stat { mean: number; std: number; n: number }
+/** One point of a convergence curve: a (dataset, mode, step) with mean and std over seeds. */
+export interface CurvePoint { dataset: string; mode: string; step: number; metrics: Record<string, Stat> }  // keys like 'eval/accuracy', 'eval/f1_weighted', 'reward/total/mean'
+/** One row of the comparison table. */
+export interface CompareRow { dataset: string; mode: string; seeds: number; columns: Record<string, Stat | number | null> }  // e.g. 'final accuracy': Stat, 'best accuracy': Stat, 'steps to threshold': Stat|null, 'AUC': Stat, 'tokens': number
+export interface ReportInput { title: string; rows: CompareRow[]; curves: CurvePoint[]; notes?: string[] }
+export interface RenderedFiles { svg: string[]; png: string[]; html: string }
+
+/** Fixed colours for the known modes so sft/rl/gta look the same in every plot and report. */
+const MODE_COLOURS: Record<string, string> = { sft: '#4c78a8', rl: '#f58518', gta: '#54a24b' };
+/** Colours handed out, in order, to any other modes (tableau10 minus the three above). */
+const EXTRA_COLOURS = ['#e45756', '#72b7b2', '#eeca3b', '#b279a2', '#ff9da6', '#9d755d', '#bab0ac'];
+/** A font Debian ships (fonts-dejavu-core), so resvg's PNG text matches the SVG's metrics. */
+const FONT = 'DejaVu Sans';
+
+/**
+ * The plots made per dataset: which metric, file suffix, title and axis title. Axis titles stay
+ * short: without a canvas vega estimates text widths generously, and a y title longer than the
+ * plot pushes the chart title out of the picture.
+ */
+const PLOTS = [
+  { metric: 'eval/accuracy', suffix: 'accuracy', title: 'eval accuracy', yTitle: 'eval accuracy' },
+  { metric: 'reward/total/mean', suffix: 'reward', title: 'mean total reward', yTitle: 'mean total reward' },
+] as const;
+
+/** Writes, per dataset, <dataset>-accuracy.svg/.png (eval/accuracy vs step: one line per mode with a mean +- std band) and, when any mode has 'reward/total/mean', <dataset>-reward.svg/.png; and report.html with the table and the SVGs inlined (no external scripts, styles or images). */
+export async function renderReport(
+  outDir: string,
+  input: ReportInput,
+  opts?: { width?: number; height?: number },
+): Promise<RenderedFiles> {
+  const width = opts?.width ?? 640;
+  const height = opts?.height ?? 360;
+  fs.mkdirSync(outDir, { recursive: true });
+
+  // One mode -> colour mapping for the whole report, so a mode keeps its colour across datasets.
+  const modes = orderModes(unique([...input.rows.map((r) => r.mode), ...input.curves.map((c) => c.mode)]));
+  const colours = modes.map((m, i) => MODE_COLOURS[m] ?? EXTRA_COLOURS[i % EXTRA_COLOURS.length]);
+
+  const files: RenderedFiles = { svg: [], png: [], html: path.join(outDir, 'report.html') };
+  const figures: string[] = [];
+  for (const dataset of unique(input.curves.map((c) => c.dataset))) {
+    for (const plot of PLOTS) {
+      const values = input.curves
+        .filter((c) => c.dataset === dataset && c.metrics[plot.metric] !== undefined)
+        .map((c) => {
+          const s = c.metrics[plot.metric];
+          const std = Number.isFinite(s.std) ? s.std : 0; // one seed: no band rather than NaN
+          return { mode: c.mode, step: c.step, mean: s.mean, lo: s.mean - std, hi: s.mean + std };
+        })
+        .sort((a, b) => a.step - b.step);
+      if (values.length === 0) continue; // e.g. no reward curve when only sft ran
+      const title = `${dataset}: ${plot.title}`;
+      const svg = await renderSvg(lineWithBand(values, title, plot.yTitle, modes, colours, width, height));
+      const base = path.join(outDir, `${safeName(dataset)}-${plot.suffix}`);
+      fs.writeFileSync(`${base}.svg`, svg);
+      fs.writeFileSync(`${base}.png`, svgToPng(svg, width, height));
+      files.svg.push(`${base}.svg`);
+      files.png.push(`${base}.png`);
+      figures.push(`<figure>\n${prefixIds(svg, `f${figures.length}-`)}\n<figcaption>${escapeHtml(title)}</figcaption>\n</figure>`);
+    }
+  }
+  fs.writeFileSync(files.html, reportHtml(input, figures));
+  return files;
+}
+
+/** The table as GitHub markdown (mean ± std with 4 decimals for rates, integers for counts; '–' for null). */
+export function markdownTable(rows: CompareRow[]): string {
+  const { header, body } = tableCells(rows);
+  // A '|' inside a cell would split it; markdown's escape for that is '\|'.
+  const line = (cells: string[]) => `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...body.map(line)].join('\n') + '\n';
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Header and formatted cells shared by the markdown and HTML tables, so both say the same. */
+function tableCells(rows: CompareRow[]): { header: string[]; body: string[][] } {
+  const columns = unique(rows.flatMap((r) => Object.keys(r.columns)));
+  return {
+    header: ['dataset', 'mode', 'seeds', ...columns],
+    body: rows.map((r) => [r.dataset, r.mode, String(r.seeds), ...columns.map((c) => formatCell(c, r.columns[c]))]),
+  };
+}
+
+/** Column names holding counts (steps, tokens...), shown as integers even when averaged over seeds. */
+const COUNT_COLUMN = /\b(steps?|tokens?|counts?|examples?|epochs?|seeds?)\b/i;
+
+function formatCell(column: string, v: Stat | number | null | undefined): string {
+  if (v === null || v === undefined) return '–';
+  const count = COUNT_COLUMN.test(column) || (typeof v === 'number' && Number.isInteger(v));
+  const fmt = (x: number) => (!Number.isFinite(x) ? '–' : count ? String(Math.round(x)) : x.toFixed(4));
+  return typeof v === 'number' ? fmt(v) : `${fmt(v.mean)} ± ${fmt(v.std)}`;
+}
+
+interface BandPoint { mode: string; step: number; mean: number; lo: number; hi: number }
+
+/** Vega-lite: a translucent mean ± std area under a mean line with points, one colour per mode. */
+function lineWithBand(
+  values: BandPoint[], title: string, yTitle: string, modes: string[], colours: string[], width: number, height: number,
+): TopLevelSpec {
+  // Only this plot's modes in the legend, each with its report-wide colour.
+  const shown = modes.filter((m) => values.some((v) => v.mode === m));
+  const range = shown.map((m) => colours[modes.indexOf(m)]);
+  const color = { field: 'mode', type: 'nominal', title: 'mode', scale: { domain: shown, range } } as const;
+  const x = { field: 'step', type: 'quantitative', title: 'step' } as const;
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: title, subtitle: 'line: mean over seeds; band: mean ± std' },
+    width,
+    height,
+    // 'fit' + 'padding': the whole picture (axes, legend, title) is width x height, not just the plot area.
+    autosize: { type: 'fit', contains: 'padding' },
+    background: 'white',
+    // Opaque legend symbols: the legend is shared with the band layer, whose opacity would wash them out.
+    config: { font: FONT, legend: { symbolOpacity: 1 } },
+    data: { values: values as unknown as Record<string, unknown>[] },
+    layer: [
+      {
+        mark: { type: 'area', opacity: 0.2 },
+        encoding: { x, y: { field: 'lo', type: 'quantitative', title: yTitle, scale: { zero: false } }, y2: { field: 'hi' }, color },
+      },
+      {
+        mark: { type: 'line', point: true },
+        encoding: { x, y: { field: 'mean', type: 'quantitative', title: yTitle }, color },
+      },
+    ],
+  };
+}
+
+async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize(); // drops timers/listeners so the process can exit
+  }
+}
+
+/** PNG of exactly width x height: vega's SVG already has that size, fitTo guards against rounding. */
+function svgToPng(svg: string, width: number, height: number): Buffer {
+  const resvg = new Resvg(svg, {
+    fitTo: { mode: 'width', value: width },
+    background: 'white',
+    font: { loadSystemFonts: true, defaultFontFamily: FONT, sansSerifFamily: FONT },
+  });
+  const png = resvg.render();
+  if (png.width !== width || png.height !== height) {
+    throw new Error(`PNG is ${png.width}x${png.height}, expected ${width}x${height} (the SVG's size is off)`);
+  }
+  return png.asPng();
+}
+
+/** Inline SVGs share one id space in HTML: prefix each figure's ids so clip paths don't collide. */
+function prefixIds(svg: string, prefix: string): string {
+  return svg
+    .replace(/\bid="([^"]+)"/g, (_m, id: string) => `id="${prefix}${id}"`)
+    .replace(/url\(#([^)]+)\)/g, (_m, id: string) => `url(#${prefix}${id})`)
+    .replace(/href="#([^"]+)"/g, (_m, id: string) => `href="#${prefix}${id}"`);
+}
+
+function reportHtml(input: ReportInput, figures: string[]): string {
+  const { header, body } = tableCells(input.rows);
+  const tr = (tag: string, cells: string[]) => `<tr>${cells.map((c) => `<${tag}>${escapeHtml(c)}</${tag}>`).join('')}</tr>`;
+  const notes = input.notes?.length ? `<h2>Notes</h2>\n<ul>\n${input.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('\n')}\n</ul>\n` : '';
+  // Styles inline in the page: the report must open offline, with nothing fetched.
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>${escapeHtml(input.title)}</title>
+<style>
+body { font-family: "${FONT}", sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin-bottom: 2em; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; white-space: nowrap; }
+th:nth-child(-n+2), td:nth-child(-n+2) { text-align: left; }
+figure { margin: 1em 0; }
+figcaption { color: #555; font-size: 90%; }
+</style>
+</head>
+<body>
+<h1>${escapeHtml(input.title)}</h1>
+<table>
+<thead>${tr('th', header)}</thead>
+<tbody>
+${body.map((r) => tr('td', r)).join('\n')}
+</tbody>
+</table>
+${figures.join('\n')}
+${notes}</body>
+</html>
+`;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/** Dataset names become file names: keep them readable but free of path separators and odd characters. */
+function safeName(s: string): string {
+  return s.replace(/[^A-Za-z0-9._-]+/g, '_');
+}
+
+function unique(xs: string[]): string[] {
+  return [...new Set(xs)];
+}
+
+/** sft, rl, gta first (the modes being compared), then any others in order of appearance. */
+function orderModes(modes: string[]): string[] {
+  const known = Object.keys(MODE_COLOURS).filter((m) => modes.includes(m));
+  return [...known, ...modes.filter((m) => !known.includes(m))];
+}

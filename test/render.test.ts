@@ -1,0 +1,118 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { chromium } from 'playwright-core';
+import { renderReport, markdownTable, type CompareRow, type CurvePoint, type ReportInput } from '../src/report/render.js';
+
+/** Debian's chromium; CI installs it (.ci/run), so a missing browser is a failure, not a skip. */
+const CHROMIUM = '/usr/bin/chromium';
+const MODES = ['sft', 'rl', 'gta'];
+// The second name checks escaping in HTML and the file-name clean-up.
+const DATASETS = ['sst2', 'ag<news>&co'];
+
+function syntheticInput(): ReportInput {
+  const curves: CurvePoint[] = [];
+  for (const dataset of DATASETS) {
+    for (const [k, mode] of MODES.entries()) {
+      for (let i = 0; i < 5; i++) {
+        const metrics: CurvePoint['metrics'] = { 'eval/accuracy': { mean: 0.4 + 0.1 * i + 0.03 * k, std: 0.01 + 0.01 * i, n: 3 } };
+        if (mode !== 'sft') metrics['reward/total/mean'] = { mean: 0.2 * i - k * 0.1, std: 0.05, n: 3 };
+        curves.push({ dataset, mode, step: 50 * i, metrics });
+      }
+    }
+  }
+  const rows: CompareRow[] = DATASETS.flatMap((dataset) =>
+    MODES.map((mode) => ({
+      dataset, mode, seeds: 3,
+      columns: { 'final accuracy': { mean: 0.8, std: 0.01, n: 3 }, 'steps to threshold': null, tokens: 1000 },
+    })),
+  );
+  return { title: 'Comparison <sst2 & ag_news>', rows, curves, notes: ['thresholds are 0.8 <accuracy>', 'seeds: 0, 1, 2'] };
+}
+
+/** PNG width and height from the IHDR chunk (big-endian at bytes 16-23). */
+function pngSize(buf: Buffer): { width: number; height: number } {
+  assert.deepEqual([...buf.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'PNG signature');
+  assert.equal(buf.toString('latin1', 12, 16), 'IHDR');
+  return { width: buf.readUInt32BE(16), height: buf.readUInt32BE(20) };
+}
+
+test('markdownTable: mean ± std with 4 decimals for rates, integers for counts, – for null', () => {
+  const rows: CompareRow[] = [{
+    dataset: 'sst2', mode: 'gta', seeds: 3,
+    columns: {
+      'final accuracy': { mean: 0.81234, std: 0.01236, n: 3 },
+      'steps to threshold': { mean: 250.4, std: 30.6, n: 3 },
+      AUC: null,
+      tokens: 123456,
+    },
+  }];
+  assert.equal(markdownTable(rows), [
+    '| dataset | mode | seeds | final accuracy | steps to threshold | AUC | tokens |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    '| sst2 | gta | 3 | 0.8123 ± 0.0124 | 250 ± 31 | – | 123456 |',
+    '',
+  ].join('\n'));
+});
+
+test('renderReport writes SVG and PNG plots and a self-contained report.html that opens cleanly', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gta-render-'));
+  try {
+    const input = syntheticInput();
+    const files = await renderReport(dir, input);
+
+    // 2 datasets x (accuracy + reward): every mode but sft has a reward curve.
+    const bases = ['sst2-accuracy', 'sst2-reward', 'ag_news_co-accuracy', 'ag_news_co-reward'];
+    assert.deepEqual(files.svg, bases.map((b) => path.join(dir, `${b}.svg`)));
+    assert.deepEqual(files.png, bases.map((b) => path.join(dir, `${b}.png`)));
+    for (const f of files.svg) {
+      const svg = fs.readFileSync(f, 'utf8');
+      assert.match(svg, /^<svg [^>]*width="640" height="360"/, f);
+      assert.ok(svg.trimEnd().endsWith('</svg>'), f);
+      const expected = f.includes('reward') ? ['rl', 'gta'] : MODES;
+      for (const mode of expected) assert.ok(svg.includes(`>${mode}</text>`), `${f}: legend lists ${mode}`);
+      if (f.includes('reward')) assert.ok(!svg.includes('>sft</text>'), `${f}: sft has no reward curve`);
+      assert.ok(svg.includes(f.includes('reward') ? ': mean total reward</text>' : ': eval accuracy</text>'), `${f}: title`);
+    }
+    for (const f of files.png) assert.deepEqual(pngSize(fs.readFileSync(f)), { width: 640, height: 360 }, f);
+
+    // Another size reaches both the SVG and the PNG exactly.
+    const small = await renderReport(path.join(dir, 'small'), { ...input, curves: input.curves.slice(0, 5) }, { width: 400, height: 300 });
+    assert.deepEqual(pngSize(fs.readFileSync(small.png[0])), { width: 400, height: 300 });
+
+    const html = fs.readFileSync(files.html, 'utf8');
+    assert.match(html, /^<!DOCTYPE html>/);
+    assert.ok(html.includes('<meta charset="utf-8">'));
+    assert.ok(html.includes('<h1>Comparison &lt;sst2 &amp; ag_news&gt;</h1>'));
+    assert.ok(html.includes('<li>thresholds are 0.8 &lt;accuracy&gt;</li>'));
+    assert.ok(html.includes('<td>ag&lt;news&gt;&amp;co</td><td>gta</td><td>3</td><td>0.8000 ± 0.0100</td><td>–</td><td>1000</td>'));
+    assert.equal(html.match(/<figure>\s*<svg /g)?.length, 4);
+    assert.equal(html.match(/<figcaption>/g)?.length, 4);
+    // Self-contained: nothing to fetch (headless Chromium does not report failed loads as console messages).
+    assert.doesNotMatch(html, /<script|<link|<img|<iframe|\ssrc=|url\((?!#)/i);
+
+    assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium (as .ci/run does)`);
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
+    try {
+      const page = await browser.newPage();
+      const problems: string[] = [];
+      page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`); });
+      page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+      page.on('requestfailed', (r) => problems.push(`requestfailed: ${r.url()}`));
+      // Any request other than the page itself would break "self-contained".
+      page.on('request', (r) => { if (r.url() !== pathToFileURL(files.html).href) problems.push(`request: ${r.url()}`); });
+      await page.goto(pathToFileURL(files.html).href, { waitUntil: 'load' });
+      assert.deepEqual(problems, []);
+      assert.equal(await page.title(), input.title);
+      assert.equal(await page.locator('figure svg').count(), 4);
+      assert.equal(await page.locator('tbody tr').count(), 6);
+    } finally {
+      await browser.close();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
