@@ -73,6 +73,8 @@ export const TrainSchema = z
     eval_every: positiveInt.default(250),
     checkpoint_every: positiveInt.default(500),
     log_every: positiveInt.default(25),
+    /** A NaN or Inf loss or gradient: skip that step (counted in train/nonfinite_skipped) or stop the run. */
+    on_nonfinite: z.enum(['skip', 'stop']).default('stop'),
   })
   .strict();
 

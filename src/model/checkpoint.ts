@@ -5,6 +5,7 @@
  * either the old checkpoint or the new one, never half of one.
  */
 import fs from 'node:fs';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ModelArchSchema, type ModelArch } from '../config/schema.js';
@@ -25,6 +26,8 @@ export interface CheckpointMeta {
   kind: 'base' | 'training';
   step: number;
   created: string;
+  /** sha256 of every other file in the folder: a truncated or corrupted file is caught at load. */
+  sha256: Record<string, string>;
 }
 
 export interface Loaded {
@@ -46,6 +49,22 @@ export function saveCheckpoint(
   const tmp = `${dir}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp, { recursive: true });
+  const sha256: Record<string, string> = {};
+  const put = (name: string, data: string | Buffer) => {
+    const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    sha256[name] = createHash('sha256').update(buf).digest('hex');
+    writeSynced(path.join(tmp, name), buf);
+  };
+  put('model.safetensors', encodeSafetensors(toArrays(model.params), { format: 'pt' }));
+  put('tokenizer.json', JSON.stringify(tokenizer.toJSON()));
+  if (info.optimizer) {
+    const o = info.optimizer;
+    const arrays = new Map<string, NamedArray>();
+    for (const [k, v] of toArrays(o.m)) arrays.set(`m.${k}`, v);
+    for (const [k, v] of toArrays(o.v)) arrays.set(`v.${k}`, v);
+    put('optimizer.safetensors', encodeSafetensors(arrays, { t: String(o.t) }));
+  }
+  if (info.trainerState) put('trainer_state.json', JSON.stringify(info.trainerState, null, 2));
   const meta: CheckpointMeta = {
     format: CHECKPOINT_FORMAT,
     version: 1,
@@ -54,23 +73,25 @@ export function saveCheckpoint(
     kind: info.kind,
     step: info.step,
     created: new Date().toISOString(),
+    sha256,
   };
-  writeSynced(path.join(tmp, 'model.safetensors'), encodeSafetensors(toArrays(model.params), { format: 'pt' }));
-  writeSynced(path.join(tmp, 'tokenizer.json'), JSON.stringify(tokenizer.toJSON()));
-  if (info.optimizer) {
-    const o = info.optimizer;
-    const arrays = new Map<string, NamedArray>();
-    for (const [k, v] of toArrays(o.m)) arrays.set(`m.${k}`, v);
-    for (const [k, v] of toArrays(o.v)) arrays.set(`v.${k}`, v);
-    writeSynced(path.join(tmp, 'optimizer.safetensors'), encodeSafetensors(arrays, { t: String(o.t) }));
-  }
-  if (info.trainerState) writeSynced(path.join(tmp, 'trainer_state.json'), JSON.stringify(info.trainerState, null, 2));
   // config.json last: its presence marks a complete folder.
   writeSynced(path.join(tmp, 'config.json'), JSON.stringify(meta, null, 2));
+  syncDir(tmp);
   const old = `${dir}.old-${process.pid}`;
   if (fs.existsSync(dir)) fs.renameSync(dir, old);
   fs.renameSync(tmp, dir);
+  syncDir(path.dirname(dir));
   fs.rmSync(old, { recursive: true, force: true });
+}
+
+function syncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 export function loadCheckpoint(dir: string): Loaded {
@@ -89,7 +110,7 @@ export function loadCheckpoint(dir: string): Loaded {
   const tokFile = path.join(dir, 'tokenizer.json');
   let tokenizer: Tokenizer;
   try {
-    tokenizer = Tokenizer.fromJSON(JSON.parse(fs.readFileSync(tokFile, 'utf8')));
+    tokenizer = Tokenizer.fromJSON(JSON.parse(readVerified(dir, 'tokenizer.json', meta).toString('utf8')));
   } catch (e) {
     throw new GtaError(`${tokFile}: ${(e as Error).message}`);
   }
@@ -97,7 +118,7 @@ export function loadCheckpoint(dir: string): Loaded {
   if (tokenizer.vocabSize !== arch.data.vocab_size)
     throw new GtaError(`${dir}: tokenizer has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${arch.data.vocab_size}`);
   const weightsFile = path.join(dir, 'model.safetensors');
-  const { tensors } = decodeSafetensors(readFile(weightsFile), weightsFile);
+  const { tensors } = decodeSafetensors(readVerified(dir, 'model.safetensors', meta), weightsFile);
   const expected = Transformer.shapes(arch.data);
   const params = new Map<string, tf.Variable>();
   for (const [name, shape] of expected) {
@@ -112,8 +133,9 @@ export function loadCheckpoint(dir: string): Loaded {
 
 /** Restores optimizer moments and returns the trainer state saved with a training checkpoint. */
 export function loadTrainingState(dir: string, optimizer: AdamW): TrainerState {
+  const meta = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as CheckpointMeta;
   const file = path.join(dir, 'optimizer.safetensors');
-  const { tensors, metadata } = decodeSafetensors(readFile(file), file);
+  const { tensors, metadata } = decodeSafetensors(readVerified(dir, 'optimizer.safetensors', meta), file);
   for (const [prefix, vars] of [['m', optimizer.m], ['v', optimizer.v]] as const) {
     for (const [name, variable] of vars) {
       const t = tensors.get(`${prefix}.${name}`);
@@ -122,16 +144,22 @@ export function loadTrainingState(dir: string, optimizer: AdamW): TrainerState {
     }
   }
   optimizer.t = Number(metadata.t ?? 0);
-  const stateFile = path.join(dir, 'trainer_state.json');
-  return JSON.parse(readFile(stateFile).toString('utf8')) as TrainerState;
+  return JSON.parse(readVerified(dir, 'trainer_state.json', meta).toString('utf8')) as TrainerState;
 }
 
-function readFile(file: string): Buffer {
+/** A checkpoint file, checked against the sha256 that config.json recorded for it. */
+function readVerified(dir: string, name: string, meta: CheckpointMeta): Buffer {
+  const file = path.join(dir, name);
+  let buf: Buffer;
   try {
-    return fs.readFileSync(file);
+    buf = fs.readFileSync(file);
   } catch {
     throw new GtaError(`${file}: missing from the checkpoint`);
   }
+  const want = meta.sha256?.[name];
+  if (want === undefined) throw new GtaError(`${file}: the checkpoint records no checksum for it`);
+  if (createHash('sha256').update(buf).digest('hex') !== want) throw new GtaError(`${file}: corrupted or truncated (checksum mismatch)`);
+  return buf;
 }
 
 function toArrays(vars: Map<string, tf.Variable>): Map<string, NamedArray> {

@@ -6,6 +6,13 @@
 import * as tf from '@tensorflow/tfjs';
 import type { OptimConfig } from '../config/schema.js';
 
+/** A NaN or Inf where training needs finite numbers; the step was not applied. */
+export class NonFiniteError extends Error {
+  constructor(readonly what: string) {
+    super(`non-finite ${what}`);
+  }
+}
+
 export class AdamW {
   readonly m = new Map<string, tf.Variable>();
   readonly v = new Map<string, tf.Variable>();
@@ -36,6 +43,7 @@ export class AdamW {
    * The gradients are not disposed here (the caller owns them).
    */
   apply(grads: Record<string, tf.Tensor>, lr: number, gradNorm = AdamW.globalNorm(grads)): number {
+    if (!Number.isFinite(gradNorm)) throw new NonFiniteError(`gradient (${nonFiniteNames(grads).join(', ')})`);
     const { beta1, beta2, eps, weight_decay: wd, grad_clip: clip } = this.cfg;
     const scale = clip > 0 && gradNorm > clip ? clip / gradNorm : 1;
     this.t += 1;
@@ -63,4 +71,11 @@ export class AdamW {
   dispose(): void {
     tf.dispose([...this.m.values(), ...this.v.values()]);
   }
+}
+
+/** The parameters whose gradient holds a NaN or Inf (for the error message). */
+function nonFiniteNames(grads: Record<string, tf.Tensor>): string[] {
+  return Object.entries(grads)
+    .filter(([, g]) => tf.tidy(() => tf.any(tf.logicalNot(tf.isFinite(g))).dataSync()[0] === 1))
+    .map(([name]) => name);
 }

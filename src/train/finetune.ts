@@ -12,7 +12,8 @@ import type { RunDir } from '../report/run_dir.js';
 import type { Logger } from '../util/log.js';
 import { startProgress } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
-import { AdamW } from './adamw.js';
+import { AdamW, NonFiniteError } from './adamw.js';
+import { GtaError } from '../util/errors.js';
 import { BatchSampler, type SamplerPosition } from './sampler.js';
 import { learningRate } from './schedule.js';
 import type { Prepared } from './setup.js';
@@ -104,11 +105,17 @@ export async function finetune(
     }
     const { indices, next } = sampler.next(pos);
     const lr = learningRate(step, totalSteps, cfg.train.optim);
-    const r = runner.step(indices, lr);
-    for (const [k, v] of Object.entries(r.metrics)) {
-      if (!Number.isFinite(v)) throw new Error(`non-finite ${k} at step ${step + 1}`);
-      window.sums[k] = (window.sums[k] ?? 0) + v;
+    let r;
+    try {
+      r = runner.step(indices, lr);
+    } catch (e) {
+      // The optimizer refuses non-finite numbers before touching the weights, so no checkpoint is poisoned.
+      if (!(e instanceof NonFiniteError)) throw e;
+      if (cfg.train.on_nonfinite === 'stop') throw new GtaError(`${e.message} at step ${step + 1}; the step was not applied (train.on_nonfinite: skip would skip such steps)`, 1);
+      log.warn(`${e.message} at step ${step + 1}: step skipped`);
+      r = { metrics: { 'train/nonfinite_skipped': 1 }, tokens: 0 };
     }
+    for (const [k, v] of Object.entries(r.metrics)) window.sums[k] = (window.sums[k] ?? 0) + (Number.isFinite(v) ? v : 0);
     pos = next;
     step += 1;
     tokensSeen += r.tokens;

@@ -14,7 +14,7 @@ import type { RlConfig, GtaConfig } from '../config/schema.js';
 import { NEG_INF, type Transformer } from '../model/transformer.js';
 import { stopGradient } from '../util/tf_extra.js';
 import type { Rng } from '../util/rng.js';
-import type { AdamW } from './adamw.js';
+import { NonFiniteError, type AdamW } from './adamw.js';
 import { buildInput, disposeInput } from './batch.js';
 import { combineGradients } from './grad_constraint.js';
 import { groupAdvantages, grpoLoss } from './grpo.js';
@@ -185,8 +185,13 @@ export function rlStep(ctx: RlContext, batch: RlExample[], lr: number): RlStepRe
         gRl = {};
         step = c.grads;
       }
-      gradNorm = ctx.optimizer.apply(step, lr);
-      tf.dispose(Object.values(step));
+      try {
+        if (!Number.isFinite(lossRl)) throw new NonFiniteError('loss train/loss_rl');
+        if (!Number.isFinite(lossSft)) throw new NonFiniteError('loss train/loss_sft');
+        gradNorm = ctx.optimizer.apply(step, lr);
+      } finally {
+        tf.dispose(Object.values(step));
+      }
     }
     tf.dispose([rowsT, biasT, onehot, indexT, maskT, advT, ...(old ? [old] : []), ...(refLogp ? [refLogp] : [])]);
     Object.assign(metrics, { 'train/loss_rl': lossRl, clip_ratio: clipRatio, kl, entropy, 'train/grad_norm': gradNorm });

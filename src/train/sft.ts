@@ -8,7 +8,7 @@ import { gatherRows } from '../backend/gather_rows.js';
 import type { Transformer, ForwardOptions } from '../model/transformer.js';
 import { buildInput, disposeInput, targetPositions } from './batch.js';
 import { tokenCrossEntropy } from './losses.js';
-import type { AdamW } from './adamw.js';
+import { NonFiniteError, type AdamW } from './adamw.js';
 
 export interface SftExample {
   prompt: number[];
@@ -44,7 +44,12 @@ export function sftGrads(model: Transformer, batch: SftExample[], padId: number,
 /** One optimizer step of SFT on a batch. */
 export function sftStep(model: Transformer, optimizer: AdamW, batch: SftExample[], lr: number, padId: number, fwd: ForwardOptions): StepResult {
   const { loss, grads, tokens } = sftGrads(model, batch, padId, fwd);
-  const gradNorm = optimizer.apply(grads, lr);
-  tf.dispose(Object.values(grads));
+  let gradNorm: number;
+  try {
+    if (!Number.isFinite(loss)) throw new NonFiniteError('loss train/loss_sft');
+    gradNorm = optimizer.apply(grads, lr);
+  } finally {
+    tf.dispose(Object.values(grads));
+  }
   return { loss, gradNorm, tokens };
 }

@@ -1,0 +1,49 @@
+/** Numerical guards and checkpoint integrity: nothing poisoned or corrupted is used silently. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadCheckpoint, loadTrainingState, saveCheckpoint } from '../src/model/checkpoint.js';
+import { AdamW } from '../src/train/adamw.js';
+import { tinyModel, tinyTokenizer, tmpDir, useWasm } from './helpers/tiny.js';
+import { gta, tinyConfig } from './helpers/cli.js';
+
+const OPTIM = { lr: 1e-3, weight_decay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, warmup_steps: 0, schedule: 'constant' as const, min_lr_ratio: 1, grad_clip: 1 };
+
+test('a corrupted or truncated checkpoint file is detected and named', async () => {
+  await useWasm();
+  const tok = tinyTokenizer();
+  const model = tinyModel(tok);
+  const dir = path.join(tmpDir(), 'ckpt');
+  saveCheckpoint(dir, model, tok, { kind: 'training', step: 3, optimizer: new AdamW(model.params, OPTIM), trainerState: { step: 3 } });
+  const weights = path.join(dir, 'model.safetensors');
+  const bytes = fs.readFileSync(weights);
+  bytes[bytes.length - 3] ^= 0xff;
+  fs.writeFileSync(weights, bytes);
+  assert.throws(() => loadCheckpoint(dir), /model\.safetensors: corrupted or truncated \(checksum mismatch\)/);
+  fs.writeFileSync(weights, bytes.subarray(0, 100));
+  assert.throws(() => loadCheckpoint(dir), /model\.safetensors: corrupted or truncated/);
+  const opt = path.join(dir, 'optimizer.safetensors');
+  fs.writeFileSync(opt, fs.readFileSync(opt).subarray(0, 50));
+  assert.throws(() => loadTrainingState(dir, new AdamW(model.params, OPTIM)), /optimizer\.safetensors: corrupted or truncated/);
+  fs.rmSync(path.join(dir, 'tokenizer.json'));
+  assert.throws(() => loadCheckpoint(dir), /tokenizer\.json: missing from the checkpoint/);
+});
+
+test('a non-finite loss stops the run before the step is applied, naming the step; or the step is skipped', () => {
+  const dir = tmpDir();
+  const sets = ['--set', 'train.optim.lr=1e30', '--set', 'train.optim.warmup_steps=0', '--set', 'train.optim.grad_clip=0', '--set', 'train.steps=20', '--log-level', 'warn'];
+  const r = gta(['train', '--config', tinyConfig(dir), ...sets], dir);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /gta: error: non-finite (loss|gradient) .* at step \d+; the step was not applied/);
+  const runDir = path.join(dir, 'runs', fs.readdirSync(path.join(dir, 'runs'))[0]);
+  const run = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8'));
+  assert.equal(run.status, 'failed');
+  assert.match(run.error, /non-finite/);
+
+  const d2 = tmpDir();
+  const r2 = gta(['train', '--config', tinyConfig(d2), ...sets, '--set', 'train.on_nonfinite=skip', '--set', 'train.log_every=20'], d2);
+  assert.equal(r2.code, 0, r2.stderr);
+  const line = JSON.parse(fs.readFileSync(path.join(r2.stdout.split('\n')[0], 'metrics.jsonl'), 'utf8').split('\n')[0]);
+  assert.ok(line['train/nonfinite_skipped'] > 0);
+});
