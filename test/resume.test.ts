@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { tmpDir } from './helpers/tiny.js';
 import { GTA, gta, tinyConfig } from './helpers/cli.js';
 
@@ -58,6 +58,33 @@ for (const mode of ['sft', 'gta'] as const) {
     assert.ok(run.resumes[0].from_step >= 10);
   });
 }
+
+/** Runs until the process kills itself at an injected crash point (GTA_CRASH_AT), then returns the run dir. */
+function crashAt(point: string, args: string[], cwd: string): string {
+  const r = spawnSync(process.execPath, [GTA, ...args], { cwd, encoding: 'utf8', env: { ...process.env, GTA_CRASH_AT: point } });
+  assert.equal(r.signal, 'SIGKILL', `expected a crash at ${point}: ${r.stderr}`);
+  const runs = path.join(cwd, 'runs');
+  return path.join(runs, fs.readdirSync(runs)[0]);
+}
+
+test('gta: killed during a rollout, during the optimizer step, or while writing a checkpoint, the resumed run equals an uninterrupted one', () => {
+  const sets = ['--set', 'mode=gta', '--set', 'train.steps=30', '--set', 'train.checkpoint_every=10', '--set', 'train.eval_every=15', '--set', 'train.log_every=5',
+    '--set', 'model.max_seq_len=48', '--set', 'rl.think_max_tokens=2', '--set', 'train.batch_size=16', '--set', 'rl.group_size=4', '--set', 'train.dropout=0', '--log-level', 'warn'];
+  const a = tmpDir();
+  const full = gta(['train', '--config', tinyConfig(a), ...sets], a);
+  assert.equal(full.code, 0, full.stderr);
+  const expected = comparable(path.join(full.stdout.split('\n')[0], 'metrics.jsonl'));
+  // rollout:4000 is a sampled token in step ~14 (16 completions of ~18 tokens a step); optimizer:232 is
+  // mid-update in step 15 (16 parameters a step); checkpoint:3 is halfway through writing the step-20
+  // checkpoint over the step-10 one (the second save is 'best' at the step-15 eval).
+  for (const point of ['rollout:4000', 'optimizer:232', 'checkpoint:3']) {
+    const b = tmpDir();
+    const runDir = crashAt(point, ['train', '--config', tinyConfig(b), ...sets], b);
+    const resumed = gta(['train', '--resume', runDir, '--log-level', 'warn'], b);
+    assert.equal(resumed.code, 0, `${point}: ${resumed.stderr}`);
+    assert.deepEqual(comparable(path.join(runDir, 'metrics.jsonl')), expected, point);
+  }
+});
 
 test('--resume of something that is not a run, and --resume latest with nothing to resume', () => {
   const d = tmpDir();

@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ModelArchSchema, type ModelArch } from '../config/schema.js';
 import { Tokenizer } from '../tokenizer/bpe.js';
 import { GtaError } from '../util/errors.js';
+import { crashPoint } from '../util/fault.js';
 import { Transformer } from './transformer.js';
 import { decodeSafetensors, encodeSafetensors, type NamedArray } from './safetensors.js';
 import type { AdamW } from '../train/adamw.js';
@@ -57,6 +58,7 @@ export function saveCheckpoint(
   };
   put('model.safetensors', encodeSafetensors(toArrays(model.params), { format: 'pt' }));
   put('tokenizer.json', JSON.stringify(tokenizer.toJSON()));
+  crashPoint('checkpoint'); // tests: killed halfway through writing the folder
   if (info.optimizer) {
     const o = info.optimizer;
     const arrays = new Map<string, NamedArray>();

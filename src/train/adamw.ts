@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { OptimConfig } from '../config/schema.js';
+import { crashPoint } from '../util/fault.js';
 
 /** A NaN or Inf where training needs finite numbers; the step was not applied. */
 export class NonFiniteError extends Error {
@@ -63,6 +64,7 @@ export class AdamW {
         const update = tf.div(tf.div(m1, bc1), tf.add(tf.sqrt(tf.div(v1, bc2)), eps));
         const decayed = wd > 0 && p.rank >= 2 ? tf.mul(p, 1 - lr * wd) : p;
         p.assign(tf.sub(decayed, tf.mul(update, lr)));
+        crashPoint('optimizer'); // tests: killed with half the parameters updated
       }
     });
     return gradNorm;

@@ -7,6 +7,7 @@
 import { decode, argmax } from '../eval/generate.js';
 import type { Transformer } from '../model/transformer.js';
 import type { Rng } from '../util/rng.js';
+import { crashPoint } from '../util/fault.js';
 import { StructuredState, maxStructuredLength, type Allowed, type Decoding, type Span, type StructureSpec } from './structure.js';
 
 export interface Completion {
@@ -45,6 +46,7 @@ export function sampleCompletions(model: Transformer, prompts: number[][], o: Sa
     const st = states[row];
     const a = st ? st.allowed() : ALL;
     const token = o.greedy ? argmax(restrict(logits, a, specials, V)) : sampleFrom(logits, a, specials, o.temperature, o.topP, o.rng);
+    if (!o.greedy) crashPoint('rollout'); // tests: killed while sampling (training rollouts only)
     allowed[row].push(a);
     spans[row].push(st ? st.span() : 'tag');
     if (st) st.push(token);
