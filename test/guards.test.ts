@@ -7,6 +7,7 @@ import { loadCheckpoint, loadTrainingState, saveCheckpoint } from '../src/model/
 import { AdamW } from '../src/train/adamw.js';
 import { tinyModel, tinyTokenizer, tmpDir, useWasm } from './helpers/tiny.js';
 import { gta, tinyConfig } from './helpers/cli.js';
+import { spawnSync } from 'node:child_process';
 
 const OPTIM = { lr: 1e-3, weight_decay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, warmup_steps: 0, schedule: 'constant' as const, min_lr_ratio: 1, grad_clip: 1 };
 
@@ -46,4 +47,24 @@ test('a non-finite loss stops the run before the step is applied, naming the ste
   assert.equal(r2.code, 0, r2.stderr);
   const line = JSON.parse(fs.readFileSync(path.join(r2.stdout.split('\n')[0], 'metrics.jsonl'), 'utf8').split('\n')[0]);
   assert.ok(line['train/nonfinite_skipped'] > 0);
+});
+
+test('a disk that fills up: one line naming the file, exit 1, run not marked finished, the last good checkpoint intact', (t) => {
+  const dir = tmpDir();
+  const cfg = tinyConfig(dir); // its data files live outside the small disk
+  const disk = path.join(dir, 'disk');
+  fs.mkdirSync(disk);
+  // A real full disk: a 400 KiB tmpfs (each tiny checkpoint takes about 90 KiB, written beside the last).
+  const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=400k', 'tmpfs', disk], { encoding: 'utf8' });
+  assert.equal(mount.status, 0, `this test mounts a small tmpfs (needs root): ${mount.stderr}`);
+  t.after(() => spawnSync('umount', [disk]));
+  const r = gta(['train', '--config', cfg, '--set', `output_dir=${disk}/runs`, '--set', 'train.steps=100000', '--set', 'train.checkpoint_every=5', '--set', 'train.log_every=1', '--log-level', 'warn'], dir);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr.trim(), /^gta: error: \S+: no space left on device \(ENOSPC\)$/m);
+  const runDir = path.join(disk, 'runs', fs.readdirSync(path.join(disk, 'runs'))[0]);
+  assert.notEqual(JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')).status, 'finished');
+  assert.ok(!fs.existsSync(path.join(runDir, 'summary.json')));
+  const latest = path.join(runDir, 'checkpoints', 'latest');
+  assert.equal(loadCheckpoint(latest).meta.step % 5, 0, 'the last complete checkpoint still loads (checksums verified)');
+  assert.deepEqual(fs.readdirSync(path.join(runDir, 'checkpoints')).filter((f) => f.includes('.tmp-')), [], 'no half-written folder left');
 });

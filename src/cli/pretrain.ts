@@ -3,7 +3,7 @@ import { initBackend } from '../backend/select.js';
 import { loadConfig } from '../config/load.js';
 import { PretrainConfigSchema } from '../config/schema.js';
 import { BUILTIN_DATASETS } from '../data/registry.js';
-import { provenance, RunDir } from '../report/run_dir.js';
+import { markFailed, provenance, RunDir } from '../report/run_dir.js';
 import { pretrain } from '../train/pretrain.js';
 import { GtaError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
@@ -27,7 +27,7 @@ export async function pretrainCommand(a: { config: string; set: string[]; backen
     run.setStatus(summary.status as 'finished' | 'interrupted', { finished: new Date().toISOString() });
     process.stdout.write(`${summary.checkpoint}\nheld-out perplexity ${Number(summary.held_out_perplexity).toFixed(2)} after ${summary.steps} steps (${summary.wall_time_s} s); run: ${run.dir}\n`);
   } catch (e) {
-    run.setStatus('failed', { error: (e as Error).message });
+    markFailed(run, e);
     throw e;
   } finally {
     signals.dispose();

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { TrainConfigSchema, type TrainConfig } from '../config/schema.js';
-import { provenance, RunDir } from '../report/run_dir.js';
+import { markFailed, provenance, RunDir } from '../report/run_dir.js';
 import { finetune } from '../train/finetune.js';
 import { prepare } from '../train/setup.js';
 import { GtaError } from '../util/errors.js';
@@ -76,7 +76,7 @@ export async function trainCommand(a: TrainArgs): Promise<void> {
       `${run.dir}\n${f.split}: accuracy ${f.accuracy.toFixed(4)}  f1_weighted ${f.f1_weighted.toFixed(4)}  invalid ${f.invalid_rate.toFixed(4)}  (${summary.steps} steps, ${summary.wall_time_s} s)\n`,
     );
   } catch (e) {
-    if (!(e instanceof GtaError && e.exitCode === 130)) run.setStatus('failed', { error: (e as Error).message });
+    if (!(e instanceof GtaError && e.exitCode === 130)) markFailed(run, e);
     throw e;
   } finally {
     signals.dispose();

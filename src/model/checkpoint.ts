@@ -10,7 +10,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ModelArchSchema, type ModelArch } from '../config/schema.js';
 import { Tokenizer } from '../tokenizer/bpe.js';
-import { GtaError } from '../util/errors.js';
+import { GtaError, writeError } from '../util/errors.js';
 import { crashPoint } from '../util/fault.js';
 import { Transformer } from './transformer.js';
 import { decodeSafetensors, encodeSafetensors, type NamedArray } from './safetensors.js';
@@ -48,8 +48,24 @@ export function saveCheckpoint(
   info: { kind: CheckpointMeta['kind']; step: number; optimizer?: AdamW; trainerState?: TrainerState },
 ): void {
   const tmp = `${dir}.tmp-${process.pid}`;
-  fs.rmSync(tmp, { recursive: true, force: true });
-  fs.mkdirSync(tmp, { recursive: true });
+  try {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.mkdirSync(tmp, { recursive: true });
+    writeFiles(tmp, model, tokenizer, info);
+  } catch (e) {
+    // Free the space the half-written folder took; the previous checkpoint is untouched.
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw writeError(dir, e);
+  }
+  const old = `${dir}.old-${process.pid}`;
+  if (fs.existsSync(dir)) fs.renameSync(dir, old);
+  fs.renameSync(tmp, dir);
+  syncDir(path.dirname(dir));
+  fs.rmSync(old, { recursive: true, force: true });
+}
+
+/** Writes and fsyncs every file of a checkpoint into `tmp`, config.json (with the checksums) last. */
+function writeFiles(tmp: string, model: Transformer, tokenizer: Tokenizer, info: Parameters<typeof saveCheckpoint>[3]): void {
   const sha256: Record<string, string> = {};
   const put = (name: string, data: string | Buffer) => {
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
@@ -80,11 +96,6 @@ export function saveCheckpoint(
   // config.json last: its presence marks a complete folder.
   writeSynced(path.join(tmp, 'config.json'), JSON.stringify(meta, null, 2));
   syncDir(tmp);
-  const old = `${dir}.old-${process.pid}`;
-  if (fs.existsSync(dir)) fs.renameSync(dir, old);
-  fs.renameSync(tmp, dir);
-  syncDir(path.dirname(dir));
-  fs.rmSync(old, { recursive: true, force: true });
 }
 
 function syncDir(dir: string): void {

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { repoRoot } from '../util/paths.js';
+import { writeError } from '../util/errors.js';
 
 export type RunStatus = 'running' | 'finished' | 'failed' | 'interrupted';
 
@@ -47,8 +48,13 @@ export class RunDir {
   writeFile(name: string, content: string): void {
     const target = this.file(name);
     const tmp = `${target}.tmp-${process.pid}`;
-    fs.writeFileSync(tmp, content);
-    fs.renameSync(tmp, target);
+    try {
+      fs.writeFileSync(tmp, content);
+      fs.renameSync(tmp, target);
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      throw writeError(target, e);
+    }
   }
 
   writeJson(name: string, value: unknown): void {
@@ -61,12 +67,28 @@ export class RunDir {
 
   /** Appends one JSON object as one line (a single write call: a crash cannot split it). */
   appendJsonl(name: string, record: object): void {
-    fs.appendFileSync(this.file(name), JSON.stringify(record) + '\n');
+    try {
+      fs.appendFileSync(this.file(name), JSON.stringify(record) + '\n');
+    } catch (e) {
+      throw writeError(this.file(name), e);
+    }
   }
 
   setStatus(status: RunStatus, extra: Record<string, unknown> = {}): void {
     const run = this.readJson<Record<string, unknown>>('run.json');
     this.writeJson('run.json', { ...run, status, ...extra, updated: new Date().toISOString() });
+  }
+}
+
+/**
+ * Marks a run failed with its error. If even that cannot be written (a full disk), run.json keeps
+ * saying "running", which is still not "finished"; the original error is what the user needs to see.
+ */
+export function markFailed(run: RunDir, e: unknown): void {
+  try {
+    run.setStatus('failed', { error: (e as Error).message });
+  } catch {
+    // keep the original error
   }
 }
 

@@ -16,3 +16,10 @@ export class GtaError extends Error {
 export function atLine(file: string, line: number | undefined, message: string): GtaError {
   return new GtaError(line === undefined ? `${file}: ${message}` : `${file}:${line}: ${message}`);
 }
+
+/** A write that failed for lack of space becomes a one-line error naming the file; others pass through. */
+export function writeError(file: string, e: unknown): Error {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new GtaError(`${file}: no space left on device (${code})`, 1);
+  return e as Error;
+}
