@@ -68,3 +68,14 @@ test('a disk that fills up: one line naming the file, exit 1, run not marked fin
   assert.equal(loadCheckpoint(latest).meta.step % 5, 0, 'the last complete checkpoint still loads (checksums verified)');
   assert.deepEqual(fs.readdirSync(path.join(runDir, 'checkpoints')).filter((f) => f.includes('.tmp-')), [], 'no half-written folder left');
 });
+
+test('a checkpoint whose tokenizer is not the one its weights were trained with is refused', async () => {
+  await useWasm();
+  const tok = tinyTokenizer();
+  const dir = path.join(tmpDir(), 'ckpt');
+  saveCheckpoint(dir, tinyModel(tok), tok, { kind: 'base', step: 1 });
+  const meta = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+  meta.tokenizer = '0123456789abcdef';
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(meta));
+  assert.throws(() => loadCheckpoint(dir), /tokenizer\.json: tokenizer does not match the one the checkpoint was trained with/);
+});

@@ -93,3 +93,29 @@ test('--resume of something that is not a run, and --resume latest with nothing 
   assert.equal(r.code, 2);
   assert.match(r.stderr, /no unfinished run with a checkpoint to resume/);
 });
+
+test('SIGTERM: the run finishes its step, writes a checkpoint, says how to resume, and resumes', async () => {
+  const dir = tmpDir();
+  const runs = path.join(dir, 'runs');
+  const child = spawn(process.execPath, [GTA, 'train', '--config', tinyConfig(dir), '--set', 'train.steps=100000', '--set', 'train.log_every=1', '--log-level', 'warn'], { cwd: dir });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  for (let i = 0; i < 600; i++) {
+    const d = fs.existsSync(runs) ? fs.readdirSync(runs) : [];
+    const m = d.length ? path.join(runs, d[0], 'metrics.jsonl') : '';
+    if (m && fs.existsSync(m) && fs.readFileSync(m, 'utf8').split('\n').length > 5) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill('SIGTERM');
+  const code = await new Promise((r) => child.on('exit', (c) => r(c)));
+  assert.equal(code, 130);
+  const runDir = path.join(runs, fs.readdirSync(runs)[0]);
+  assert.match(stderr, new RegExp(`interrupted at step \\d+; continue with: gta train --resume ${runDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  const run = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8'));
+  assert.equal(run.status, 'interrupted');
+  const state = JSON.parse(fs.readFileSync(path.join(runDir, 'checkpoints', 'latest', 'trainer_state.json'), 'utf8'));
+  assert.equal(state.step, run.step);
+  const resumed = gta(['train', '--resume', 'latest', '--set', `train.steps=${state.step + 3}`, '--log-level', 'warn'], dir);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')).status, 'finished');
+});
