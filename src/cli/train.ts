@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { TrainConfigSchema, type TrainConfig } from '../config/schema.js';
-import { markFailed, provenance, RunDir } from '../report/run_dir.js';
+import { markFailed, provenance, RunDir, runStatus } from '../report/run_dir.js';
 import { finetune } from '../train/finetune.js';
 import { prepare } from '../train/setup.js';
 import { GtaError } from '../util/errors.js';
@@ -93,7 +93,7 @@ function resolveResume(arg: string): string {
   const candidates = (fs.existsSync(root) ? fs.readdirSync(root) : [])
     .map((d) => path.join(root, d))
     .filter((d) => fs.existsSync(path.join(d, 'run.json')) && fs.existsSync(path.join(d, 'checkpoints', 'latest')))
-    .filter((d) => (JSON.parse(fs.readFileSync(path.join(d, 'run.json'), 'utf8')) as { status: string }).status !== 'finished')
+    .filter((d) => runStatus(d) !== 'finished')
     .sort((x, y) => fs.statSync(path.join(y, 'run.json')).mtimeMs - fs.statSync(path.join(x, 'run.json')).mtimeMs);
   if (candidates.length === 0) throw new GtaError(`${root}: no unfinished run with a checkpoint to resume`);
   return candidates[0];

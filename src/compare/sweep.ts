@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { repoRoot } from '../util/paths.js';
+import { runStatus } from '../report/run_dir.js';
 import type { Logger } from '../util/log.js';
 import { startProgress } from '../util/progress.js';
 
@@ -24,16 +25,6 @@ export interface SweepOutcome {
   action: 'skipped' | 'trained' | 'resumed';
   ok: boolean;
   error?: string;
-}
-
-export function runStatus(dir: string): string | null {
-  const f = path.join(dir, 'run.json');
-  if (!fs.existsSync(f)) return null;
-  try {
-    return (JSON.parse(fs.readFileSync(f, 'utf8')) as { status: string }).status;
-  } catch {
-    return null;
-  }
 }
 
 export async function runSweep(runs: SweepRun[], jobs: number, log: Logger, extraArgs: string[] = []): Promise<SweepOutcome[]> {

@@ -7,6 +7,8 @@ import { BACKEND_NAMES } from '../backend/select.js';
 
 const positiveInt = z.number().int().positive();
 const fraction = z.number().min(0).max(1);
+/** Run and sweep names become folder names. */
+const runName = z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only');
 
 /** The architecture of the transformer; also written to a checkpoint's config.json. */
 export const ModelArchSchema = z
@@ -128,7 +130,7 @@ export const GtaSchema = z
 
 export const TrainConfigSchema = z
   .object({
-    name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only').default('run'),
+    name: runName.default('run'),
     seed: z.number().int().default(1),
     backend: z.enum(BACKEND_NAMES).default('auto'),
     mode: z.enum(['sft', 'rl', 'gta']).default('sft'),
@@ -158,7 +160,7 @@ export const TrainConfigSchema = z
 
 export const PretrainConfigSchema = z
   .object({
-    name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only').default('pretrain'),
+    name: runName.default('pretrain'),
     seed: z.number().int().default(1),
     backend: z.enum(BACKEND_NAMES).default('auto'),
     /** Built-in datasets whose training split (never dev or test) is the corpus. */
@@ -189,7 +191,7 @@ export const PretrainConfigSchema = z
 /** A sweep for `gta compare-baselines`: every (dataset, mode, seed) is an ordinary run. */
 export const CompareConfigSchema = z
   .object({
-    name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only'),
+    name: runName,
     /** Where the sweep's runs, tables, curves and report go (default runs/<name>). */
     output_dir: z.string().optional(),
     datasets: z.array(z.string()).min(1),

@@ -80,6 +80,17 @@ export class RunDir {
   }
 }
 
+/** The status in a run directory's run.json, or null when it has none (or it cannot be read). */
+export function runStatus(dir: string): string | null {
+  const f = path.join(dir, 'run.json');
+  if (!fs.existsSync(f)) return null;
+  try {
+    return (JSON.parse(fs.readFileSync(f, 'utf8')) as { status: string }).status;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Marks a run failed with its error. If even that cannot be written (a full disk), run.json keeps
  * saying "running", which is still not "finished"; the original error is what the user needs to see.
