@@ -109,7 +109,7 @@ test('initBackend: an explicit backend that cannot start is a GtaError naming it
 });
 
 test('initBackend: auto takes the first backend that works and says why the faster ones did not', async () => {
-  const order = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
+  const order = ['torch', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
   const info = await initBackend('auto');
   assert.ok(order.includes(info.name));
   assert.equal(tf.getBackend(), info.name);

@@ -48,7 +48,7 @@ test('a wrong type names the key, what was expected and what was found', () => {
 
 test('a bad enum value lists the choices', () => {
   const f = write('data:\n  name: sst2\nbackend: gpu\n');
-  assert.throws(() => loadConfig(TrainConfigSchema, f), /c\.yaml:3:\d+: backend: expected one of "auto", "wasm", "cpu", "webgpu", "tensorflow", got "gpu"/);
+  assert.throws(() => loadConfig(TrainConfigSchema, f), /c\.yaml:3:\d+: backend: expected one of "auto", "torch", "wasm", "cpu", "webgpu", "tensorflow", got "gpu"/);
 });
 
 test('a bad --set value is blamed on the flag', () => {

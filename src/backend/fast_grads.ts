@@ -10,6 +10,7 @@
  * loop whatever the flags, so there the flags stay and no transpose is added.
  */
 import * as tf from '@tensorflow/tfjs';
+import { FUSED, hasFused } from './fused.js';
 
 /** Backends whose unbatched matMul is much slower with transpose flags than without. */
 const SLOW_TRANSPOSE_FLAGS = new Set(['wasm']);
@@ -86,15 +87,41 @@ const batchMatMulGrad: tf.GradConfig = {
   },
 };
 
+/** Relu's gradient dy * step(x): one kernel where the backend has it (tfjs's takes three passes). */
+const reluGrad: tf.GradConfig = {
+  kernelName: tf.Relu,
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved) => {
+    const [x] = saved;
+    const g = dy as tf.Tensor;
+    if (hasFused(FUSED.reluGrad)) return { x: () => tf.engine().runKernel(FUSED.reluGrad, { dy: g, x }) as tf.Tensor };
+    return { x: () => tf.mul(g, tf.cast(tf.step(x), 'float32')) };
+  },
+};
+
+/** Softmax's gradient y * (dy - sum(dy * y)): one kernel where the backend has it. */
+const softmaxGrad: tf.GradConfig = {
+  kernelName: tf.Softmax,
+  outputsToSave: [true],
+  gradFunc: (dy, saved, attrs) => {
+    const [y] = saved;
+    const g = dy as tf.Tensor;
+    const { dim } = attrs as unknown as { dim: number };
+    if (hasFused(FUSED.softmaxGrad)) return { logits: () => tf.engine().runKernel(FUSED.softmaxGrad, { dy: g, y }, { dim }) as tf.Tensor };
+    const dyTimesY = tf.mul(g, y);
+    return { logits: () => tf.sub(dyTimesY, tf.mul(tf.sum(dyTimesY, [dim], true), y)) };
+  },
+};
+
 let installed = false;
 
 /**
- * Replaces tfjs's BatchMatMul gradient with batchMatMulGrad (idempotent). The gradient registry is
+ * Replaces tfjs's BatchMatMul, Relu and Softmax gradients with the ones above (idempotent). The gradient registry is
  * global to the process, so this covers every backend; tfjs only warns about overriding a gradient
  * when its DEBUG flag is on, so this is silent in normal runs.
  */
 export function installFastGradients(): void {
   if (installed) return;
-  tf.registerGradient(batchMatMulGrad);
+  for (const g of [batchMatMulGrad, reluGrad, softmaxGrad]) tf.registerGradient(g);
   installed = true;
 }

@@ -1,20 +1,22 @@
 /**
  * Picks and initialises the TensorFlow.js backend.
  *
- * Fastest first: 'tensorflow' (libtensorflow through @tensorflow/tfjs-node[-gpu], optional packages
+ * Fastest first: 'torch' (ATen through gta's libtorch addon, on CUDA when libtorch sees a GPU, else
+ * the CPU with every core), 'tensorflow' (libtensorflow through @tensorflow/tfjs-node[-gpu], optional packages
  * whose install downloads libtensorflow), 'webgpu' (Dawn through the `webgpu` package), 'wasm' (XNNPACK
  * with SIMD), 'cpu' (plain JS). 'auto' takes the first that works and records why each faster one was
  * skipped, so a run can say what it ran on and why.
  */
+import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { GtaError } from '../util/errors.js';
 import { installFastGradients } from './fast_grads.js';
 
-export const BACKEND_NAMES = ['auto', 'wasm', 'cpu', 'webgpu', 'tensorflow'] as const;
+export const BACKEND_NAMES = ['auto', 'torch', 'wasm', 'cpu', 'webgpu', 'tensorflow'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
 export interface BackendInfo {
-  /** The tfjs backend in use: 'tensorflow', 'webgpu', 'wasm' or 'cpu'. */
+  /** The tfjs backend in use: 'torch', 'tensorflow', 'webgpu', 'wasm' or 'cpu'. */
   name: string;
   /** What it runs on, e.g. 'wasm simd, 1 thread' or 'webgpu nvidia ampere (NVIDIA A100)'. */
   device: string;
@@ -30,12 +32,13 @@ const WEBGPU_INIT_TIMEOUT_MS = 20000;
 type Concrete = Exclude<BackendName, 'auto'>;
 /** Initialises one backend and makes it active; returns its device string or throws with the reason. */
 const INIT: Record<Concrete, (auto: boolean) => Promise<string>> = {
+  torch: initTorch,
   tensorflow: initTensorflow,
   webgpu: initWebgpu,
   wasm: initWasm,
   cpu: initCpu,
 };
-const AUTO_ORDER: Concrete[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
+const AUTO_ORDER: Concrete[] = ['torch', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
 
 /**
  * Makes `requested` the active tfjs backend. An explicit backend that cannot start throws a GtaError
@@ -82,6 +85,21 @@ async function activate(name: string): Promise<void> {
 async function initCpu(): Promise<string> {
   await activate('cpu');
   return 'js cpu';
+}
+
+/**
+ * libtorch through gta's addon (src/backend/torch). Device: $GTA_TORCH_DEVICE, else cuda:0 when
+ * libtorch sees a CUDA device, else cpu. Threads: $GTA_THREADS, else every core (libtorch would use 1).
+ */
+async function initTorch(): Promise<string> {
+  const { loadNative } = await import('./torch/native.js');
+  const { registerTorch } = await import('./torch/register.js');
+  const info = loadNative().info();
+  const device = process.env.GTA_TORCH_DEVICE || (info.cudaDevices > 0 ? 'cuda:0' : 'cpu');
+  const threads = Number(process.env.GTA_THREADS) || os.availableParallelism();
+  registerTorch(device, threads);
+  await activate('torch');
+  return device === 'cpu' ? `libtorch ${info.version} cpu, ${threads} thread${threads === 1 ? '' : 's'}` : `libtorch ${info.version} ${device}`;
 }
 
 async function initWasm(): Promise<string> {

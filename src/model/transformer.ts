@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ModelArch } from '../config/schema.js';
 import { gatherRows } from '../backend/gather_rows.js';
 import { matMulFast } from '../backend/fast_grads.js';
+import { layerNorm } from '../backend/fused.js';
 import { Rng } from '../util/rng.js';
 
 /** The input of a forward pass: everything is built on the JS side by src/train/batch.ts. */
@@ -210,9 +211,7 @@ export class Transformer {
   }
 
   private layerNorm(x: tf.Tensor3D, name: string): tf.Tensor3D {
-    const { mean, variance } = tf.moments(x, -1, true);
-    const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5)));
-    return tf.add(tf.mul(normed, this.w(`${name}.g`)), this.w(`${name}.b`)) as tf.Tensor3D;
+    return layerNorm(x, this.w(`${name}.g`) as tf.Tensor1D, this.w(`${name}.b`) as tf.Tensor1D, 1e-5);
   }
 
   /** Inverted dropout; its seed comes from the run's RNG, so the masks are reproducible from the saved state. */

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { OptimConfig } from '../config/schema.js';
+import { adamwUpdate } from '../backend/fused.js';
 import { crashPoint } from '../util/fault.js';
 
 /** A NaN or Inf where training needs finite numbers; the step was not applied. */
@@ -50,23 +51,25 @@ export class AdamW {
     this.t += 1;
     const bc1 = 1 - Math.pow(beta1, this.t);
     const bc2 = 1 - Math.pow(beta2, this.t);
-    tf.tidy(() => {
-      for (const [name, g0] of Object.entries(grads)) {
-        const p = this.params.get(name);
-        if (!p) throw new Error(`gradient for unknown parameter ${name}`);
-        const m = this.m.get(name)!;
-        const v = this.v.get(name)!;
-        const g = scale === 1 ? g0 : tf.mul(g0, scale);
-        const m1 = tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1));
-        const v1 = tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2));
-        m.assign(m1);
-        v.assign(v1);
-        const update = tf.div(tf.div(m1, bc1), tf.add(tf.sqrt(tf.div(v1, bc2)), eps));
-        const decayed = wd > 0 && p.rank >= 2 ? tf.mul(p, 1 - lr * wd) : p;
-        p.assign(tf.sub(decayed, tf.mul(update, lr)));
-        crashPoint('optimizer'); // tests: killed with half the parameters updated
-      }
+    const names = Object.keys(grads);
+    const param = (name: string): tf.Variable => {
+      const p = this.params.get(name);
+      if (!p) throw new Error(`gradient for unknown parameter ${name}`);
+      return p;
+    };
+    const ps = names.map(param);
+    const next = tf.tidy(() =>
+      adamwUpdate(ps, names.map((n) => grads[n]), names.map((n) => this.m.get(n)!), names.map((n) => this.v.get(n)!), ps.map((p) => p.rank >= 2), {
+        lr, beta1, beta2, eps, weightDecay: wd, bc1, bc2, scale,
+      }),
+    );
+    names.forEach((name, i) => {
+      this.m.get(name)!.assign(next.m[i]);
+      this.v.get(name)!.assign(next.v[i]);
+      ps[i].assign(next.p[i]);
+      crashPoint('optimizer'); // tests: killed with half the parameters updated
     });
+    tf.dispose([...next.p, ...next.m, ...next.v]);
     return gradNorm;
   }
 

@@ -9,6 +9,7 @@
  * they were sampled from, at the sampling temperature.
  */
 import * as tf from '@tensorflow/tfjs';
+import { pickLogProbs } from '../backend/fused.js';
 import { gatherRows } from '../backend/gather_rows.js';
 import type { RlConfig, GtaConfig } from '../config/schema.js';
 import { NEG_INF, type Transformer } from '../model/transformer.js';
@@ -126,7 +127,7 @@ export function rlStep(ctx: RlContext, batch: RlExample[], lr: number): RlStepRe
   if (M > 0) {
     const rowsT = tf.tensor1d(Int32Array.from(rows), 'int32');
     const biasT = tf.tensor2d(concat(bias, V), [M, V]);
-    const onehot = tf.oneHot(tf.tensor1d(Int32Array.from(targets), 'int32'), V);
+    const targetsT = tf.tensor1d(Int32Array.from(targets), 'int32');
     const indexT = tf.tensor2d(index, [N, L], 'int32');
     const maskT = tf.tensor2d(mask, [N, L]);
     const advT = tf.tensor1d(adv.advantages);
@@ -135,10 +136,9 @@ export function rlStep(ctx: RlContext, batch: RlExample[], lr: number): RlStepRe
       const [B, T, d] = [layout.B, layout.T, m.arch.d_model];
       const hidden = tf.reshape(m.forward(input).hidden, [B * T, d]) as tf.Tensor2D;
       const logits = tf.add(tf.div(m.logits(gatherRows(hidden, rowsT) as tf.Tensor2D), rl.temperature), biasT);
-      const all = tf.logSoftmax(logits, -1);
-      const picked = tf.sum(tf.mul(all, onehot), -1);
+      const picked = pickLogProbs(logits as tf.Tensor2D, targetsT);
       const padded = tf.reshape(gatherRows(tf.reshape(tf.concat([picked, tf.zeros([1])]), [M + 1, 1]) as tf.Tensor2D, indexT), [N, L]) as tf.Tensor2D;
-      return { logp: padded, all };
+      return { logp: padded, logits };
     };
     const old = rl.num_iterations > 1 ? tf.tidy(() => tokenLogp(model).logp) : undefined;
     const refLogp = ctx.ref && rl.beta > 0 ? tf.tidy(() => tokenLogp(ctx.ref!).logp) : undefined;
@@ -153,7 +153,7 @@ export function rlStep(ctx: RlContext, batch: RlExample[], lr: number): RlStepRe
     for (let it = 0; it < rl.num_iterations; it++) {
       let side: tf.Tensor[] = [];
       const { value, grads } = tf.variableGrads(() => {
-        const { logp, all } = tokenLogp(model);
+        const { logp, logits } = tokenLogp(model);
         const r = grpoLoss({
           logp,
           oldLogp: old ?? stopGradient(logp),
@@ -166,6 +166,7 @@ export function rlStep(ctx: RlContext, batch: RlExample[], lr: number): RlStepRe
           lossType: rl.loss_type,
           maxCompletionLength: L,
         });
+        const all = tf.logSoftmax(logits, -1);
         const ent = tf.mean(tf.neg(tf.sum(tf.mul(tf.exp(all), tf.where(tf.isFinite(all), all, tf.zerosLike(all))), -1)));
         side = [tf.keep(r.clipRatio), tf.keep(r.kl), tf.keep(ent)];
         return r.loss;
@@ -193,7 +194,7 @@ export function rlStep(ctx: RlContext, batch: RlExample[], lr: number): RlStepRe
         tf.dispose(Object.values(step));
       }
     }
-    tf.dispose([rowsT, biasT, onehot, indexT, maskT, advT, ...(old ? [old] : []), ...(refLogp ? [refLogp] : [])]);
+    tf.dispose([rowsT, biasT, targetsT, indexT, maskT, advT, ...(old ? [old] : []), ...(refLogp ? [refLogp] : [])]);
     Object.assign(metrics, { 'train/loss_rl': lossRl, clip_ratio: clipRatio, kl, entropy, 'train/grad_norm': gradNorm });
     if (ctx.format === 'gta') Object.assign(metrics, { 'train/loss_sft': lossSft, 'grad/cos_sft_rl': cos, 'grad/conflict': conflict ? 1 : 0 });
   }

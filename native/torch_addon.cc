@@ -1,0 +1,363 @@
+// gta's bridge from Node to libtorch (ATen).
+//
+// Tensors live here as at::Tensor in a slot table; JavaScript holds their integer ids. Instead of one
+// C++ binding per operation, JavaScript looks up any ATen operator by its schema name once
+// (`op("aten::add", "Tensor")`) and then calls it through the c10 dispatcher with a JS array of
+// arguments, converted by the operator's own schema. So adding a kernel on the JS side needs no C++,
+// and each call costs a few microseconds, small beside the kernels of a training step.
+//
+// Everything runs on the Node main thread under c10::InferenceMode: tfjs does the autodiff, so
+// ATen's autograd bookkeeping would be pure overhead.
+#include <napi.h>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/version.h>
+
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace {
+
+std::vector<at::Tensor> slots;
+std::vector<int32_t> free_slots;
+std::vector<c10::OperatorHandle> ops;
+std::unique_ptr<c10::InferenceMode> inference_mode;
+
+int32_t Store(at::Tensor t) {
+  if (!free_slots.empty()) {
+    int32_t id = free_slots.back();
+    free_slots.pop_back();
+    slots[id] = std::move(t);
+    return id;
+  }
+  slots.push_back(std::move(t));
+  return static_cast<int32_t>(slots.size() - 1);
+}
+
+const at::Tensor& Get(const Napi::Env& env, const Napi::Value& v) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(env, "expected a tensor id");
+  int32_t id = v.As<Napi::Number>().Int32Value();
+  if (id < 0 || id >= static_cast<int32_t>(slots.size()) || !slots[id].defined()) {
+    throw Napi::Error::New(env, "unknown tensor id " + std::to_string(id));
+  }
+  return slots[id];
+}
+
+// tfjs dtypes by code: 0 float32, 1 int32, 2 bool.
+at::ScalarType DtypeOf(int code) {
+  switch (code) {
+    case 0: return at::kFloat;
+    case 1: return at::kInt;
+    case 2: return at::kBool;
+    default: throw std::runtime_error("unsupported dtype code " + std::to_string(code));
+  }
+}
+
+std::vector<int64_t> IntList(const Napi::Env& env, const Napi::Value& v) {
+  if (!v.IsArray()) throw Napi::TypeError::New(env, "expected an array of integers");
+  auto arr = v.As<Napi::Array>();
+  std::vector<int64_t> out(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); i++) out[i] = arr.Get(i).As<Napi::Number>().Int64Value();
+  return out;
+}
+
+at::Scalar ToScalar(const Napi::Value& v) {
+  if (v.IsBoolean()) return at::Scalar(v.As<Napi::Boolean>().Value());
+  double d = v.As<Napi::Number>().DoubleValue();
+  // An integral JS number becomes an integer scalar, so it never promotes an int tensor to float.
+  if (d == static_cast<double>(static_cast<int64_t>(d))) return at::Scalar(static_cast<int64_t>(d));
+  return at::Scalar(d);
+}
+
+c10::IValue ToIValue(const Napi::Env& env, const Napi::Value& v, const c10::TypePtr& type);
+
+c10::IValue ToList(const Napi::Env& env, const Napi::Value& v, const c10::TypePtr& elem) {
+  if (!v.IsArray()) throw Napi::TypeError::New(env, "expected an array for " + elem->str() + "[]");
+  auto arr = v.As<Napi::Array>();
+  switch (elem->kind()) {
+    case c10::TypeKind::IntType:
+    case c10::TypeKind::SymIntType: return IntList(env, v);
+    case c10::TypeKind::FloatType: {
+      std::vector<double> out(arr.Length());
+      for (uint32_t i = 0; i < arr.Length(); i++) out[i] = arr.Get(i).As<Napi::Number>().DoubleValue();
+      return out;
+    }
+    case c10::TypeKind::NumberType: {
+      std::vector<at::Scalar> out;
+      for (uint32_t i = 0; i < arr.Length(); i++) out.push_back(ToScalar(arr.Get(i)));
+      return out;
+    }
+    case c10::TypeKind::BoolType: {
+      c10::List<bool> out;
+      for (uint32_t i = 0; i < arr.Length(); i++) out.push_back(arr.Get(i).As<Napi::Boolean>().Value());
+      return out;
+    }
+    case c10::TypeKind::TensorType: {
+      std::vector<at::Tensor> out;
+      out.reserve(arr.Length());
+      for (uint32_t i = 0; i < arr.Length(); i++) out.push_back(Get(env, arr.Get(i)));
+      return out;
+    }
+    case c10::TypeKind::OptionalType: {
+      c10::List<c10::optional<at::Tensor>> out;
+      for (uint32_t i = 0; i < arr.Length(); i++) {
+        Napi::Value e = arr.Get(i);
+        if (e.IsNull() || e.IsUndefined()) out.push_back(c10::nullopt);
+        else out.push_back(Get(env, e));
+      }
+      return out;
+    }
+    default: throw Napi::TypeError::New(env, "unsupported list type " + elem->str() + "[]");
+  }
+}
+
+c10::IValue ToIValue(const Napi::Env& env, const Napi::Value& v, const c10::TypePtr& type) {
+  switch (type->kind()) {
+    case c10::TypeKind::OptionalType:
+      if (v.IsNull() || v.IsUndefined()) return c10::IValue();
+      return ToIValue(env, v, type->castRaw<c10::OptionalType>()->getElementType());
+    case c10::TypeKind::TensorType: return Get(env, v);
+    case c10::TypeKind::IntType:  // also ScalarType, Layout and MemoryFormat, as their enum values
+    case c10::TypeKind::SymIntType: return v.As<Napi::Number>().Int64Value();
+    case c10::TypeKind::FloatType: return v.As<Napi::Number>().DoubleValue();
+    case c10::TypeKind::BoolType: return v.As<Napi::Boolean>().Value();
+    case c10::TypeKind::NumberType: return ToScalar(v);
+    case c10::TypeKind::StringType: return v.As<Napi::String>().Utf8Value();
+    case c10::TypeKind::DeviceObjType: return c10::Device(v.As<Napi::String>().Utf8Value());
+    case c10::TypeKind::ListType: return ToList(env, v, type->castRaw<c10::ListType>()->getElementType());
+    default: throw Napi::TypeError::New(env, "unsupported argument type " + type->str());
+  }
+}
+
+// dtype codes: 0 float32, 1 int32, 2 bool (tfjs's three), then 3 int64 and 4 float64 (ATen's index and
+// accumulation types, narrowed on the JS side before tfjs sees them); anything else is narrowed here.
+int Code(at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return 0;
+    case at::kInt: return 1;
+    case at::kBool: return 2;
+    case at::kLong: return 3;
+    case at::kDouble: return 4;
+    case at::kHalf: case at::kBFloat16: t = t.to(at::kFloat); return 0;
+    default: t = t.to(at::kInt); return 1;
+  }
+}
+
+// A tensor result goes back as [id, dtype code, ...shape]: one crossing gives JS all it needs.
+Napi::Value TensorResult(const Napi::Env& env, at::Tensor t) {
+  int code = Code(t);
+  auto arr = Napi::Array::New(env, 2 + t.dim());
+  for (int64_t i = 0; i < t.dim(); i++) arr.Set(2 + i, Napi::Number::New(env, t.size(i)));
+  arr.Set(1u, Napi::Number::New(env, code));
+  arr.Set(0u, Napi::Number::New(env, Store(std::move(t))));
+  return arr;
+}
+
+Napi::Value FromIValue(const Napi::Env& env, const c10::IValue& v) {
+  if (v.isTensor()) return TensorResult(env, v.toTensor());
+  if (v.isTensorList()) {
+    auto list = v.toTensorList();
+    auto arr = Napi::Array::New(env, list.size());
+    for (size_t i = 0; i < list.size(); i++) arr.Set(i, TensorResult(env, list.get(i)));
+    return arr;
+  }
+  if (v.isTuple()) {
+    const auto& elems = v.toTupleRef().elements();
+    auto arr = Napi::Array::New(env, elems.size());
+    for (size_t i = 0; i < elems.size(); i++) arr.Set(i, FromIValue(env, elems[i]));
+    return arr;
+  }
+  if (v.isInt()) return Napi::Number::New(env, static_cast<double>(v.toInt()));
+  if (v.isDouble()) return Napi::Number::New(env, v.toDouble());
+  if (v.isBool()) return Napi::Boolean::New(env, v.toBool());
+  if (v.isNone()) return env.Null();
+  if (v.isScalar()) return Napi::Number::New(env, v.toScalar().toDouble());
+  throw Napi::TypeError::New(env, "unsupported return type " + v.tagKind());
+}
+
+// op(name, overload) -> handle
+Napi::Value Op(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  std::string name = info[0].As<Napi::String>();
+  std::string overload = info[1].As<Napi::String>();
+  auto handle = c10::Dispatcher::singleton().findSchema({name, overload});
+  if (!handle) throw Napi::Error::New(env, "libtorch has no operator " + name + (overload.empty() ? "" : "." + overload));
+  ops.push_back(*handle);
+  return Napi::Number::New(env, ops.size() - 1);
+}
+
+// call(handle, args[]) -> result: a tensor id, an array, a number, a boolean or null
+Napi::Value Call(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const auto& op = ops.at(info[0].As<Napi::Number>().Uint32Value());
+  auto args = info[1].As<Napi::Array>();
+  const auto& schema = op.schema();
+  const auto& formal = schema.arguments();
+  if (args.Length() > formal.size()) {
+    throw Napi::Error::New(env, schema.name() + ": " + std::to_string(args.Length()) + " arguments for " +
+                                    std::to_string(formal.size()) + " parameters");
+  }
+  torch::jit::Stack stack;
+  stack.reserve(formal.size());
+  for (size_t i = 0; i < formal.size(); i++) {
+    Napi::Value a = i < args.Length() ? args.Get(i) : env.Undefined();
+    if (a.IsUndefined()) {
+      if (!formal[i].default_value()) {
+        throw Napi::Error::New(env, schema.name() + ": missing argument '" + formal[i].name() + "'");
+      }
+      stack.push_back(*formal[i].default_value());
+    } else {
+      stack.push_back(ToIValue(env, a, formal[i].type()));
+    }
+  }
+  try {
+    op.callBoxed(&stack);
+  } catch (const c10::Error& e) {
+    throw Napi::Error::New(env, schema.name() + ": " + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, schema.name() + ": " + e.what());
+  }
+  if (stack.size() == 1) return FromIValue(env, stack[0]);
+  auto arr = Napi::Array::New(env, stack.size());
+  for (size_t i = 0; i < stack.size(); i++) arr.Set(i, FromIValue(env, stack[i]));
+  return arr;
+}
+
+// fromArray(typedArray, shape, dtypeCode, device) -> [id, dtype, ...shape]; copies the values
+Napi::Value FromArray(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto ta = info[0].As<Napi::TypedArray>();
+  auto shape = IntList(env, info[1]);
+  auto dtype = DtypeOf(info[2].As<Napi::Number>().Int32Value());
+  std::string device = info[3].As<Napi::String>();
+  auto t = at::empty(shape, at::TensorOptions().dtype(dtype));
+  size_t bytes = t.numel() * t.element_size();
+  if (ta.ByteLength() != bytes) {
+    throw Napi::Error::New(env, "fromArray: " + std::to_string(ta.ByteLength()) + " bytes for a tensor of " +
+                                    std::to_string(bytes));
+  }
+  const uint8_t* src = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  if (bytes > 0) std::memcpy(t.data_ptr(), src, bytes);
+  if (device != "cpu") t = t.to(c10::Device(device));
+  return TensorResult(env, std::move(t));
+}
+
+// toArray(id) -> a new Float32Array, Int32Array or Uint8Array (bool) with the values, row-major
+Napi::Value ToArray(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  at::Tensor t = Get(env, info[0]).to(at::kCPU).contiguous();
+  size_t n = t.numel();
+  switch (t.scalar_type()) {
+    case at::kFloat: {
+      auto out = Napi::Float32Array::New(env, n);
+      if (n) std::memcpy(out.Data(), t.data_ptr(), n * 4);
+      return out;
+    }
+    case at::kInt: {
+      auto out = Napi::Int32Array::New(env, n);
+      if (n) std::memcpy(out.Data(), t.data_ptr(), n * 4);
+      return out;
+    }
+    case at::kBool: {
+      auto out = Napi::Uint8Array::New(env, n);
+      if (n) std::memcpy(out.Data(), t.data_ptr(), n);
+      return out;
+    }
+    default:
+      throw Napi::Error::New(env, std::string("toArray: unsupported dtype ") + c10::toString(t.scalar_type()));
+  }
+}
+
+Napi::Value Free(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  Get(env, info[0]);
+  int32_t id = info[0].As<Napi::Number>().Int32Value();
+  slots[id] = at::Tensor();
+  free_slots.push_back(id);
+  return env.Undefined();
+}
+
+// describe(id) -> [shape[], dtype string, device string]; for checks and error messages
+Napi::Value Describe(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const at::Tensor& t = Get(env, info[0]);
+  auto shape = Napi::Array::New(env, t.dim());
+  for (int64_t i = 0; i < t.dim(); i++) shape.Set(i, Napi::Number::New(env, t.size(i)));
+  auto out = Napi::Array::New(env, 3);
+  out.Set(0u, shape);
+  out.Set(1u, Napi::String::New(env, c10::toString(t.scalar_type())));
+  out.Set(2u, Napi::String::New(env, t.device().str()));
+  return out;
+}
+
+Napi::Value LiveTensors(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), slots.size() - free_slots.size());
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  at::set_num_threads(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto out = Napi::Object::New(env);
+  out.Set("version", TORCH_VERSION);
+  out.Set("threads", at::get_num_threads());
+  out.Set("parallel", at::get_parallel_info());
+  out.Set("config", at::show_config());
+  out.Set("cudaDevices", static_cast<double>(at::hasCUDA() ? c10::impl::getDeviceGuardImpl(at::kCUDA)->deviceCount() : 0));
+  return out;
+}
+
+// seed(n): the seed of the default generator of every device, for reproducible random kernels.
+Napi::Value Seed(const Napi::CallbackInfo& info) {
+  uint64_t seed = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+  std::vector<at::Generator> gens = {at::detail::getDefaultCPUGenerator()};
+  if (at::hasCUDA()) {
+    for (int64_t i = 0; i < c10::impl::getDeviceGuardImpl(at::kCUDA)->deviceCount(); i++) {
+      gens.push_back(at::globalContext().defaultGenerator(c10::Device(at::kCUDA, i)));
+    }
+  }
+  for (auto& g : gens) {
+    std::lock_guard<std::mutex> lock(g.mutex());
+    g.set_current_seed(seed);
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Synchronize(const Napi::CallbackInfo& info) {
+  // A read of a CUDA tensor synchronises; timing code calls this to wait for queued kernels.
+  if (info.Length() > 0 && info[0].IsNumber()) {
+    const at::Tensor& t = Get(info.Env(), info[0]);
+    if (t.is_cuda()) t.sum().item<float>();
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  inference_mode = std::make_unique<c10::InferenceMode>();
+  exports.Set("op", Napi::Function::New(env, Op));
+  exports.Set("call", Napi::Function::New(env, Call));
+  exports.Set("fromArray", Napi::Function::New(env, FromArray));
+  exports.Set("toArray", Napi::Function::New(env, ToArray));
+  exports.Set("free", Napi::Function::New(env, Free));
+  exports.Set("describe", Napi::Function::New(env, Describe));
+  exports.Set("liveTensors", Napi::Function::New(env, LiveTensors));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("synchronize", Napi::Function::New(env, Synchronize));
+  exports.Set("seed", Napi::Function::New(env, Seed));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(gta_torch, Init)

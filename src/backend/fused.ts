@@ -1,0 +1,111 @@
+/**
+ * Fused operations: one kernel where the backend has one (the torch backend registers them, see
+ * torch/kernels/fused.ts), else the same math composed from tfjs ops. Either way the result and the
+ * gradient are the same to float rounding; test/fused.test.ts checks that.
+ *
+ * They pay where tfjs's composition is many passes over big tensors: the log-probabilities of the
+ * chosen tokens over a [N, vocab] logits matrix (the loss of every mode), layer norm, and the AdamW
+ * update (about ten small kernels per parameter).
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** Kernel names the torch backend registers (a backend without them gets the composite). */
+export const FUSED = {
+  pickLogProbs: 'GtaPickLogProbs',
+  pickLogProbsGrad: 'GtaPickLogProbsGrad',
+  layerNorm: 'GtaLayerNorm',
+  layerNormGrad: 'GtaLayerNormGrad',
+  adamw: 'GtaAdamW',
+  reluGrad: 'GtaReluGrad',
+  softmaxGrad: 'GtaSoftmaxGrad',
+} as const;
+
+export function hasFused(kernel: string): boolean {
+  return tf.getKernel(kernel, tf.getBackend()) !== undefined;
+}
+
+function runKernel<T extends tf.Tensor | tf.Tensor[]>(name: string, inputs: unknown, attrs: object = {}): T {
+  return tf.engine().runKernel(name, inputs as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as T;
+}
+
+/**
+ * log softmax(logits)[i, targets[i]] for each row i: [N, V] logits and N int32 targets -> [N].
+ * Its gradient is dy * (onehot(targets) - softmax(logits)).
+ */
+export function pickLogProbs(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
+  if (!hasFused(FUSED.pickLogProbs)) {
+    return tf.tidy(() => tf.sum(tf.mul(tf.logSoftmax(logits, -1), tf.oneHot(targets, logits.shape[1])), -1) as tf.Tensor1D);
+  }
+  // targets is an input (not a closure) so tfjs keeps it alive until the backward pass; its "gradient" is zeros
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [l, t, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    save([l, t]);
+    return {
+      value: runKernel<tf.Tensor1D>(FUSED.pickLogProbs, { logits: l, targets: t }),
+      gradFunc: (dy, [sl, st]) => [runKernel<tf.Tensor>(FUSED.pickLogProbsGrad, { dy, logits: sl, targets: st }), tf.zerosLike(st)],
+    };
+  });
+  return f(logits, targets) as tf.Tensor1D;
+}
+
+/** Layer norm over the last axis with gain g and bias b (both [d]). */
+export function layerNorm<T extends tf.Tensor>(x: T, g: tf.Tensor1D, b: tf.Tensor1D, eps: number): T {
+  if (!hasFused(FUSED.layerNorm)) {
+    return tf.tidy(() => {
+      const { mean, variance } = tf.moments(x, -1, true);
+      const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+      return tf.add(tf.mul(normed, g), b) as T;
+    });
+  }
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xi, gi, bi, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    const [out, mean, rstd] = runKernel<tf.Tensor[]>(FUSED.layerNorm, { x: xi, g: gi, b: bi }, { eps });
+    save([xi, gi, mean, rstd]);
+    return {
+      value: out,
+      gradFunc: (dy, [sx, sg, sm, sr]) => runKernel<tf.Tensor[]>(FUSED.layerNormGrad, { dy, x: sx, g: sg, mean: sm, rstd: sr }),
+    };
+  });
+  return f(x, g, b) as T;
+}
+
+export interface AdamWStep {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** Bias corrections 1 - beta^t. */
+  bc1: number;
+  bc2: number;
+  /** Gradient scale (clipping), 1 for none. */
+  scale: number;
+}
+
+/**
+ * One AdamW update of every parameter at once: returns the new parameters and moments (the caller
+ * assigns them). `decay[i]` says whether parameter i gets weight decay. The fused kernel computes
+ * exactly the composite below, in a handful of multi-tensor ATen calls instead of ~10 per parameter.
+ */
+export function adamwUpdate(p: tf.Tensor[], g: tf.Tensor[], m: tf.Tensor[], v: tf.Tensor[], decay: boolean[], s: AdamWStep): { p: tf.Tensor[]; m: tf.Tensor[]; v: tf.Tensor[] } {
+  const n = p.length;
+  if (hasFused(FUSED.adamw)) {
+    const out = runKernel<tf.Tensor[]>(FUSED.adamw, [...p, ...g, ...m, ...v], { ...s, decay });
+    return { p: out.slice(0, n), m: out.slice(n, 2 * n), v: out.slice(2 * n) };
+  }
+  const res = { p: [] as tf.Tensor[], m: [] as tf.Tensor[], v: [] as tf.Tensor[] };
+  for (let i = 0; i < n; i++) {
+    const [pi, mi, vi] = tf.tidy(() => {
+      const gi = s.scale === 1 ? g[i] : tf.mul(g[i], s.scale);
+      const m1 = tf.add(tf.mul(m[i], s.beta1), tf.mul(gi, 1 - s.beta1));
+      const v1 = tf.add(tf.mul(v[i], s.beta2), tf.mul(tf.square(gi), 1 - s.beta2));
+      const update = tf.div(tf.div(m1, s.bc1), tf.add(tf.sqrt(tf.div(v1, s.bc2)), s.eps));
+      const decayed = decay[i] && s.weightDecay > 0 ? tf.mul(p[i], 1 - s.lr * s.weightDecay) : p[i];
+      return [tf.sub(decayed, tf.mul(update, s.lr)), m1, v1];
+    });
+    res.p.push(pi);
+    res.m.push(mi);
+    res.v.push(vi);
+  }
+  return res;
+}

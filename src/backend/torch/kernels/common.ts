@@ -1,0 +1,38 @@
+/** What every kernel file shares: the kernel signature and small helpers over TorchBackend. */
+import * as tf from '@tensorflow/tfjs';
+import type { TorchBackend } from '../backend.js';
+import type { Raw } from '../native.js';
+
+export type Info = tf.TensorInfo;
+/** A kernel: tfjs's named inputs and attributes in, TensorInfo(s) out. */
+export type Kernel = (b: TorchBackend, inputs: Record<string, Info>, attrs: Record<string, unknown>) => Info | Info[];
+export type KernelTable = Record<string, Kernel>;
+
+/** at::ScalarType values, as ATen schemas take them. */
+export const SCALAR_TYPE: Record<string, number> = { float32: 6, int32: 3, bool: 11, int64: 4 };
+
+/** The addon tensor id of a tfjs input. */
+export function id(b: TorchBackend, t: Info): number {
+  return b.idOf(t.dataId);
+}
+
+/** Runs ops on Raw intermediates and frees every one except the result. */
+export function chain(b: TorchBackend, f: (keep: (r: Raw) => Raw) => Raw): Info {
+  const temps: Raw[] = [];
+  const result = f((r) => {
+    temps.push(r);
+    return r;
+  });
+  b.free(...temps.filter((t) => t !== result));
+  return b.info(result);
+}
+
+/** `x` cast to `dtype` (a copy); the same TensorInfo's data if it already is. */
+export function castRaw(b: TorchBackend, x: number, dtype: tf.DataType): Raw {
+  return b.raw('aten::_to_copy', [x, SCALAR_TYPE[dtype]]);
+}
+
+/** Axes as non-negative integers (tfjs accepts a number, an array, negative values, or nothing for all). */
+export function axes(axis: unknown, shape: number[]): number[] {
+  return tf.util.parseAxisParam(axis as number | number[], shape);
+}

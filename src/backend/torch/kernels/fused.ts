@@ -1,0 +1,71 @@
+/**
+ * The torch backend's fused kernels (names and composite fallbacks in src/backend/fused.ts).
+ */
+import type { Raw } from '../native.js';
+import { FUSED, type AdamWStep } from '../../fused.js';
+import { chain, id, type Info, type KernelTable } from './common.js';
+
+const INT64 = 4;
+
+export const fusedKernels: KernelTable = {
+  /** log_softmax(logits)[i, t_i]: one fused pass over [N, V], then a gather of N values */
+  [FUSED.pickLogProbs]: (b, { logits, targets }) =>
+    chain(b, (k) => {
+      const logp = k(b.raw('aten::_log_softmax', [id(b, logits), 1, false]));
+      const idx = k(b.raw('aten::_to_copy', [id(b, targets), INT64]));
+      const col = k(b.raw('aten::unsqueeze', [idx[0], 1]));
+      const picked = k(b.raw('aten::gather', [logp[0], 1, col[0]]));
+      return b.raw('aten::reshape', [picked[0], [-1]]);
+    }),
+  /** dy[i] * (onehot(t_i) - softmax(logits[i])): softmax, then scaled and scattered into in place */
+  [FUSED.pickLogProbsGrad]: (b, { dy, logits, targets }) =>
+    chain(b, (k) => {
+      const g = k(b.raw('aten::_softmax', [id(b, logits), 1, false]));
+      const dyCol = k(b.raw('aten::unsqueeze', [id(b, dy), 1]));
+      const negDy = k(b.raw('aten::neg', [dyCol[0]]));
+      k(b.raw('aten::mul_.Tensor', [g[0], negDy[0]]));
+      const idx = k(b.raw('aten::_to_copy', [id(b, targets), INT64]));
+      const col = k(b.raw('aten::unsqueeze', [idx[0], 1]));
+      k(b.raw('aten::scatter_add_', [g[0], 1, col[0], dyCol[0]]));
+      return g;
+    }),
+  [FUSED.layerNorm]: (b, { x, g, b: bias }, { eps }) => {
+    const d = x.shape[x.shape.length - 1];
+    const [out, mean, rstd] = b.call('aten::native_layer_norm', [id(b, x), [d], id(b, g), id(b, bias), eps as number]) as Raw[];
+    return [b.info(out), b.info(mean), b.info(rstd)];
+  },
+  /** The bias argument only gives db its shape, which is g's. */
+  [FUSED.layerNormGrad]: (b, { dy, x, g, mean, rstd }) => {
+    const d = x.shape[x.shape.length - 1];
+    const grads = b.call('aten::native_layer_norm_backward', [id(b, dy), id(b, x), [d], id(b, mean), id(b, rstd), id(b, g), id(b, g), [true, true, true]]) as Raw[];
+    return grads.map((r) => b.info(r));
+  },
+  /** dy where x > 0, else 0 (tfjs: dy * step(x)) */
+  [FUSED.reluGrad]: (b, { dy, x }) => b.run('aten::threshold_backward', [id(b, dy), id(b, x), 0]),
+  /** y * (dy - sum(dy * y)) along dim */
+  [FUSED.softmaxGrad]: (b, { dy, y }, { dim }) => b.run('aten::_softmax_backward_data', [id(b, dy), id(b, y), dim as number, 6]),
+
+  /**
+   * AdamW over all parameters in multi-tensor (_foreach) calls. Inputs: p, g, m, v (n each, in that
+   * order); outputs: new p, m, v. Everything written in place is a fresh tensor made here.
+   */
+  [FUSED.adamw]: (b, inputs, attrs) => {
+    const s = attrs as unknown as AdamWStep & { decay: boolean[] };
+    const all = (Object.values(inputs) as Info[]).map((t) => id(b, t));
+    const n = all.length / 4;
+    const [p, g, m, v] = [0, 1, 2, 3].map((i) => all.slice(i * n, (i + 1) * n));
+    const m1 = b.call('aten::_foreach_mul.Scalar', [m, s.beta1]) as Raw[];
+    b.call('aten::_foreach_add_.List', [m1.map((r) => r[0]), g, (1 - s.beta1) * s.scale]);
+    const v1 = b.call('aten::_foreach_mul.Scalar', [v, s.beta2]) as Raw[];
+    b.call('aten::_foreach_addcmul_.Scalar', [v1.map((r) => r[0]), g, g, (1 - s.beta2) * s.scale * s.scale]);
+    const denom = b.call('aten::_foreach_div.Scalar', [v1.map((r) => r[0]), s.bc2]) as Raw[];
+    const dIds = denom.map((r) => r[0]);
+    b.call('aten::_foreach_sqrt_', [dIds]);
+    b.call('aten::_foreach_add_.Scalar', [dIds, s.eps]);
+    const factors = s.decay.map((d) => (d && s.weightDecay > 0 ? 1 - s.lr * s.weightDecay : 1));
+    const decayed = b.call('aten::_foreach_mul.ScalarList', [p, factors]) as Raw[];
+    const p1 = b.call('aten::_foreach_addcdiv.Scalar', [decayed.map((r) => r[0]), m1.map((r) => r[0]), dIds, -s.lr / s.bc1]) as Raw[];
+    b.free(...denom, ...decayed);
+    return [...p1, ...m1, ...v1].map((r) => b.info(r));
+  },
+};

@@ -1,0 +1,72 @@
+/**
+ * The libtorch addon (native/torch_addon.cc), loaded on first use. `npm ci` builds it when it finds a
+ * libtorch (native/build.mjs); when it did not, `loadNative` throws with the reason the build recorded.
+ */
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { repoRoot } from '../../util/paths.js';
+
+/** A tensor result from the addon: [id, dtype code (0 float32, 1 int32, 2 bool), ...shape]. */
+export type Raw = number[];
+/** An argument of an ATen operator, converted by its schema: tensor id, number, boolean, string, list, or null for None. */
+export type Arg = number | boolean | string | null | undefined | Arg[];
+
+export interface TorchNative {
+  /** Looks up an ATen operator by schema name and overload; returns a handle for `call`. */
+  op(name: string, overload: string): number;
+  /** Calls an operator; tensors come back as Raw, several results as an array. */
+  call(op: number, args: Arg[]): unknown;
+  fromArray(values: Float32Array | Int32Array | Uint8Array, shape: number[], dtype: number, device: string): Raw;
+  /** A copy of the values, row-major, as Float32Array, Int32Array or Uint8Array (bool). */
+  toArray(id: number): Float32Array | Int32Array | Uint8Array;
+  free(id: number): void;
+  describe(id: number): [number[], string, string];
+  liveTensors(): number;
+  setThreads(n: number): void;
+  seed(n: number): void;
+  info(): { version: string; threads: number; parallel: string; config: string; cudaDevices: number };
+  synchronize(id?: number): void;
+}
+
+let cached: TorchNative | undefined;
+
+/**
+ * OpenBLAS picks its kernels from the CPU model name, and on virtual machines that report a generic
+ * "Intel Xeon Processor" it falls back to Prescott (SSE3): matmul at 30 GFLOP/s instead of 207 on
+ * this 2-core machine with AVX-512. Naming the core type from the CPU's feature flags fixes that. It
+ * must be in the environment before libopenblas loads; an explicit OPENBLAS_CORETYPE wins.
+ */
+export function openblasCoreType(): string | undefined {
+  if (process.env.OPENBLAS_CORETYPE) return process.env.OPENBLAS_CORETYPE;
+  let flags: Set<string>;
+  try {
+    const line = fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
+    flags = new Set((line ?? '').split(':')[1]?.trim().split(/\s+/) ?? []);
+  } catch {
+    return undefined;
+  }
+  if (['avx512f', 'avx512bw', 'avx512vl', 'avx512dq'].every((f) => flags.has(f))) return 'SkylakeX';
+  if (flags.has('avx2') && flags.has('fma')) return 'Haswell';
+  return undefined;
+}
+
+export function loadNative(): TorchNative {
+  if (cached) return cached;
+  const dir = path.join(repoRoot(), 'native', 'build');
+  const file = path.join(dir, 'Release', 'gta_torch.node');
+  if (!fs.existsSync(file)) {
+    let why = 'the libtorch addon was not built (run `npm run build:torch`)';
+    try {
+      const status = JSON.parse(fs.readFileSync(path.join(dir, 'status.json'), 'utf8')) as { reason?: string };
+      if (status.reason) why = status.reason;
+    } catch {
+      // no status: the install step never ran
+    }
+    throw new Error(why);
+  }
+  const core = openblasCoreType();
+  if (core) process.env.OPENBLAS_CORETYPE = core;
+  cached = createRequire(import.meta.url)(file) as TorchNative;
+  return cached;
+}
