@@ -16,7 +16,7 @@ import { NEG_INF, type Transformer } from '../model/transformer.js';
 import { stopGradient } from '../util/tf_extra.js';
 import type { Rng } from '../util/rng.js';
 import { NonFiniteError, type AdamW } from './adamw.js';
-import { buildInput, disposeInput } from './batch.js';
+import { buildInput, disposeInput, type BatchLayout } from './batch.js';
 import { combineGradients } from './grad_constraint.js';
 import { groupAdvantages, grpoLoss } from './grpo.js';
 import { scoreRewards, REWARD_NAMES } from './rewards.js';
@@ -80,36 +80,10 @@ export function rlStep(ctx: RlContext, batch: RlExample[], lr: number): RlStepRe
   const scored = scoreRewards(parsed, gold, rl.rewards);
   const adv = groupAdvantages(scored.total, G, rl.scale_rewards);
 
-  // Which completion tokens enter the RL loss, and where they sit in the batch.
   const seqs = prompts.map((p, i) => [...p, ...comps[i].tokens]);
   const { input, layout } = buildInput(seqs, ctx.padId);
-  const specials = new Set(spec.specials);
-  const rows: number[] = [];
-  const targets: number[] = [];
-  const perComp: number[][] = comps.map(() => []);
-  const bias: Float32Array[] = [];
-  comps.forEach((c, i) => {
-    if (rl.mask_truncated_completions && c.truncated) return;
-    c.tokens.forEach((tok, j) => {
-      if (ctx.format === 'gta' && c.spans[j] === 'guess') return;
-      const a = c.allowed[j];
-      if (choiceCount(a, V, specials.size) <= 1) return;
-      perComp[i].push(rows.length);
-      rows.push(i * layout.T + layout.pad[i] + prompts[i].length + j - 1);
-      targets.push(tok);
-      if (a.kind !== 'all') {
-        const b = new Float32Array(V).fill(NEG_INF);
-        for (const id of candidates(a, specials, V)) b[id] = 0;
-        bias.push(b);
-      } else bias.push(new Float32Array(V));
-    });
-  });
-  const M = rows.length;
-  const N = comps.length;
-  const L = Math.max(1, ...perComp.map((r) => r.length));
-  const index = new Int32Array(N * L).fill(M);
-  const mask = new Float32Array(N * L);
-  perComp.forEach((r, i) => r.forEach((m, j) => ((index[i * L + j] = m), (mask[i * L + j] = 1))));
+  const sel = selectRlTokens(comps, prompts.map((p) => p.length), layout, { format: ctx.format, maskTruncated: rl.mask_truncated_completions, spec, vocab: V });
+  const { M, N } = sel;
 
   const metrics: Record<string, number> = {
     'reward/total/mean': mean(scored.total),
@@ -125,20 +99,15 @@ export function rlStep(ctx: RlContext, batch: RlExample[], lr: number): RlStepRe
   }
   let conflict: boolean | null = null;
   if (M > 0) {
-    const rowsT = tf.tensor1d(Int32Array.from(rows), 'int32');
-    const biasT = tf.tensor2d(concat(bias, V), [M, V]);
-    const targetsT = tf.tensor1d(Int32Array.from(targets), 'int32');
-    const indexT = tf.tensor2d(index, [N, L], 'int32');
-    const maskT = tf.tensor2d(mask, [N, L]);
+    const rowsT = tf.tensor1d(sel.rows, 'int32');
+    const t = rlTokenTensors(sel);
     const advT = tf.tensor1d(adv.advantages);
-    // Per-token log-probabilities [N, L] (padding slots read a constant 0), and the mean entropy.
+    // Per-token log-probabilities [N, L] (padding slots read a constant 0).
     const tokenLogp = (m: Transformer) => {
       const [B, T, d] = [layout.B, layout.T, m.arch.d_model];
       const hidden = tf.reshape(m.forward(input).hidden, [B * T, d]) as tf.Tensor2D;
-      const logits = tf.add(tf.div(m.logits(gatherRows(hidden, rowsT) as tf.Tensor2D), rl.temperature), biasT);
-      const picked = pickLogProbs(logits as tf.Tensor2D, targetsT);
-      const padded = tf.reshape(gatherRows(tf.reshape(tf.concat([picked, tf.zeros([1])]), [M + 1, 1]) as tf.Tensor2D, indexT), [N, L]) as tf.Tensor2D;
-      return { logp: padded, logits };
+      const logits = m.logits(gatherRows(hidden, rowsT) as tf.Tensor2D);
+      return rlTokenLogp(logits, t, sel, rl.temperature);
     };
     const old = rl.num_iterations > 1 ? tf.tidy(() => tokenLogp(model).logp) : undefined;
     const refLogp = ctx.ref && rl.beta > 0 ? tf.tidy(() => tokenLogp(ctx.ref!).logp) : undefined;
@@ -159,12 +128,12 @@ export function rlStep(ctx: RlContext, batch: RlExample[], lr: number): RlStepRe
           oldLogp: old ?? stopGradient(logp),
           refLogp,
           adv: advT,
-          mask: maskT,
+          mask: t.mask,
           eps: rl.epsilon,
           epsHigh: rl.epsilon_high ?? rl.epsilon,
           beta: rl.beta,
           lossType: rl.loss_type,
-          maxCompletionLength: L,
+          maxCompletionLength: sel.L,
         });
         const all = tf.logSoftmax(logits, -1);
         const ent = tf.mean(tf.neg(tf.sum(tf.mul(tf.exp(all), tf.where(tf.isFinite(all), all, tf.zerosLike(all))), -1)));
@@ -194,7 +163,7 @@ export function rlStep(ctx: RlContext, batch: RlExample[], lr: number): RlStepRe
         tf.dispose(Object.values(step));
       }
     }
-    tf.dispose([rowsT, biasT, targetsT, indexT, maskT, advT, ...(old ? [old] : []), ...(refLogp ? [refLogp] : [])]);
+    tf.dispose([rowsT, ...Object.values(t), advT, ...(old ? [old] : []), ...(refLogp ? [refLogp] : [])]);
     Object.assign(metrics, { 'train/loss_rl': lossRl, clip_ratio: clipRatio, kl, entropy, 'train/grad_norm': gradNorm });
     if (ctx.format === 'gta') Object.assign(metrics, { 'train/loss_sft': lossSft, 'grad/cos_sft_rl': cos, 'grad/conflict': conflict ? 1 : 0 });
   }
@@ -215,4 +184,79 @@ function mean(x: number[]): number {
 function std(x: number[]): number {
   const m = mean(x);
   return Math.sqrt(mean(x.map((v) => (v - m) ** 2)));
+}
+
+/** The completion tokens that enter the RL loss, and where they sit in the batch. */
+export interface RlTokens {
+  /** Row of the flattened [B*T] hidden states that predicts each selected token. */
+  rows: Int32Array;
+  targets: Int32Array;
+  /** Per selected token: 0 where the decoding allowed a token, NEG_INF elsewhere (structured decoding's restriction). */
+  bias: Float32Array[];
+  /** [N, L] position of each completion's selected tokens among the M selected ones (M = padding). */
+  index: Int32Array;
+  /** [N, L] 1 for a real token, 0 for padding. */
+  mask: Float32Array;
+  M: number;
+  N: number;
+  L: number;
+}
+
+/**
+ * Picks the completion tokens the RL loss sees: not GTA's guess span (trained by L_SFT instead), not
+ * forced tokens (only one choice: no decision, no gradient), and no tokens of truncated completions
+ * when they are masked.
+ */
+export function selectRlTokens(comps: Completion[], promptLengths: number[], layout: BatchLayout, o: { format: CompletionFormat; maskTruncated: boolean; spec: StructureSpec; vocab: number }): RlTokens {
+  const specials = new Set(o.spec.specials);
+  const rows: number[] = [];
+  const targets: number[] = [];
+  const bias: Float32Array[] = [];
+  const perComp: number[][] = comps.map(() => []);
+  comps.forEach((c, i) => {
+    if (o.maskTruncated && c.truncated) return;
+    c.tokens.forEach((tok, j) => {
+      if (o.format === 'gta' && c.spans[j] === 'guess') return;
+      const a = c.allowed[j];
+      if (choiceCount(a, o.vocab, specials.size) <= 1) return;
+      perComp[i].push(rows.length);
+      rows.push(i * layout.T + layout.pad[i] + promptLengths[i] + j - 1);
+      targets.push(tok);
+      if (a.kind !== 'all') {
+        const b = new Float32Array(o.vocab).fill(NEG_INF);
+        for (const id of candidates(a, specials, o.vocab)) b[id] = 0;
+        bias.push(b);
+      } else bias.push(new Float32Array(o.vocab));
+    });
+  });
+  const M = rows.length;
+  const N = comps.length;
+  const L = Math.max(1, ...perComp.map((r) => r.length));
+  const index = new Int32Array(N * L).fill(M);
+  const mask = new Float32Array(N * L);
+  perComp.forEach((r, i) => r.forEach((m, j) => ((index[i * L + j] = m), (mask[i * L + j] = 1))));
+  return { rows: Int32Array.from(rows), targets: Int32Array.from(targets), bias, index, mask, M, N, L };
+}
+
+/** The tensors rlTokenLogp needs, made once per batch (the caller disposes them). */
+export function rlTokenTensors(sel: RlTokens): { bias: tf.Tensor2D; targets: tf.Tensor1D; index: tf.Tensor2D; mask: tf.Tensor2D } {
+  const V = sel.bias[0]?.length ?? 1;
+  return {
+    bias: tf.tensor2d(concat(sel.bias, V), [sel.M, V]),
+    targets: tf.tensor1d(sel.targets, 'int32'),
+    index: tf.tensor2d(sel.index, [sel.N, sel.L], 'int32'),
+    mask: tf.tensor2d(sel.mask, [sel.N, sel.L]),
+  };
+}
+
+/**
+ * Log-probabilities [N, L] of the selected tokens under `logits` ([M, V], one row per selected token)
+ * at `temperature`, restricted as the decoding was; padding slots read 0. Also the restricted logits
+ * (for the entropy metric).
+ */
+export function rlTokenLogp(logits: tf.Tensor2D, t: ReturnType<typeof rlTokenTensors>, sel: RlTokens, temperature: number): { logp: tf.Tensor2D; logits: tf.Tensor2D } {
+  const restricted = tf.add(tf.div(logits, temperature), t.bias) as tf.Tensor2D;
+  const picked = pickLogProbs(restricted, t.targets);
+  const padded = tf.reshape(gatherRows(tf.reshape(tf.concat([picked, tf.zeros([1])]), [sel.M + 1, 1]) as tf.Tensor2D, t.index), [sel.N, sel.L]) as tf.Tensor2D;
+  return { logp: padded, logits: restricted };
 }

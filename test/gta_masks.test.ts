@@ -1,0 +1,105 @@
+/**
+ * GTA's loss masking, checked numerically on real structured rollouts of a tiny model:
+ *  - the RL loss has exactly zero gradient at every logits row that predicts a guess-span token, and
+ *    a non-zero one at the think and answer tokens it trains;
+ *  - L_SFT (cross-entropy on the gold label after `prompt <guess>`) has exactly zero gradient at the
+ *    think and answer positions of the full sequence, and the same value with or without them.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { gatherRows } from '../src/backend/gather_rows.js';
+import { buildInput, disposeInput, targetPositions } from '../src/train/batch.js';
+import { grpoLoss } from '../src/train/grpo.js';
+import { rlTokenLogp, rlTokenTensors, selectRlTokens } from '../src/train/rl.js';
+import { sampleCompletions } from '../src/train/rollout.js';
+import { lossAtRows } from '../src/train/sft.js';
+import { structureSpec } from '../src/train/structure.js';
+import { Rng } from '../src/util/rng.js';
+import { stopGradient } from '../src/util/tf_extra.js';
+import { tinyModel, tinyTokenizer, useWasm } from './helpers/tiny.js';
+
+const labels = ['good', 'bad'];
+
+/** Sum of |values| of each row of a [R, C] gradient. */
+function rowMass(g: tf.Tensor2D): Float32Array {
+  return tf.tidy(() => tf.sum(tf.abs(g), 1).dataSync() as Float32Array);
+}
+
+test('GTA: the RL loss has zero gradient through guess-span positions, non-zero through think and answer', async () => {
+  await useWasm();
+  const tok = tinyTokenizer();
+  const model = tinyModel(tok, 7);
+  const spec = structureSpec(tok, 'gta', labels, 2);
+  const prompts = [tok.encode('good movie'), tok.encode('the plot was bad'), tok.encode('a film'), tok.encode('very awful')];
+  const comps = sampleCompletions(model, prompts, { spec, decoding: 'structured', temperature: 1, topP: 1, maxNewTokens: 30, greedy: false, rng: new Rng(3), padId: tok.padId });
+  assert.ok(comps.every((c) => c.spans.includes('guess') && c.spans.includes('think') && c.spans.includes('answer')));
+  const seqs = prompts.map((p, i) => [...p, ...comps[i].tokens]);
+  const { input, layout } = buildInput(seqs, tok.padId);
+  const V = model.arch.vocab_size;
+  const sel = selectRlTokens(comps, prompts.map((p) => p.length), layout, { format: 'gta', maskTruncated: false, spec, vocab: V });
+  const t = rlTokenTensors(sel);
+  const rows = tf.tensor1d(sel.rows, 'int32');
+  const adv = tf.tensor1d([1, -1, 0.5, -0.5]);
+  // The loss as a function of the logits at every position of the batch, [B*T, V].
+  const all = tf.randomNormal([layout.B * layout.T, V], 0, 1, 'float32', 5) as tf.Tensor2D;
+  const grad = tf.grad((x: tf.Tensor) => {
+    const { logp } = rlTokenLogp(gatherRows(x as tf.Tensor2D, rows) as tf.Tensor2D, t, sel, 1);
+    return grpoLoss({ logp, oldLogp: stopGradient(logp), adv, mask: t.mask, eps: 0.2, epsHigh: 0.2, beta: 0, lossType: 'grpo', maxCompletionLength: sel.L }).loss;
+  })(all) as tf.Tensor2D;
+  const mass = rowMass(grad);
+  let guess = 0;
+  let trained = 0;
+  comps.forEach((c, i) => {
+    c.tokens.forEach((_, j) => {
+      const row = i * layout.T + layout.pad[i] + prompts[i].length + j - 1;
+      if (c.spans[j] === 'guess') {
+        guess++;
+        assert.equal(mass[row], 0, `guess token ${j} of completion ${i} has gradient ${mass[row]}`);
+      } else if (sel.rows.includes(row)) {
+        trained++;
+        assert.ok(mass[row] > 0, `${c.spans[j]} token ${j} of completion ${i} has no gradient`);
+      }
+    });
+  });
+  assert.ok(guess > 0 && trained > 0, `guess tokens ${guess}, trained think/answer tokens ${trained}`);
+  const thinkOrAnswer = comps.flatMap((c, i) => c.tokens.map((_, j) => ({ i, j, span: c.spans[j] }))).filter((x) => x.span === 'think' || x.span === 'answer');
+  assert.ok(thinkOrAnswer.some(({ i, j }) => sel.rows.includes(i * layout.T + layout.pad[i] + prompts[i].length + j - 1)));
+  // every row outside the selected ones (prompts, padding) is untouched too
+  const selected = new Set(sel.rows);
+  mass.forEach((m, r) => assert.ok(selected.has(r) || m === 0, `row ${r} outside the RL tokens has gradient ${m}`));
+  tf.dispose([grad, all, adv, rows, ...Object.values(t)]);
+  disposeInput(input);
+  model.dispose();
+});
+
+test('GTA: L_SFT has zero gradient through think and answer positions, and does not see them', async () => {
+  await useWasm();
+  const tok = tinyTokenizer();
+  const model = tinyModel(tok, 8);
+  const tag = (s: Parameters<typeof tok.id>[0]) => tok.id(s);
+  const prompt = tok.encode('the plot was bad');
+  const gold = tok.encode('bad');
+  const guessPart = [...prompt, tag('<guess>'), ...gold];
+  const tail = [tag('</guess>'), tag('<think>'), ...tok.encode('very awful'), tag('</think>'), tag('<answer>'), ...gold, tag('</answer>')];
+  const from = [prompt.length + 1];
+  const sft = (seq: number[]) => {
+    const { input, layout } = buildInput([seq], tok.padId);
+    const { rows, targets } = targetPositions([guessPart], from, layout);
+    const hidden = model.forward(input).hidden;
+    const { value, grads } = tf.valueAndGrads((h: tf.Tensor) => lossAtRows(model, h as tf.Tensor3D, rows, targets))([hidden]);
+    const out = { loss: value.dataSync()[0], mass: rowMass(tf.reshape(grads[0], [layout.T, -1]) as tf.Tensor2D), pad: layout.pad[0] };
+    tf.dispose([hidden, value, ...grads]);
+    disposeInput(input);
+    return out;
+  };
+  const full = sft([...guessPart, ...tail]);
+  const short = sft(guessPart);
+  assert.ok(Math.abs(full.loss - short.loss) < 1e-6, `L_SFT ${full.loss} with think/answer vs ${short.loss} without`);
+  for (let p = guessPart.length; p < guessPart.length + tail.length; p++) {
+    assert.equal(full.mass[full.pad + p], 0, `position ${p} (think/answer) has gradient ${full.mass[full.pad + p]}`);
+  }
+  // the positions that predict the gold label do carry the loss
+  for (let k = 0; k < gold.length; k++) assert.ok(full.mass[full.pad + prompt.length + k] > 0);
+  model.dispose();
+});

@@ -1,0 +1,153 @@
+/**
+ * The torch backend against wasm: one training step gives the same loss, gradients and updated
+ * parameters (1e-4), and each fused kernel gives its composite's value and gradient. Skipped with the
+ * reason when the libtorch addon was not built; .ci/run sets GTA_TORCH_REQUIRED=1 so CI fails instead.
+ */
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { adamwUpdate, layerNorm, pickLogProbs } from '../src/backend/fused.js';
+import { initBackend } from '../src/backend/select.js';
+import { loadNative } from '../src/backend/torch/native.js';
+import { AdamW } from '../src/train/adamw.js';
+import { sftGrads, type SftExample } from '../src/train/sft.js';
+import { Rng } from '../src/util/rng.js';
+import { maxAbsDiff, tinyModel, tinyTokenizer } from './helpers/tiny.js';
+
+function unavailable(): string | false {
+  try {
+    loadNative();
+    return false;
+  } catch (err) {
+    if (process.env.GTA_TORCH_REQUIRED === '1') throw err;
+    return `torch backend unavailable: ${(err as Error).message}`;
+  }
+}
+const skip = unavailable();
+
+/** Runs `f` on each backend (fresh tensors each time) and returns its numbers per backend. */
+async function onBoth<T>(f: () => T): Promise<{ wasm: T; torch: T }> {
+  await initBackend('wasm');
+  const wasm = f();
+  await initBackend('torch');
+  const torch = f();
+  await tf.setBackend('wasm');
+  return { wasm, torch };
+}
+
+/** Largest difference relative to max(1, |value|), over every named array. */
+function worst(a: Record<string, ArrayLike<number>>, b: Record<string, ArrayLike<number>>): { name: string; diff: number } {
+  let out = { name: '', diff: 0 };
+  for (const name of Object.keys(a)) {
+    const scale = Math.max(1, ...Array.from(a[name], Math.abs));
+    const d = maxAbsDiff(a[name], b[name]) / scale;
+    if (!(d <= out.diff)) out = { name, diff: d };
+  }
+  return out;
+}
+
+function batch(tok: ReturnType<typeof tinyTokenizer>): SftExample[] {
+  const texts = ['good movie', 'the plot was very bad', 'a great film', 'awful'];
+  return texts.map((t, i) => ({ prompt: tok.encode(t), target: [...tok.encode(i % 2 ? 'no' : 'yes'), tok.eosId] }));
+}
+
+test('one SFT step on torch matches wasm: loss, gradients and updated parameters', { skip }, async () => {
+  const tok = tinyTokenizer();
+  const { wasm, torch } = await onBoth(() => {
+    const model = tinyModel(tok, 5);
+    const opt = new AdamW(model.params, { lr: 1e-2, weight_decay: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, warmup_steps: 0, schedule: 'constant', min_lr_ratio: 1, grad_clip: 0.5 });
+    const { loss, grads } = sftGrads(model, batch(tok), tok.padId, { dropout: 0 });
+    const g = Object.fromEntries(Object.entries(grads).map(([k, t]) => [k, t.dataSync().slice()]));
+    opt.apply(grads, 1e-2);
+    tf.dispose(Object.values(grads));
+    const p = Object.fromEntries([...model.params].map(([k, v]) => [k, v.dataSync().slice()]));
+    opt.dispose();
+    model.dispose();
+    return { loss, g, p };
+  });
+  assert.ok(Math.abs(wasm.loss - torch.loss) < 1e-4, `loss ${wasm.loss} vs ${torch.loss}`);
+  assert.equal(Object.keys(torch.g).length, Object.keys(wasm.g).length);
+  const g = worst(wasm.g, torch.g);
+  assert.ok(g.diff < 1e-4, `gradient of ${g.name} differs by ${g.diff}`);
+  const p = worst(wasm.p, torch.p);
+  assert.ok(p.diff < 1e-4, `updated ${p.name} differs by ${p.diff}`);
+});
+
+test('fused kernels on torch equal their composites on wasm, value and gradient', { skip }, async () => {
+  const rng = new Rng(11);
+  const values = (n: number) => Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
+  const logits = values(6 * 50);
+  const targets = Int32Array.from({ length: 6 }, () => rng.int(50));
+  const x = values(2 * 3 * 8);
+  const gain = values(8);
+  const bias = values(8);
+  const dy = values(2 * 3 * 8);
+  const { wasm, torch } = await onBoth(() => {
+    const l = tf.tensor2d(logits, [6, 50]);
+    const t = tf.tensor1d(targets, 'int32');
+    // a weighted sum so every output element gets a different upstream gradient
+    const w = tf.tensor1d(Float32Array.from({ length: 6 }, (_, i) => i - 2.5));
+    const [pv, pg] = tf.tidy(() => {
+      const { value, grads } = tf.valueAndGrads((a: tf.Tensor) => tf.sum(tf.mul(pickLogProbs(a as tf.Tensor2D, t), w)))([l]);
+      return [value, grads[0]];
+    });
+    const xs = [tf.tensor3d(x, [2, 3, 8]), tf.tensor1d(gain), tf.tensor1d(bias)];
+    const upstream = tf.tensor3d(dy, [2, 3, 8]);
+    const { value: lnv, grads: lng } = tf.valueAndGrads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(layerNorm(a, g as tf.Tensor1D, b as tf.Tensor1D, 1e-5), upstream)))(xs);
+    const relu = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.relu(a), upstream)))(xs[0]);
+    const soft = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.softmax(a, -1), upstream)))(xs[0]);
+    const out = {
+      pick: Float32Array.of(pv.dataSync()[0]),
+      pickGrad: pg.dataSync().slice(),
+      ln: Float32Array.of(lnv.dataSync()[0]),
+      lnGradX: lng[0].dataSync().slice(),
+      lnGradG: lng[1].dataSync().slice(),
+      lnGradB: lng[2].dataSync().slice(),
+      reluGrad: relu.dataSync().slice(),
+      softmaxGrad: soft.dataSync().slice(),
+    };
+    tf.dispose([l, t, w, pv, pg, ...xs, upstream, lnv, ...lng, relu, soft]);
+    return out;
+  });
+  const d = worst(wasm, torch);
+  assert.ok(d.diff < 1e-4, `${d.name} differs by ${d.diff}`);
+});
+
+test('fused AdamW on torch equals the composite update, with and without decay and clipping', { skip }, async () => {
+  const rng = new Rng(12);
+  const shapes = [[4, 3], [3], [2, 2, 2]];
+  const init = shapes.map((s) => Array.from({ length: 4 }, () => Float32Array.from({ length: s.reduce((a, b) => a * b) }, () => rng.next() * 2 - 1)));
+  const { wasm, torch } = await onBoth(() => {
+    const [p, g, m, v] = [0, 1, 2, 3].map((j) => shapes.map((s, i) => tf.tensor(j === 3 ? init[i][j].map(Math.abs) : init[i][j], s)));
+    const out = adamwUpdate(p, g, m, v, [true, false, true], { lr: 0.01, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1, bc1: 0.19, bc2: 0.0199, scale: 0.5 });
+    const r: Record<string, Float32Array> = {};
+    (['p', 'm', 'v'] as const).forEach((k) => out[k].forEach((t, i) => (r[`${k}${i}`] = t.dataSync() as Float32Array)));
+    tf.dispose([...p, ...g, ...m, ...v, ...out.p, ...out.m, ...out.v]);
+    return r;
+  });
+  const d = worst(wasm, torch);
+  assert.ok(d.diff < 1e-5, `${d.name} differs by ${d.diff}`);
+});
+
+test('the torch backend leaks no tensors over a training step', { skip }, async () => {
+  const tok = tinyTokenizer();
+  await initBackend('torch');
+  const native = loadNative();
+  const model = tinyModel(tok, 5);
+  const opt = new AdamW(model.params, { lr: 1e-2, weight_decay: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, warmup_steps: 0, schedule: 'constant', min_lr_ratio: 1, grad_clip: 0.5 });
+  const step = () => {
+    const { grads } = sftGrads(model, batch(tok), tok.padId, { dropout: 0.1, rng: new Rng(1) });
+    opt.apply(grads, 1e-2);
+    tf.dispose(Object.values(grads));
+  };
+  step();
+  const [tensors, live] = [tf.memory().numTensors, native.liveTensors()];
+  step();
+  step();
+  assert.equal(tf.memory().numTensors, tensors, 'tfjs tensors');
+  assert.equal(native.liveTensors(), live, 'addon tensors');
+  opt.dispose();
+  model.dispose();
+  await tf.setBackend('wasm');
+});
+
