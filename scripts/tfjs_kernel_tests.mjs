@@ -11,13 +11,17 @@
  *
  * Every spec that ran ends in one class:
  *   passed            it passed and called at least one torch kernel
- *   failed            a real failure: it called a torch kernel and is in none of the classes below
+ *   failed            a real failure, in none of the classes below, of a spec that called a torch
+ *                     kernel or ran in a describeWithFlags suite on the torch backend (a wrong read
+ *                     or write of the backend's storage counts even when no kernel ran)
  *   not registered    it needs a kernel the torch backend does not register ("Kernel 'X' not
  *                     registered for backend 'torch'"): we only claim the kernels we register
  *   unsupported dtype it needs complex64 or string tensors, which the torch backend does not have
  *   listed            named in tfjs_kernel_tests.skip.json with a reason (not run unless --run-listed)
- *   no torch kernel   it passed or failed without calling any torch kernel (tests of tfjs-core's own
- *                     utilities, io, engine bookkeeping): not a kernel spec, not counted
+ *   no torch kernel   it passed without calling any torch kernel (argument checks, tensor creation,
+ *                     tfjs-core's own utilities and io), or failed outside the torch suites: not a
+ *                     kernel spec, not counted
+ *   excluded          xit / pending in tfjs-core itself
  * Exits 1 when there is a real failure (or when a listed spec no longer exists).
  *
  * Usage: node scripts/tfjs_kernel_tests.mjs [--filter TEXT] [--files REGEX] [--verbose] [--run-listed]
@@ -92,7 +96,7 @@ if (specFiles.length === 0) {
 }
 const { build } = await import('esbuild');
 fs.mkdirSync(outDir, { recursive: true });
-const bundle = path.join(outDir, 'bundle.mjs');
+const bundle = path.join(outDir, `bundle-${process.pid}.mjs`); // one per run: two runs at once do not clash
 // what @tensorflow/tfjs adds to tfjs-core and the specs expect: gradients and chained ops (x.add(y))
 const setupSource = `
 import * as tf from '@tensorflow/tfjs-core/dist/index.js';
@@ -181,6 +185,7 @@ env.addReporter({
     current = { kernels: new Set(), backend: null };
   },
   specDone(r) {
+    if (r.status === 'excluded' && opts.filter && !r.fullName.includes(opts.filter)) return; // not asked for
     if (r.status === 'excluded' || r.status === 'pending') {
       results.push({ name: r.fullName, cls: listedReason.has(r.fullName) ? 'listed' : 'excluded', kernels: [], messages: [] });
       return;
@@ -201,7 +206,7 @@ env.addReporter({
       cls = 'not registered';
       detail = [...new Set(missing)].join(',');
       for (const k of new Set(missing)) missingKernels.set(k, (missingKernels.get(k) ?? 0) + 1);
-    } else cls = kernels.length ? 'failed' : 'no torch kernel';
+    } else cls = kernels.length || current.backend === 'torch' ? 'failed' : 'no torch kernel';
     results.push({ name: r.fullName, cls, status: r.status, detail, kernels, backend: current.backend, messages });
   },
 });
@@ -219,7 +224,11 @@ if (opts.filter || !opts.runListed) {
   });
 }
 
-await import(pathToFileURL(bundle).href);
+try {
+  await import(pathToFileURL(bundle).href);
+} finally {
+  fs.rmSync(bundle, { force: true });
+}
 const tLoaded = performance.now();
 await new Promise((resolve) => {
   env.addReporter({ jasmineDone: resolve });
@@ -264,7 +273,7 @@ const passed = count('passed');
 const skipped = count('not registered') + count('unsupported dtype') + count('listed');
 const suites = new Set(results.filter((r) => r.cls === 'passed').map((r) => suiteOf(r.name))).size;
 console.log(
-  `${specFiles.length} spec files, ${results.length} specs in ${((tDone - t0) / 1000).toFixed(1)} s ` +
+  `${specFiles.length} spec files, ${results.length} specs (${count('excluded')} xit in tfjs-core) in ${((tDone - t0) / 1000).toFixed(1)} s ` +
     `(bundle and load ${((tLoaded - t0) / 1000).toFixed(1)} s); ${count('no torch kernel')} called no torch kernel ` +
     `and are not counted; passed specs cover ${suites} suites`,
 );

@@ -11,6 +11,19 @@ export type KernelTable = Record<string, Kernel>;
 /** at::ScalarType values, as ATen schemas take them. */
 export const SCALAR_TYPE: Record<string, number> = { float32: 6, int32: 3, bool: 11, int64: 4 };
 
+/** The at::ScalarType of a tfjs dtype; throws for the dtypes the torch backend has no tensors of (complex64, string). */
+export function scalarType(dtype: unknown): number {
+  const code = SCALAR_TYPE[dtype as string];
+  if (code === undefined) throw new Error(`the torch backend has no ${dtype} tensors`);
+  return code;
+}
+
+/** `x` itself under another TensorInfo (its data id shared, one more reference), as tfjs's cpu backend does for Identity. */
+export function share(b: TorchBackend, x: Info): Info {
+  b.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
 /** The addon tensor id of a tfjs input. */
 export function id(b: TorchBackend, t: Info): number {
   return b.idOf(t.dataId);

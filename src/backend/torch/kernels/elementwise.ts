@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { TorchBackend } from '../backend.js';
-import { castRaw, chain, id, SCALAR_TYPE, type Info, type KernelTable } from './common.js';
+import { castRaw, chain, id, scalarType, share, type Info, type KernelTable } from './common.js';
 
 const UNARY: Record<string, string> = {
   Abs: 'aten::abs',
@@ -98,8 +98,14 @@ export const elementwiseKernels: KernelTable = {
   FloorDiv: (b, { a, b: y }) => asDtype(b, b.run('aten::div.Tensor_mode', [id(b, a), id(b, y), 'floor']), 'int32'),
   SquaredDifference: (b, { a, b: y }) => chain(b, (k) => b.raw('aten::square', [k(b.raw('aten::sub.Tensor', [id(b, a), id(b, y)]))[0]])),
   Relu6: (b, { x }) => b.run('aten::hardtanh', [id(b, x), 0, 6]),
-  LeakyRelu: (b, { x }, { alpha }) => b.run('aten::leaky_relu', [id(b, x), alpha as number]),
+  /** float32 whatever the input's dtype, as tfjs's cpu kernel (ATen has no integer leaky_relu). */
+  LeakyRelu: (b, { x }, { alpha }) =>
+    x.dtype === 'float32'
+      ? b.run('aten::leaky_relu', [id(b, x), alpha as number])
+      : chain(b, (k) => b.raw('aten::leaky_relu', [k(castRaw(b, id(b, x), 'float32'))[0], alpha as number])),
   Elu: (b, { x }) => b.run('aten::elu', [id(b, x)]),
+  /** The gradient of Elu from its output y: dy where y > 0, dy * (y + 1) elsewhere. */
+  EluGrad: (b, { dy, y }) => b.run('aten::elu_backward', [id(b, dy), 1, 1, 1, true, id(b, y)]),
   Prelu: (b, { x, alpha }) =>
     chain(b, (k) => {
       const neg = k(b.raw('aten::lt.Scalar', [id(b, x), 0]));
@@ -130,15 +136,20 @@ export const elementwiseKernels: KernelTable = {
       return b.raw('aten::where.self', [c, id(b, t), id(b, e)]);
     }),
 
+  /** To the same dtype: the input's data id, shared (as Identity). */
   Cast: (b, { x }, { dtype }) => {
-    if (dtype === x.dtype) return b.run('aten::alias', [id(b, x)]);
-    if (SCALAR_TYPE[dtype as string] === undefined) throw new Error(`the torch backend has no ${dtype} tensors`);
+    if (dtype === x.dtype) return share(b, x);
+    scalarType(dtype);
     return b.info(castRaw(b, id(b, x), dtype as tf.DataType));
   },
-  Identity: (b, { x }) => b.run('aten::alias', [id(b, x)]),
+  /**
+   * The input's data id, shared with one more reference (as tfjs's cpu backend): tfjs's customGrad
+   * saves inputs through clone (Identity) and counts a new data id there as a leak.
+   */
+  Identity: (b, { x }) => share(b, x),
   ZerosLike: (b, { x }) => b.run('aten::zeros_like', [id(b, x)]),
   OnesLike: (b, { x }) => b.run('aten::ones_like', [id(b, x)]),
-  Fill: (b, _, { shape, value, dtype }) => b.run('aten::full', [shape as number[], value as number, SCALAR_TYPE[dtype as string], null, b.device]),
+  Fill: (b, _, { shape, value, dtype }) => b.run('aten::full', [shape as number[], value as number, scalarType(dtype), null, b.device]),
 
   AddN: (b, { ...inputs }) =>
     chain(b, (k) => {
