@@ -3,7 +3,11 @@
  * `npm ci` runs this (package.json "install"): builds the torch backend's addon when a libtorch is
  * found (see find_libtorch.mjs) and otherwise skips it. It never fails the install: without the addon
  * the `torch` backend reports why it is unavailable (native/build/status.json) and `auto` uses wasm.
- * GTA_TORCH=0 skips the build; GTA_TORCH=1 makes a failed build fail the install.
+ *
+ * On a Debian/Ubuntu machine where the install runs as root and no libtorch is found, it first
+ * installs Debian's libtorch-dev and OpenBLAS (OpenMP build) with apt-get (a few minutes, once), so a
+ * plain `npm ci` sets up the fast engine. GTA_TORCH=0 skips all of this; GTA_TORCH=1 makes a failed
+ * build fail the install.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -24,7 +28,14 @@ function finish(ok, reason, extra = {}) {
 }
 
 if (process.env.GTA_TORCH === '0') finish(false, 'GTA_TORCH=0 at install time');
-const torch = findLibtorch();
+let torch = findLibtorch();
+if (!torch && process.getuid?.() === 0 && spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status === 0) {
+  console.error('gta: no libtorch found; installing Debian\'s libtorch-dev and libopenblas0-openmp for the torch backend (GTA_TORCH=0 skips this) ...');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const apt = (args) => spawnSync('apt-get', args, { stdio: ['ignore', 'ignore', 'inherit'], env }).status === 0;
+  const pkgs = ['install', '-y', '--no-install-recommends', 'libtorch-dev', 'libopenblas0-openmp'];
+  if (apt(pkgs) || (apt(['update']) && apt(pkgs))) torch = findLibtorch();
+}
 if (!torch) finish(false, 'no libtorch found at install time (set LIBTORCH, install a Python torch, or apt-get install libtorch-dev libopenblas0-openmp), then run `npm run build:torch`');
 
 /** npm's bundled node-gyp: npm names it in npm_config_node_gyp inside lifecycle scripts. */
