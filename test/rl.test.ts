@@ -76,3 +76,20 @@ test('free decoding: completions stop at the length bound, and truncated ones ca
   const summary = JSON.parse(fs.readFileSync(path.join(runDir, 'summary.json'), 'utf8'));
   assert.ok('format_valid_rate' in summary.final);
 });
+
+test('sft_then_rl: SFT on the RL format for sft_steps, then GRPO from there', () => {
+  const { train, dev } = (() => {
+    const r = trainLines(['--set', 'mode=sft_then_rl', '--set', 'sft_then_rl.sft_steps=20', '--set', 'train.steps=30', '--set', 'train.eval_every=10']);
+    const lines = fs.readFileSync(path.join(r.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    return { train: r.train, dev: lines.filter((l) => l.split === 'dev') };
+  })();
+  const sft = train.filter((l) => l.step <= 20);
+  const rl = train.filter((l) => l.step > 20);
+  assert.equal(sft.length, 20);
+  assert.ok(sft.every((l) => 'train/loss_sft' in l && !('reward/total/mean' in l)));
+  assert.ok(rl.length === 10 && rl.every((l) => 'reward/total/mean' in l && !('train/loss_sft' in l)));
+  assert.ok(sft[19]['train/loss_sft'] < sft[0]['train/loss_sft'], 'the SFT phase learns');
+  // after the SFT phase the RL format is already right (structured decoding) and the answers are mostly correct
+  assert.ok(rl[0]['reward/accuracy/mean'] > 0.6, `reward at the switch ${rl[0]['reward/accuracy/mean']}`);
+  assert.ok(dev.length >= 3 && 'eval/format_valid_rate' in dev[dev.length - 1]);
+});

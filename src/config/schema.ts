@@ -119,6 +119,12 @@ export const RlSchema = z
   })
   .strict();
 
+/** Training modes: sft_then_rl is SFT for sft_then_rl.sft_steps steps, then RL (GRPO) from there. */
+export const MODES = ['sft', 'rl', 'gta', 'sft_then_rl'] as const;
+
+/** The SFT phase of mode sft_then_rl; its target is `<think></think><answer>LABEL</answer>`, RL's format with an empty think. */
+export const SftThenRlSchema = z.object({ sft_steps: positiveInt.default(200) }).strict();
+
 /** The GTA hybrid: L = lambda_sft * L_SFT(guess) + lambda_rl * L_RL(think, answer). */
 export const GtaSchema = z
   .object({
@@ -133,7 +139,7 @@ export const TrainConfigSchema = z
     name: runName.default('run'),
     seed: z.number().int().default(1),
     backend: z.enum(BACKEND_NAMES).default('auto'),
-    mode: z.enum(['sft', 'rl', 'gta']).default('sft'),
+    mode: z.enum(MODES).default('sft'),
     output_dir: z.string().default('runs'),
     /** A base checkpoint folder (from `gta pretrain`), or "scratch" to start from random weights. */
     init: z.string().default('checkpoints/base'),
@@ -146,6 +152,7 @@ export const TrainConfigSchema = z
     eval: EvalSchema.prefault({}),
     rl: RlSchema.prefault({}),
     gta: GtaSchema.prefault({}),
+    sft_then_rl: SftThenRlSchema.prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -195,7 +202,7 @@ export const CompareConfigSchema = z
     /** Where the sweep's runs, tables, curves and report go (default runs/<name>). */
     output_dir: z.string().optional(),
     datasets: z.array(z.string()).min(1),
-    modes: z.array(z.enum(['sft', 'rl', 'gta'])).min(1).default(['sft', 'rl', 'gta']),
+    modes: z.array(z.enum(MODES)).min(1).default(['sft', 'rl', 'gta']),
     seeds: z.array(z.number().int()).min(1).default([1, 2, 3]),
     jobs: positiveInt.default(2),
     /** The run config of each cell; {dataset} and {mode} are filled in. */

@@ -129,7 +129,7 @@ export async function finetune(
       for (const [k, v] of Object.entries(window.sums)) rec[k] = v / window.steps;
       Object.assign(rec, { 'train/lr': lr, 'perf/tokens_per_s': window.tokens / secs, 'perf/tokens_seen': tokensSeen });
       run.appendJsonl('metrics.jsonl', rec);
-      const lossKey = cfg.mode === 'sft' ? 'train/loss_sft' : 'reward/total/mean';
+      const lossKey = 'reward/total/mean' in rec ? 'reward/total/mean' : 'train/loss_sft';
       bar.update(step, { [lossKey.split('/').slice(-2).join('/')]: Number(rec[lossKey] ?? NaN), 'tok/s': Math.round(Number(rec['perf/tokens_per_s'])) });
       window = newWindow();
     }
