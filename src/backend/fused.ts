@@ -1,7 +1,7 @@
 /**
  * Fused operations: one kernel where the backend has one (the torch backend registers them, see
  * torch/kernels/fused.ts), else the same math composed from tfjs ops. Either way the result and the
- * gradient are the same to float rounding; test/fused.test.ts checks that.
+ * gradient are the same to float rounding; test/torch.test.ts checks that.
  *
  * They pay where tfjs's composition is many passes over big tensors: the log-probabilities of the
  * chosen tokens over a [N, vocab] logits matrix (the loss of every mode), layer norm, and the AdamW

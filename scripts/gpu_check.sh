@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The torch backend's GPU checks, in one run on the device machine (../shared/device/README.md: it has
+# PyTorch 2.x with libtorch and CUDA, but no Node.js registry and no node-gyp). On the workstation:
+#   npm ci && bash ../shared/device/pack.sh
+# then run `bash scripts/gpu_check.sh` there with `.gpu` and `dist` carried. It builds the addon with g++
+# against the machine's libtorch (the flags come from native/find_libtorch.mjs, as node-gyp's do), then:
+#   1. the parity tests (test/torch.test.ts) with the torch backend on cuda:0;
+#   2. the bench on the default model (d128, 2 layers, batch 32 x seq 64) and on the 19.5M-parameter one
+#      (d512, 6 layers, batch 64 x seq 128), each with the PyTorch eager fp32 reference on the same GPU.
+# Everything it prints also goes to $OUT/gpu_check.log.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp}
+exec > >(tee "$OUT/gpu_check.log") 2>&1
+if [ -d .gpu ]; then bash .gpu/setup.sh && . /tmp/gpu-env.sh; fi
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+
+field() { node native/find_libtorch.mjs "$1"; }
+mkdir -p native/build/Release
+incs=(); for d in $(field includes) "${NODE_API_HEADERS:-/usr/include/node}" "$(node -p "require('node-addon-api').include_dir")"; do incs+=("-I$d"); done
+defs=(); for d in $(field defines) NAPI_VERSION=8 NAPI_CPP_EXCEPTIONS; do defs+=("-D$d"); done
+echo "building the addon against $(node -p "JSON.parse(require('child_process').execFileSync('node',['native/find_libtorch.mjs'])).how")"
+time g++ -shared -fPIC -std=c++17 -O2 "${defs[@]}" "${incs[@]}" native/torch_addon.cc -o native/build/Release/gta_torch.node \
+  $(field ldflags) -L"$(field libdirs)" $(field libs)
+echo '{"ok": true, "reason": "built by scripts/gpu_check.sh"}' > native/build/status.json
+
+export GTA_TORCH_DEVICE=cuda:0
+node -e "import('./dist/src/backend/select.js').then(async m => console.log(await m.initBackend('torch')))"
+node --test dist/test/torch.test.js
+node dist/scripts/bench.js --backend torch --steps 20 --no-sft --eval-examples 0
+node dist/scripts/bench.js --backend torch --steps 10 --no-sft --eval-examples 0 --d-model 512 --layers 6 --heads 8 --d-ff 2048 --batch 64 --seq 128 --context 128
