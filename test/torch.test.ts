@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { adamwUpdate, layerNorm, pickLogProbs } from '../src/backend/fused.js';
+import { adamwUpdate, attention, dropoutMask, layerNorm, pickLogProbs } from '../src/backend/fused.js';
 import { initBackend } from '../src/backend/select.js';
 import { loadNative } from '../src/backend/torch/native.js';
 import { AdamW } from '../src/train/adamw.js';
@@ -82,6 +82,12 @@ test('fused kernels on torch equal their composites on wasm, value and gradient'
   const gain = values(8);
   const bias = values(8);
   const dy = values(2 * 3 * 8);
+  const [qv, kv, vv, av] = [0, 1, 2, 3].map(() => values(2 * 2 * 4 * 3));
+  // causal, with the first key hidden from row 0 of batch 1 (a left-padding position)
+  const biasValues = Float32Array.from({ length: 2 * 4 * 4 }, (_, i) => {
+    const [bb, r, c] = [Math.floor(i / 16), Math.floor(i / 4) % 4, i % 4];
+    return c > r || (bb === 1 && c === 0 && r > 0) ? -1e9 : 0;
+  });
   const { wasm, torch } = await onBoth(() => {
     const l = tf.tensor2d(logits, [6, 50]);
     const t = tf.tensor1d(targets, 'int32');
@@ -96,7 +102,19 @@ test('fused kernels on torch equal their composites on wasm, value and gradient'
     const { value: lnv, grads: lng } = tf.valueAndGrads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(layerNorm(a, g as tf.Tensor1D, b as tf.Tensor1D, 1e-5), upstream)))(xs);
     const relu = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.relu(a), upstream)))(xs[0]);
     const soft = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.softmax(a, -1), upstream)))(xs[0]);
+    const [q, k, v, up] = [qv, kv, vv, av].map((a) => tf.tensor4d(a, [2, 2, 4, 3]));
+    const attnBias = tf.tensor4d(biasValues, [2, 1, 4, 4]);
+    const attn: Record<string, Float32Array> = {};
+    for (const mask of [undefined, dropoutMask([2, 2, 4, 4], 0.3, 9)]) {
+      const tag = mask ? 'attnDropout' : 'attn';
+      const { value, grads } = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(attention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, attnBias, 0.5, mask), up)))([q, k, v]);
+      attn[tag] = value.dataSync() as Float32Array;
+      grads.forEach((g, i) => (attn[`${tag}Grad${'qkv'[i]}`] = g.dataSync() as Float32Array));
+      tf.dispose([value, ...grads, ...(mask ? [mask] : [])]);
+    }
+    tf.dispose([q, k, v, up, attnBias]);
     const out = {
+      ...attn,
       pick: Float32Array.of(pv.dataSync()[0]),
       pickGrad: pg.dataSync().slice(),
       ln: Float32Array.of(lnv.dataSync()[0]),

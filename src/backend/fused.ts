@@ -3,11 +3,12 @@
  * torch/kernels/fused.ts), else the same math composed from tfjs ops. Either way the result and the
  * gradient are the same to float rounding; test/torch.test.ts checks that.
  *
- * They pay where tfjs's composition is many passes over big tensors: the log-probabilities of the
- * chosen tokens over a [N, vocab] logits matrix (the loss of every mode), layer norm, and the AdamW
- * update (about ten small kernels per parameter).
+ * They pay where tfjs's composition is many passes over big tensors or many small kernels: the
+ * log-probabilities of the chosen tokens over a [N, vocab] logits matrix (the loss of every mode),
+ * attention, layer norm, and the AdamW update (about ten small kernels per parameter).
  */
 import * as tf from '@tensorflow/tfjs';
+import { matMulFast } from './fast_grads.js';
 
 /** Kernel names the torch backend registers (a backend without them gets the composite). */
 export const FUSED = {
@@ -16,6 +17,8 @@ export const FUSED = {
   layerNorm: 'GtaLayerNorm',
   layerNormGrad: 'GtaLayerNormGrad',
   adamw: 'GtaAdamW',
+  attention: 'GtaAttention',
+  attentionGrad: 'GtaAttentionGrad',
   reluGrad: 'GtaReluGrad',
   softmaxGrad: 'GtaSoftmaxGrad',
 } as const;
@@ -46,6 +49,47 @@ export function pickLogProbs(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tens
     };
   });
   return f(logits, targets) as tf.Tensor1D;
+}
+
+/**
+ * The dropout multiplier tf.dropout(x, rate, undefined, seed) would apply: floor(u + keep) / keep with
+ * u ~ U(0, 1) drawn from `seed`, so masking with it gives exactly tf.dropout's result.
+ */
+export function dropoutMask(shape: number[], rate: number, seed: number): tf.Tensor {
+  const keep = 1 - rate;
+  return tf.tidy(() => tf.div(tf.floor(tf.add(tf.randomUniform(shape, 0, 1, 'float32', seed), keep)), keep));
+}
+
+/**
+ * Causal multi-head attention: softmax(q k^T * scale + bias) v, with the attention probabilities
+ * multiplied by `mask` (a dropoutMask) when given. q [B, H, Tq, dh], k and v [B, H, Tk, dh], bias
+ * [B, 1, Tq, Tk] additive (0 or NEG_INF). The fused kernel does it in one call each way and saves the
+ * probabilities for the backward pass.
+ */
+export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor4D, scale: number, mask?: tf.Tensor): tf.Tensor4D {
+  if (!hasFused(FUSED.attention)) {
+    const scores = tf.add(tf.mul(matMulFast(q, k, false, true), scale), bias);
+    const probs = mask ? tf.mul(tf.softmax(scores, -1), mask) : tf.softmax(scores, -1);
+    return matMulFast(probs, v) as tf.Tensor4D;
+  }
+  // bias and mask are inputs (not closures) so tfjs keeps them alive until the backward pass; their "gradients" are zeros
+  const consts = mask ? [bias, mask] : [bias];
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const [qi, ki, vi, bi, mi] = args.slice(0, -1) as tf.Tensor[];
+    const inputs = mi ? { q: qi, k: ki, v: vi, bias: bi, mask: mi } : { q: qi, k: ki, v: vi, bias: bi };
+    const [out, probs] = runKernel<tf.Tensor[]>(FUSED.attention, inputs, { scale });
+    save(mi ? [qi, ki, vi, probs, mi] : [qi, ki, vi, probs]);
+    return {
+      value: out,
+      gradFunc: (dy, saved) => {
+        const [sq, sk, sv, sp, sm] = saved;
+        const grads = runKernel<tf.Tensor[]>(FUSED.attentionGrad, sm ? { dy, q: sq, k: sk, v: sv, probs: sp, mask: sm } : { dy, q: sq, k: sk, v: sv, probs: sp }, { scale });
+        return [...grads, ...consts.map((c) => tf.zerosLike(c))];
+      },
+    };
+  });
+  return f(q, k, v, ...consts) as tf.Tensor4D;
 }
 
 /** Layer norm over the last axis with gain g and bias b (both [d]). */

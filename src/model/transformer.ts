@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ModelArch } from '../config/schema.js';
 import { gatherRows } from '../backend/gather_rows.js';
 import { matMulFast } from '../backend/fast_grads.js';
-import { layerNorm } from '../backend/fused.js';
+import { attention, dropoutMask, layerNorm } from '../backend/fused.js';
 import { Rng } from '../util/rng.js';
 
 /** The input of a forward pass: everything is built on the JS side by src/train/batch.ts. */
@@ -199,9 +199,8 @@ export class Transformer {
   ): tf.Tensor3D {
     const { d_model: d, n_heads: H } = this.arch;
     const b = `blocks.${l}`;
-    const scores = tf.add(tf.mul(matMulFast(q, k, false, true), 1 / Math.sqrt(d / H)), bias);
-    const attn = this.dropout(tf.softmax(scores, -1), opts);
-    const ctx = tf.reshape(tf.transpose(matMulFast(attn, v), [0, 2, 1, 3]), [B * T, d]);
+    const mask = opts.dropout && opts.dropout > 0 ? dropoutMask([B, H, T, k.shape[2]], opts.dropout, this.rng(opts).seed()) : undefined;
+    const ctx = tf.reshape(tf.transpose(attention(q, k, v, bias, 1 / Math.sqrt(d / H), mask), [0, 2, 1, 3]), [B * T, d]);
     const out = tf.add(tf.matMul(ctx, this.w(`${b}.attn.wo`)), this.w(`${b}.attn.bo`));
     x = tf.add(x, this.dropout(tf.reshape(out, [B, T, d]), opts)) as tf.Tensor3D;
     const h = tf.reshape(this.layerNorm(x, `${b}.ln2`), [B * T, d]);
@@ -217,8 +216,12 @@ export class Transformer {
   /** Inverted dropout; its seed comes from the run's RNG, so the masks are reproducible from the saved state. */
   private dropout<T extends tf.Tensor>(x: T, opts: ForwardOptions): T {
     if (!opts.dropout || opts.dropout <= 0) return x;
+    return tf.dropout(x, opts.dropout, undefined, this.rng(opts).seed()) as T;
+  }
+
+  private rng(opts: ForwardOptions): Rng {
     if (!opts.rng) throw new Error('dropout needs an RNG (ForwardOptions.rng)');
-    return tf.dropout(x, opts.dropout, undefined, opts.rng.seed()) as T;
+    return opts.rng;
   }
 
   dispose(): void {

@@ -40,6 +40,36 @@ export const fusedKernels: KernelTable = {
     const grads = b.call('aten::native_layer_norm_backward', [id(b, dy), id(b, x), [d], id(b, mean), id(b, rstd), id(b, g), id(b, g), [true, true, true]]) as Raw[];
     return grads.map((r) => b.info(r));
   },
+  /** softmax(q k^T * scale + bias) (* mask) v; also returns the probabilities (before the mask) for the backward pass */
+  [FUSED.attention]: (b, { q, k, v, bias, mask }, { scale }) => {
+    const temps: Raw[] = [];
+    const keep = (r: Raw) => (temps.push(r), r);
+    const kt = keep(b.raw('aten::transpose.int', [id(b, k), -2, -1]));
+    const scores = keep(b.raw('aten::matmul', [id(b, q), kt[0]]));
+    keep(b.raw('aten::mul_.Scalar', [scores[0], scale as number]));
+    keep(b.raw('aten::add_.Tensor', [scores[0], id(b, bias)]));
+    const probs = b.raw('aten::_softmax', [scores[0], -1, false]);
+    const used = mask ? keep(b.raw('aten::mul.Tensor', [probs[0], id(b, mask)])) : probs;
+    const out = b.raw('aten::matmul', [used[0], id(b, v)]);
+    b.free(...temps);
+    return [b.info(out), b.info(probs)];
+  },
+  /** dq, dk, dv of the above from the saved probabilities */
+  [FUSED.attentionGrad]: (b, { dy, q, k, v, probs, mask }, { scale }) => {
+    const temps: Raw[] = [];
+    const keep = (r: Raw) => (temps.push(r), r);
+    const t = (x: number) => keep(b.raw('aten::transpose.int', [x, -2, -1]))[0];
+    const used = mask ? keep(b.raw('aten::mul.Tensor', [id(b, probs), id(b, mask)]))[0] : id(b, probs);
+    const dv = b.raw('aten::matmul', [t(used), id(b, dy)]);
+    let dp = keep(b.raw('aten::matmul', [id(b, dy), t(id(b, v))]));
+    if (mask) dp = keep(b.raw('aten::mul.Tensor', [dp[0], id(b, mask)]));
+    const ds = keep(b.raw('aten::_softmax_backward_data', [dp[0], id(b, probs), -1, 6]));
+    keep(b.raw('aten::mul_.Scalar', [ds[0], scale as number]));
+    const dq = b.raw('aten::matmul', [ds[0], id(b, k)]);
+    const dk = b.raw('aten::matmul', [t(ds[0]), id(b, q)]);
+    b.free(...temps);
+    return [b.info(dq), b.info(dk), b.info(dv)];
+  },
   /** dy where x > 0, else 0 (tfjs: dy * step(x)) */
   [FUSED.reluGrad]: (b, { dy, x }) => b.run('aten::threshold_backward', [id(b, dy), id(b, x), 0]),
   /** y * (dy - sum(dy * y)) along dim */
