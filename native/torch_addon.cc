@@ -284,19 +284,6 @@ Napi::Value Free(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// describe(id) -> [shape[], dtype string, device string]; for checks and error messages
-Napi::Value Describe(const Napi::CallbackInfo& info) {
-  auto env = info.Env();
-  const at::Tensor& t = Get(env, info[0]);
-  auto shape = Napi::Array::New(env, t.dim());
-  for (int64_t i = 0; i < t.dim(); i++) shape.Set(i, Napi::Number::New(env, t.size(i)));
-  auto out = Napi::Array::New(env, 3);
-  out.Set(0u, shape);
-  out.Set(1u, Napi::String::New(env, c10::toString(t.scalar_type())));
-  out.Set(2u, Napi::String::New(env, t.device().str()));
-  return out;
-}
-
 Napi::Value LiveTensors(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), slots.size() - free_slots.size());
 }
@@ -333,15 +320,6 @@ Napi::Value Seed(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value Synchronize(const Napi::CallbackInfo& info) {
-  // A read of a CUDA tensor synchronises; timing code calls this to wait for queued kernels.
-  if (info.Length() > 0 && info[0].IsNumber()) {
-    const at::Tensor& t = Get(info.Env(), info[0]);
-    if (t.is_cuda()) t.sum().item<float>();
-  }
-  return info.Env().Undefined();
-}
-
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   inference_mode = std::make_unique<c10::InferenceMode>();
   exports.Set("op", Napi::Function::New(env, Op));
@@ -349,11 +327,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("fromArray", Napi::Function::New(env, FromArray));
   exports.Set("toArray", Napi::Function::New(env, ToArray));
   exports.Set("free", Napi::Function::New(env, Free));
-  exports.Set("describe", Napi::Function::New(env, Describe));
   exports.Set("liveTensors", Napi::Function::New(env, LiveTensors));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("info", Napi::Function::New(env, Info));
-  exports.Set("synchronize", Napi::Function::New(env, Synchronize));
   exports.Set("seed", Napi::Function::New(env, Seed));
   return exports;
 }

@@ -21,12 +21,10 @@ export interface TorchNative {
   /** A copy of the values, row-major, as Float32Array, Int32Array or Uint8Array (bool). */
   toArray(id: number): Float32Array | Int32Array | Uint8Array;
   free(id: number): void;
-  describe(id: number): [number[], string, string];
   liveTensors(): number;
   setThreads(n: number): void;
   seed(n: number): void;
   info(): { version: string; threads: number; parallel: string; config: string; cudaDevices: number };
-  synchronize(id?: number): void;
 }
 
 let cached: TorchNative | undefined;
