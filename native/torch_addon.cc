@@ -12,14 +12,12 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/version.h>
 
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -304,22 +302,6 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// seed(n): the seed of the default generator of every device, for reproducible random kernels.
-Napi::Value Seed(const Napi::CallbackInfo& info) {
-  uint64_t seed = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
-  std::vector<at::Generator> gens = {at::detail::getDefaultCPUGenerator()};
-  if (at::hasCUDA()) {
-    for (int64_t i = 0; i < c10::impl::getDeviceGuardImpl(at::kCUDA)->deviceCount(); i++) {
-      gens.push_back(at::globalContext().defaultGenerator(c10::Device(at::kCUDA, i)));
-    }
-  }
-  for (auto& g : gens) {
-    std::lock_guard<std::mutex> lock(g.mutex());
-    g.set_current_seed(seed);
-  }
-  return info.Env().Undefined();
-}
-
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   inference_mode = std::make_unique<c10::InferenceMode>();
   exports.Set("op", Napi::Function::New(env, Op));
@@ -330,7 +312,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("liveTensors", Napi::Function::New(env, LiveTensors));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("info", Napi::Function::New(env, Info));
-  exports.Set("seed", Napi::Function::New(env, Seed));
   return exports;
 }
 

@@ -23,7 +23,6 @@ export interface TorchNative {
   free(id: number): void;
   liveTensors(): number;
   setThreads(n: number): void;
-  seed(n: number): void;
   info(): { version: string; threads: number; parallel: string; config: string; cudaDevices: number };
 }
 
