@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
+import os from 'node:os';
 import { repoRoot } from '../util/paths.js';
 import { runStatus } from '../report/run_dir.js';
 import type { Logger } from '../util/log.js';
@@ -51,7 +52,7 @@ export async function runSweep(runs: SweepRun[], jobs: number, log: Logger, extr
       const args = resumable
         ? ['train', '--resume', r.dir]
         : ['train', '--config', r.config, '--run-dir', r.dir, ...r.overrides.flatMap((o) => ['--set', o])];
-      const res = await runChild([...args, ...extraArgs, '--log-level', 'warn']);
+      const res = await runChild([...args, ...extraArgs, '--log-level', 'warn'], jobs);
       active.delete(r);
       done++;
       const error = res.code === 0 ? undefined : errorLine(res.stderr);
@@ -72,9 +73,14 @@ function errorLine(stderr: string): string {
   return lines.find((l) => l.startsWith('gta: ')) ?? lines[lines.length - 1] ?? 'no output';
 }
 
-function runChild(args: string[]): Promise<{ code: number; stderr: string }> {
+/**
+ * One run in a child process. The cores are shared out among the `jobs` children (the torch backend
+ * would otherwise start a thread per core in each, and oversubscribed OpenMP threads spin-wait).
+ */
+function runChild(args: string[], jobs: number): Promise<{ code: number; stderr: string }> {
+  const threads = process.env.GTA_THREADS || String(Math.max(1, Math.floor(os.availableParallelism() / Math.max(1, jobs))));
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(repoRoot(), 'bin', 'gta'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(repoRoot(), 'bin', 'gta'), ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, GTA_THREADS: threads } });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-20000);
