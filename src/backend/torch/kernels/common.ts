@@ -40,7 +40,7 @@ export function chain(b: TorchBackend, f: (keep: (r: Raw) => Raw) => Raw): Info 
   return b.info(result);
 }
 
-/** `x` cast to `dtype` (a copy); the same TensorInfo's data if it already is. */
+/** A copy of addon tensor `x` in `dtype`. */
 export function castRaw(b: TorchBackend, x: number, dtype: tf.DataType): Raw {
   return b.raw('aten::_to_copy', [x, SCALAR_TYPE[dtype]]);
 }

@@ -3,9 +3,9 @@
  */
 import type { Raw } from '../native.js';
 import { FUSED, type AdamWStep } from '../../fused.js';
-import { chain, id, type Info, type KernelTable } from './common.js';
+import { chain, id, SCALAR_TYPE, type Info, type KernelTable } from './common.js';
 
-const INT64 = 4;
+const INT64 = SCALAR_TYPE.int64;
 
 export const fusedKernels: KernelTable = {
   /** log_softmax(logits)[i, t_i]: one fused pass over [N, V], then a gather of N values */
