@@ -116,9 +116,9 @@ const softmaxGrad: tf.GradConfig = {
 let installed = false;
 
 /**
- * Replaces tfjs's BatchMatMul, Relu and Softmax gradients with the ones above (idempotent). The gradient registry is
- * global to the process, so this covers every backend; tfjs only warns about overriding a gradient
- * when its DEBUG flag is on, so this is silent in normal runs.
+ * Replaces tfjs's BatchMatMul, Relu and Softmax gradients with the ones above (idempotent). The
+ * gradient registry is global to the process, so this covers every backend; tfjs only warns about
+ * overriding a gradient when its DEBUG flag is on, so this is silent in normal runs.
  */
 export function installFastGradients(): void {
   if (installed) return;

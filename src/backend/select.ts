@@ -2,9 +2,9 @@
  * Picks and initialises the TensorFlow.js backend.
  *
  * Fastest first: 'torch' (ATen through gta's libtorch addon, on CUDA when libtorch sees a GPU, else
- * the CPU with every core), 'tensorflow' (libtensorflow through @tensorflow/tfjs-node[-gpu], optional packages
- * whose install downloads libtensorflow), 'webgpu' (Dawn through the `webgpu` package), 'wasm' (XNNPACK
- * with SIMD), 'cpu' (plain JS). 'auto' takes the first that works and records why each faster one was
+ * the CPU with every core), 'tensorflow' (libtensorflow through @tensorflow/tfjs-node[-gpu], optional
+ * packages whose install downloads libtensorflow), 'webgpu' (Dawn through the `webgpu` package), 'wasm'
+ * (XNNPACK with SIMD), 'cpu' (plain JS). 'auto' takes the first that works and records why each faster one was
  * skipped, so a run can say what it ran on and why.
  */
 import os from 'node:os';

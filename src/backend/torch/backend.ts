@@ -16,6 +16,8 @@ export const DTYPE_CODE: Record<string, number> = { float32: 0, int32: 1, bool: 
 export const DTYPES: tf.DataType[] = ['float32', 'int32', 'bool'];
 /** The addon's code for float64 (3 is int64): both are narrowed before tfjs sees them. */
 const NARROW_FLOAT = 4;
+/** at::ScalarType of float32 and int32, the narrowed types. */
+const [ATEN_FLOAT, ATEN_INT] = [6, 3];
 
 interface Entry {
   id: number;
@@ -39,26 +41,14 @@ export class TorchBackend extends tf.KernelBackend {
 
   override write(values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType): DataId {
     const dataId = {};
-    this.entries.set(dataId, { id: this.upload(values, shape, dtype), refs: 1 });
+    this.entries.set(dataId, { id: this.constant(values, dtype, shape)[0], refs: 1 });
     this.count++;
     return dataId;
   }
 
   override move(dataId: DataId, values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType, refCount: number): void {
-    this.entries.set(dataId, { id: this.upload(values, shape, dtype), refs: refCount });
+    this.entries.set(dataId, { id: this.constant(values, dtype, shape)[0], refs: refCount });
     this.count++;
-  }
-
-  private upload(values: tf.backend_util.BackendValues | null, shape: number[], dtype: tf.DataType): number {
-    const code = DTYPE_CODE[dtype];
-    if (code === undefined) throw new Error(`the torch backend has no ${dtype} tensors`);
-    const size = tf.util.sizeFromShape(shape);
-    let typed: Float32Array | Int32Array | Uint8Array;
-    if (values == null) typed = dtype === 'bool' ? new Uint8Array(size) : dtype === 'int32' ? new Int32Array(size) : new Float32Array(size);
-    else if (dtype === 'float32') typed = values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
-    else if (dtype === 'int32') typed = values instanceof Int32Array ? values : Int32Array.from(values as ArrayLike<number>);
-    else typed = values instanceof Uint8Array ? values : Uint8Array.from(values as ArrayLike<number>, (v) => (v ? 1 : 0));
-    return this.native.fromArray(typed, shape, code, this.device)[0];
   }
 
   override readSync(dataId: DataId): tf.backend_util.BackendValues {
@@ -149,7 +139,7 @@ export class TorchBackend extends tf.KernelBackend {
    */
   info(raw: Raw): TensorInfo {
     if (raw[1] >= DTYPES.length) {
-      const narrowed = this.raw('aten::_to_copy', [raw[0], raw[1] === NARROW_FLOAT ? 6 : 3]);
+      const narrowed = this.raw('aten::_to_copy', [raw[0], raw[1] === NARROW_FLOAT ? ATEN_FLOAT : ATEN_INT]);
       this.native.free(raw[0]);
       raw = narrowed;
     }
@@ -168,9 +158,16 @@ export class TorchBackend extends tf.KernelBackend {
     for (const r of raws) this.native.free(r[0]);
   }
 
-  /** A tensor of `values` on this backend's device, as a Raw. */
-  constant(values: number[], dtype: tf.DataType, shape: number[] = [values.length]): Raw {
-    const typed = dtype === 'float32' ? Float32Array.from(values) : dtype === 'int32' ? Int32Array.from(values) : Uint8Array.from(values);
-    return this.native.fromArray(typed, shape, DTYPE_CODE[dtype], this.device);
+  /** A tensor of `values` (zeros when null) on this backend's device, as a Raw (a copy of the values). */
+  constant(values: tf.backend_util.BackendValues | ArrayLike<number> | null, dtype: tf.DataType, shape: number[]): Raw {
+    const code = DTYPE_CODE[dtype];
+    if (code === undefined) throw new Error(`the torch backend has no ${dtype} tensors`);
+    const size = tf.util.sizeFromShape(shape);
+    let typed: Float32Array | Int32Array | Uint8Array;
+    if (values == null) typed = dtype === 'bool' ? new Uint8Array(size) : dtype === 'int32' ? new Int32Array(size) : new Float32Array(size);
+    else if (dtype === 'float32') typed = values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
+    else if (dtype === 'int32') typed = values instanceof Int32Array ? values : Int32Array.from(values as ArrayLike<number>);
+    else typed = values instanceof Uint8Array ? values : Uint8Array.from(values as ArrayLike<number>, (v) => (v ? 1 : 0));
+    return this.native.fromArray(typed, shape, code, this.device);
   }
 }

@@ -147,7 +147,7 @@ export const shapeKernels: KernelTable = {
     if (s1 < s0 && st === 1) st = -1;
     values[0] = s0;
     for (let i = 1; i < values.length; i++) values[i] = values[i - 1] + st;
-    return b.info(b.native.fromArray(values, [values.length], dt === 'int32' ? 1 : 0, b.device));
+    return b.info(b.constant(values, dt, [values.length]));
   },
 
   /** torch.matmul, with tfjs's checks first (matmul would also take a vector). */
