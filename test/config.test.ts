@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../src/config/load.js';
-import { TrainConfigSchema } from '../src/config/schema.js';
+import { CompareConfigSchema, PretrainConfigSchema, TrainConfigSchema } from '../src/config/schema.js';
 import { tmpDir } from './helpers/tiny.js';
 
 function write(text: string): string {
@@ -60,4 +60,20 @@ test('a bad --set value is blamed on the flag', () => {
 test('missing data section and missing file', () => {
   assert.throws(() => loadConfig(TrainConfigSchema, write('seed: 3\n')), /data: required/);
   assert.throws(() => loadConfig(TrainConfigSchema, '/nonexistent/c.yaml'), /\/nonexistent\/c\.yaml: no such config file/);
+});
+
+test('every shipped config loads, and each run config is named for its dataset and mode', () => {
+  const dir = path.resolve('configs');
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+  assert.ok(files.length >= 21, `only ${files.length} configs found`);
+  for (const f of files) {
+    const file = path.join(dir, f);
+    if (f.startsWith('compare-')) loadConfig(CompareConfigSchema, file);
+    else if (f.startsWith('pretrain-')) loadConfig(PretrainConfigSchema, file);
+    else {
+      const { config } = loadConfig(TrainConfigSchema, file);
+      assert.equal(`${config.data.name}-${config.mode}.yaml`, f);
+      assert.equal(config.name, f.replace(/\.yaml$/, ''));
+    }
+  }
 });
