@@ -11,14 +11,17 @@ import { gta, tinyConfig } from './helpers/cli.js';
 
 const COMMON = ['--set', 'train.steps=100', '--set', 'train.batch_size=32', '--set', 'rl.group_size=8', '--set', 'rl.think_max_tokens=2', '--set', 'train.eval_every=25', '--set', 'train.log_every=5', '--set', 'model.max_seq_len=48', '--log-level', 'warn'];
 
-function runMode(mode: 'rl' | 'gta') {
+/** Trains on the tiny task with COMMON and `args`; returns the run directory and its train and dev metrics. */
+function runTiny(args: string[]) {
   const dir = tmpDir();
-  const r = gta(['train', '--config', tinyConfig(dir), '--set', `mode=${mode}`, ...COMMON], dir);
+  const r = gta(['train', '--config', tinyConfig(dir), ...COMMON, ...args], dir);
   assert.equal(r.code, 0, r.stderr);
   const runDir = r.stdout.split('\n')[0];
   const lines = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   return { runDir, train: lines.filter((l) => l.split === 'train'), dev: lines.filter((l) => l.split === 'dev') };
 }
+
+const runMode = (mode: 'rl' | 'gta') => runTiny(['--set', `mode=${mode}`]);
 
 test('RL: mean reward and dev accuracy rise; GRPO metrics are logged', () => {
   const { runDir, train, dev } = runMode('rl');
@@ -51,14 +54,8 @@ test('a batch that the group size does not divide is rejected with both numbers'
   assert.match(r.stderr, /train\.batch_size 30 is not a multiple of rl\.group_size 8/);
 });
 
-function trainLines(args: string[]) {
-  const dir = tmpDir();
-  const r = gta(['train', '--config', tinyConfig(dir), ...COMMON, '--set', 'train.log_every=1', ...args], dir);
-  assert.equal(r.code, 0, r.stderr);
-  const runDir = r.stdout.split('\n')[0];
-  const lines = fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  return { runDir, train: lines.filter((l) => l.split === 'train') };
-}
+/** runTiny with a metrics line every step. */
+const trainLines = (args: string[]) => runTiny(['--set', 'train.log_every=1', ...args]);
 
 test('GRPO options: KL to a frozen reference, several updates per batch, clip-higher, dr_grpo, PCGrad', () => {
   const { train } = trainLines(['--set', 'mode=gta', '--set', 'train.steps=6', '--set', 'rl.beta=0.1', '--set', 'rl.num_iterations=2', '--set', 'rl.loss_type=dr_grpo',
@@ -78,11 +75,7 @@ test('free decoding: completions stop at the length bound, and truncated ones ca
 });
 
 test('sft_then_rl: SFT on the RL format for sft_steps, then GRPO from there', () => {
-  const { train, dev } = (() => {
-    const r = trainLines(['--set', 'mode=sft_then_rl', '--set', 'sft_then_rl.sft_steps=20', '--set', 'train.steps=30', '--set', 'train.eval_every=10']);
-    const lines = fs.readFileSync(path.join(r.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    return { train: r.train, dev: lines.filter((l) => l.split === 'dev') };
-  })();
+  const { train, dev } = trainLines(['--set', 'mode=sft_then_rl', '--set', 'sft_then_rl.sft_steps=20', '--set', 'train.steps=30', '--set', 'train.eval_every=10']);
   const sft = train.filter((l) => l.step <= 20);
   const rl = train.filter((l) => l.step > 20);
   assert.equal(sft.length, 20);

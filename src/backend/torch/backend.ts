@@ -16,8 +16,8 @@ export const DTYPE_CODE: Record<string, number> = { float32: 0, int32: 1, bool: 
 export const DTYPES: tf.DataType[] = ['float32', 'int32', 'bool'];
 /** The addon's code for float64 (3 is int64): both are narrowed before tfjs sees them. */
 const NARROW_FLOAT = 4;
-/** at::ScalarType of float32 and int32, the narrowed types. */
-const [ATEN_FLOAT, ATEN_INT] = [6, 3];
+/** at::ScalarType values, as ATen schemas take them (the addon's own codes above are for transfers). */
+export const SCALAR_TYPE: Record<string, number> = { float32: 6, int32: 3, bool: 11, int64: 4 };
 
 interface Entry {
   id: number;
@@ -139,7 +139,7 @@ export class TorchBackend extends tf.KernelBackend {
    */
   info(raw: Raw): TensorInfo {
     if (raw[1] >= DTYPES.length) {
-      const narrowed = this.raw('aten::_to_copy', [raw[0], raw[1] === NARROW_FLOAT ? ATEN_FLOAT : ATEN_INT]);
+      const narrowed = this.raw('aten::_to_copy', [raw[0], SCALAR_TYPE[raw[1] === NARROW_FLOAT ? 'float32' : 'int32']]);
       this.native.free(raw[0]);
       raw = narrowed;
     }

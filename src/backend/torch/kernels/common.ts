@@ -1,6 +1,6 @@
 /** What every kernel file shares: the kernel signature and small helpers over TorchBackend. */
 import * as tf from '@tensorflow/tfjs';
-import type { TorchBackend } from '../backend.js';
+import { SCALAR_TYPE, type TorchBackend } from '../backend.js';
 import type { Raw } from '../native.js';
 
 export type Info = tf.TensorInfo;
@@ -8,8 +8,7 @@ export type Info = tf.TensorInfo;
 export type Kernel = (b: TorchBackend, inputs: Record<string, Info>, attrs: Record<string, unknown>) => Info | Info[];
 export type KernelTable = Record<string, Kernel>;
 
-/** at::ScalarType values, as ATen schemas take them. */
-export const SCALAR_TYPE: Record<string, number> = { float32: 6, int32: 3, bool: 11, int64: 4 };
+export { SCALAR_TYPE };
 
 /** The at::ScalarType of a tfjs dtype; throws for the dtypes the torch backend has no tensors of (complex64, string). */
 export function scalarType(dtype: unknown): number {
@@ -31,13 +30,18 @@ export function id(b: TorchBackend, t: Info): number {
 
 /** Runs ops on Raw intermediates and frees every one except the result. */
 export function chain(b: TorchBackend, f: (keep: (r: Raw) => Raw) => Raw): Info {
+  return chainAll(b, (keep) => [f(keep)])[0];
+}
+
+/** `chain` for kernels with several results. */
+export function chainAll(b: TorchBackend, f: (keep: (r: Raw) => Raw) => Raw[]): Info[] {
   const temps: Raw[] = [];
-  const result = f((r) => {
+  const results = f((r) => {
     temps.push(r);
     return r;
   });
-  b.free(...temps.filter((t) => t !== result));
-  return b.info(result);
+  b.free(...temps.filter((t) => !results.includes(t)));
+  return results.map((r) => b.info(r));
 }
 
 /** A copy of addon tensor `x` in `dtype`. */

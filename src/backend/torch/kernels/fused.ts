@@ -3,7 +3,7 @@
  */
 import type { Raw } from '../native.js';
 import { FUSED, type AdamWStep } from '../../fused.js';
-import { chain, id, SCALAR_TYPE, type Info, type KernelTable } from './common.js';
+import { chain, chainAll, id, SCALAR_TYPE, type Info, type KernelTable } from './common.js';
 
 const INT64 = SCALAR_TYPE.int64;
 
@@ -41,39 +41,32 @@ export const fusedKernels: KernelTable = {
     return grads.map((r) => b.info(r));
   },
   /** softmax(q k^T * scale + bias) (* mask) v; also returns the probabilities (before the mask) for the backward pass */
-  [FUSED.attention]: (b, { q, k, v, bias, mask }, { scale }) => {
-    const temps: Raw[] = [];
-    const keep = (r: Raw) => (temps.push(r), r);
-    const kt = keep(b.raw('aten::transpose.int', [id(b, k), -2, -1]));
-    const scores = keep(b.raw('aten::matmul', [id(b, q), kt[0]]));
-    keep(b.raw('aten::mul_.Scalar', [scores[0], scale as number]));
-    keep(b.raw('aten::add_.Tensor', [scores[0], id(b, bias)]));
-    const probs = b.raw('aten::_softmax', [scores[0], -1, false]);
-    const used = mask ? keep(b.raw('aten::mul.Tensor', [probs[0], id(b, mask)])) : probs;
-    const out = b.raw('aten::matmul', [used[0], id(b, v)]);
-    b.free(...temps);
-    return [b.info(out), b.info(probs)];
-  },
+  [FUSED.attention]: (b, { q, k, v, bias, mask }, { scale }) =>
+    chainAll(b, (keep) => {
+      const kt = keep(b.raw('aten::transpose.int', [id(b, k), -2, -1]));
+      const scores = keep(b.raw('aten::matmul', [id(b, q), kt[0]]));
+      keep(b.raw('aten::mul_.Scalar', [scores[0], scale as number]));
+      keep(b.raw('aten::add_.Tensor', [scores[0], id(b, bias)]));
+      const probs = b.raw('aten::_softmax', [scores[0], -1, false]);
+      const used = mask ? keep(b.raw('aten::mul.Tensor', [probs[0], id(b, mask)])) : probs;
+      return [b.raw('aten::matmul', [used[0], id(b, v)]), probs];
+    }),
   /** dq, dk, dv of the above from the saved probabilities */
-  [FUSED.attentionGrad]: (b, { dy, q, k, v, probs, mask }, { scale }) => {
-    const temps: Raw[] = [];
-    const keep = (r: Raw) => (temps.push(r), r);
-    const t = (x: number) => keep(b.raw('aten::transpose.int', [x, -2, -1]))[0];
-    const used = mask ? keep(b.raw('aten::mul.Tensor', [id(b, probs), id(b, mask)]))[0] : id(b, probs);
-    const dv = b.raw('aten::matmul', [t(used), id(b, dy)]);
-    let dp = keep(b.raw('aten::matmul', [id(b, dy), t(id(b, v))]));
-    if (mask) dp = keep(b.raw('aten::mul.Tensor', [dp[0], id(b, mask)]));
-    const ds = keep(b.raw('aten::_softmax_backward_data', [dp[0], id(b, probs), -1, 6]));
-    keep(b.raw('aten::mul_.Scalar', [ds[0], scale as number]));
-    const dq = b.raw('aten::matmul', [ds[0], id(b, k)]);
-    const dk = b.raw('aten::matmul', [t(ds[0]), id(b, q)]);
-    b.free(...temps);
-    return [b.info(dq), b.info(dk), b.info(dv)];
-  },
+  [FUSED.attentionGrad]: (b, { dy, q, k, v, probs, mask }, { scale }) =>
+    chainAll(b, (keep) => {
+      const t = (x: number) => keep(b.raw('aten::transpose.int', [x, -2, -1]))[0];
+      const used = mask ? keep(b.raw('aten::mul.Tensor', [id(b, probs), id(b, mask)]))[0] : id(b, probs);
+      const dv = b.raw('aten::matmul', [t(used), id(b, dy)]);
+      let dp = keep(b.raw('aten::matmul', [id(b, dy), t(id(b, v))]));
+      if (mask) dp = keep(b.raw('aten::mul.Tensor', [dp[0], id(b, mask)]));
+      const ds = keep(b.raw('aten::_softmax_backward_data', [dp[0], id(b, probs), -1, SCALAR_TYPE.float32]));
+      keep(b.raw('aten::mul_.Scalar', [ds[0], scale as number]));
+      return [b.raw('aten::matmul', [ds[0], id(b, k)]), b.raw('aten::matmul', [t(ds[0]), id(b, q)]), dv];
+    }),
   /** dy where x > 0, else 0 (tfjs: dy * step(x)) */
   [FUSED.reluGrad]: (b, { dy, x }) => b.run('aten::threshold_backward', [id(b, dy), id(b, x), 0]),
   /** y * (dy - sum(dy * y)) along dim */
-  [FUSED.softmaxGrad]: (b, { dy, y }, { dim }) => b.run('aten::_softmax_backward_data', [id(b, dy), id(b, y), dim as number, 6]),
+  [FUSED.softmaxGrad]: (b, { dy, y }, { dim }) => b.run('aten::_softmax_backward_data', [id(b, dy), id(b, y), dim as number, SCALAR_TYPE.float32]),
 
   /**
    * AdamW over all parameters in multi-tensor (_foreach) calls. Inputs: p, g, m, v (n each, in that
