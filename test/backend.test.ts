@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/select.js';
-import { installFastGradients, matMulFast } from '../src/backend/fast_grads.js';
+import { installFastGradients } from '../src/backend/fast_grads.js';
+import { matMulFast } from '../src/backend/matmul.js';
 import { gatherRows } from '../src/backend/gather_rows.js';
 import { GtaError } from '../src/util/errors.js';
 

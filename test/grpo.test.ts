@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/select.js';
-import { aggregateLoss, clippedSurrogate, groupAdvantages, grpoLoss, k3Kl, truncationMask } from '../src/train/grpo.js';
+import { aggregateLoss, clippedSurrogate, groupAdvantages, grpoLoss, k3Kl } from '../src/train/grpo.js';
 import { combineGradients, gradCosine, type Grads } from '../src/train/grad_constraint.js';
 
 await initBackend('wasm');
@@ -188,21 +188,6 @@ test('grpoLoss: clipped tokens get no surrogate gradient', () => {
     // Clipped: (0,2) and (1,0). Elsewhere d/dlogp = -A * ratio / 6.
     closeAll(g.dataSync(), [(-2 * 0.5) / 6, -2 / 6, 0, 0, 1 / 6, 1.5 / 6], 1e-6);
   });
-});
-
-test('truncationMask zeroes the rows of truncated completions', () => {
-  const mask = [
-    [1, 1, 0],
-    [1, 1, 1],
-    [1, 0, 0],
-  ];
-  assert.deepEqual(truncationMask(mask, [false, true, false]), [
-    [1, 1, 0],
-    [0, 0, 0],
-    [1, 0, 0],
-  ]);
-  assert.deepEqual(mask[1], [1, 1, 1], 'input is not modified');
-  assert.throws(() => truncationMask(mask, [true]));
 });
 
 // ---------------------------------------------------------------------------------------------------

@@ -9,12 +9,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { gatherRows } from '../src/backend/gather_rows.js';
-import { buildInput, disposeInput, targetPositions } from '../src/train/batch.js';
+import { buildInput, disposeInput, targetPositions } from '../src/model/batch.js';
 import { grpoLoss } from '../src/train/grpo.js';
-import { rlTokenLogp, rlTokenTensors, selectRlTokens } from '../src/train/rl.js';
-import { sampleCompletions } from '../src/train/rollout.js';
+import { rlTokenLogp, rlTokenTensors, selectRlTokens } from '../src/train/rl_tokens.js';
+import { sampleCompletions } from '../src/sample/rollout.js';
 import { lossAtRows } from '../src/train/sft.js';
-import { structureSpec } from '../src/train/structure.js';
+import { structureSpec } from '../src/task/structure.js';
 import { Rng } from '../src/util/rng.js';
 import { stopGradient } from '../src/util/tf_extra.js';
 import { tinyModel, tinyTokenizer, useWasm } from './helpers/tiny.js';
@@ -101,5 +101,27 @@ test('GTA: L_SFT has zero gradient through think and answer positions, and does 
   }
   // the positions that predict the gold label do carry the loss
   for (let k = 0; k < gold.length; k++) assert.ok(full.mass[full.pad + prompt.length + k] > 0);
+  model.dispose();
+});
+
+test('rl.mask_truncated_completions drops every token of a truncated completion from the RL loss, and only those', async () => {
+  await useWasm();
+  const tok = tinyTokenizer();
+  const model = tinyModel(tok, 9);
+  const spec = structureSpec(tok, 'rl', labels, 3);
+  const prompts = [tok.encode('good movie'), tok.encode('the plot was bad'), tok.encode('a film')];
+  const comps = sampleCompletions(model, prompts, { spec, decoding: 'structured', temperature: 1, topP: 1, maxNewTokens: 30, greedy: false, rng: new Rng(4), padId: tok.padId });
+  comps[1].truncated = true;
+  const seqs = prompts.map((p, i) => [...p, ...comps[i].tokens]);
+  const { input, layout } = buildInput(seqs, tok.padId);
+  const select = (maskTruncated: boolean) => selectRlTokens(comps, prompts.map((p) => p.length), layout, { format: 'rl', maskTruncated, spec, vocab: model.arch.vocab_size });
+  const all = select(false);
+  const masked = select(true);
+  const perRow = (s: typeof all) => [0, 1, 2].map((i) => s.mask.slice(i * s.L, (i + 1) * s.L).reduce((a, b) => a + b, 0));
+  const [r0, r1, r2] = perRow(all);
+  assert.ok(r1 > 0, 'the truncated completion has trainable tokens when not masked');
+  assert.deepEqual(perRow(masked), [r0, 0, r2]);
+  assert.equal(masked.M, all.M - r1);
+  disposeInput(input);
   model.dispose();
 });

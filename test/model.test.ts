@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { buildInput, disposeInput, targetPositions } from '../src/train/batch.js';
-import { stepBias } from '../src/eval/generate.js';
+import { buildInput, disposeInput, targetPositions } from '../src/model/batch.js';
+import { stepBias } from '../src/sample/decode.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.js';
 import { decodeSafetensors, encodeSafetensors } from '../src/model/safetensors.js';
 import { lossAtRows } from '../src/train/sft.js';

@@ -86,6 +86,40 @@ test('gta: killed during a rollout, during the optimizer step, or while writing 
   }
 });
 
+test('pretrain: kill -9 mid-run, resume, and the metrics and the base checkpoint equal an uninterrupted run\'s', async () => {
+  const config = (dir: string) => {
+    const f = path.join(dir, 'lm.yaml');
+    fs.writeFileSync(
+      f,
+      `name: tinylm
+seed: 3
+backend: wasm
+corpus: [trec]
+output: ${path.join(dir, 'base')}
+model: { vocab_size: 300, d_model: 16, n_layers: 1, n_heads: 2, d_ff: 32, max_seq_len: 32 }
+train: { steps: 30, batch_size: 8, seq_len: 16, dropout: 0.1, log_every: 5, eval_every: 15, checkpoint_every: 10, eval_sequences: 16, optim: { lr: 0.003, warmup_steps: 5 } }
+`,
+    );
+    return f;
+  };
+  const a = tmpDir();
+  const full = gta(['pretrain', '--config', config(a), '--log-level', 'warn'], a);
+  assert.equal(full.code, 0, full.stderr);
+  const fullDir = path.resolve(a, full.stdout.trim().split('run: ')[1]);
+  const b = tmpDir();
+  const runDir = await killAfterCheckpoint(['pretrain', '--config', config(b), '--log-level', 'warn'], b, path.join(b, 'runs'), 10);
+  assert.ok(!fs.existsSync(path.join(b, 'base')), 'a killed pretraining run writes no base checkpoint');
+  const wrong = gta(['train', '--resume', runDir], b);
+  assert.equal(wrong.code, 2);
+  assert.match(wrong.stderr, /not a train run; continue it with gta pretrain --resume/);
+  const resumed = gta(['pretrain', '--resume', 'latest', '--log-level', 'warn'], b);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  const metrics = comparable(path.join(runDir, 'metrics.jsonl'));
+  assert.deepEqual(metrics, comparable(path.join(fullDir, 'metrics.jsonl')));
+  assert.ok(metrics.some((m) => m['eval/perplexity'] !== undefined) && metrics.some((m) => m['train/loss_lm'] !== undefined));
+  assert.ok(fs.readFileSync(path.join(a, 'base', 'model.safetensors')).equals(fs.readFileSync(path.join(b, 'base', 'model.safetensors'))), 'the base weights differ');
+});
+
 test('--resume of something that is not a run, and --resume latest with nothing to resume', () => {
   const d = tmpDir();
   assert.match(gta(['train', '--resume', d], d).stderr, /not a gta run directory/);

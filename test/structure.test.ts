@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tokenizer } from '../src/tokenizer/bpe.js';
-import { StructuredState, maxStructuredLength, parseCompletion, structureSpec } from '../src/train/structure.js';
-import { scoreRewards } from '../src/train/rewards.js';
+import { StructuredState, maxStructuredLength, parseCompletion, structureSpec } from '../src/task/structure.js';
+import { scoreRewards } from '../src/task/rewards.js';
 import { tinyTokenizer } from './helpers/tiny.js';
 
 const tok: Tokenizer = tinyTokenizer();

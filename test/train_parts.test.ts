@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchSampler } from '../src/train/sampler.js';
 import { learningRate } from '../src/train/schedule.js';
-import { parseAnswer, promptBuilder } from '../src/train/prompt.js';
+import { parseAnswer, promptBuilder } from '../src/task/prompt.js';
 import { Rng } from '../src/util/rng.js';
 import { tinyTokenizer } from './helpers/tiny.js';
 

@@ -8,7 +8,7 @@
  * attention, layer norm, and the AdamW update (about ten small kernels per parameter).
  */
 import * as tf from '@tensorflow/tfjs';
-import { matMulFast } from './fast_grads.js';
+import { matMulFast } from './matmul.js';
 
 /** Kernel names the torch backend registers (a backend without them gets the composite). */
 export const FUSED = {

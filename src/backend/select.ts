@@ -10,10 +10,8 @@
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { GtaError } from '../util/errors.js';
+import type { BackendName } from '../config/schema.js';
 import { installFastGradients } from './fast_grads.js';
-
-export const BACKEND_NAMES = ['auto', 'torch', 'wasm', 'cpu', 'webgpu', 'tensorflow'] as const;
-export type BackendName = (typeof BACKEND_NAMES)[number];
 
 export interface BackendInfo {
   /** The tfjs backend in use: 'torch', 'tensorflow', 'webgpu', 'wasm' or 'cpu'. */

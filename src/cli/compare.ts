@@ -6,12 +6,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { CompareConfigSchema } from '../config/schema.js';
-import { aggregate, readRun, type ThresholdRule } from '../compare/aggregate.js';
 import { runSweep, type SweepRun } from '../compare/sweep.js';
-import { runStatus } from '../report/run_dir.js';
-import { markdownTable, renderReport } from '../report/render.js';
+import { runStatus } from '../run/run_dir.js';
+import { writeReport } from '../report/write.js';
 import { GtaError } from '../util/errors.js';
-import { createLogger, type Logger } from '../util/log.js';
+import { createLogger } from '../util/log.js';
 
 export interface CompareArgs {
   config: string;
@@ -51,19 +50,4 @@ export async function compareCommand(a: CompareArgs): Promise<void> {
   if (finished.length === 0) throw new GtaError(`no run of the sweep finished (${failed.map((f) => `${f.run.dir}: ${f.error}`).join('; ')})`, 1);
   await writeReport(finished, out, config.name, config.threshold, log);
   if (failed.length) throw new GtaError(`${failed.length} of ${runs.length} runs failed: ${failed.map((f) => `${f.run.dir}: ${f.error}`).join('; ')}; the report covers the others`, 1);
-}
-
-/** Aggregates finished runs and writes compare.jsonl, compare.md, curves.jsonl and the rendered report. */
-export async function writeReport(dirs: string[], out: string, title: string, threshold: ThresholdRule, log: Logger): Promise<void> {
-  const records = dirs.map(readRun);
-  const agg = aggregate(records, threshold);
-  fs.mkdirSync(out, { recursive: true });
-  fs.writeFileSync(path.join(out, 'compare.jsonl'), agg.rows.map((r) => JSON.stringify({ ...r, threshold: agg.thresholds[r.dataset] })).join('\n') + '\n');
-  fs.writeFileSync(path.join(out, 'curves.jsonl'), agg.curves.map((c) => JSON.stringify(c)).join('\n') + '\n');
-  const table = markdownTable(agg.rows);
-  const notes = Object.entries(agg.thresholds).map(([d, t]) => `${d}: threshold accuracy ${t.toFixed(4)}`);
-  fs.writeFileSync(path.join(out, 'compare.md'), `# ${title}\n\n${table}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`);
-  const files = await renderReport(out, { title, rows: agg.rows, curves: agg.curves, notes: [...notes, `runs: ${dirs.length}`] });
-  process.stdout.write(`${table}\n\n${notes.join('\n')}\nreport: ${files.html}\n`);
-  log.info({ out, runs: dirs.length }, 'report written');
 }

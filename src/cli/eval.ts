@@ -1,14 +1,13 @@
 /** `gta eval --run DIR [--split test] [--checkpoint best]`: re-scores a run's checkpoint on a split. */
 import fs from 'node:fs';
-import path from 'node:path';
 import { initBackend } from '../backend/select.js';
 import { loadConfig } from '../config/load.js';
 import { TrainConfigSchema } from '../config/schema.js';
 import { loadDataset } from '../data/load.js';
 import { evalFormat, evaluate } from '../eval/evaluate.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
-import { RunDir } from '../report/run_dir.js';
-import { promptBuilder } from '../train/prompt.js';
+import { RunDir, RUN_FILES } from '../run/run_dir.js';
+import { promptBuilder } from '../task/prompt.js';
 import { GtaError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
 import { startProgress } from '../util/progress.js';
@@ -24,11 +23,10 @@ export interface EvalArgs {
 
 export async function evalCommand(a: EvalArgs): Promise<void> {
   const log = createLogger(a.logLevel);
-  const configFile = path.join(a.run, 'config.resolved.yaml');
-  if (!fs.existsSync(path.join(a.run, 'run.json')) || !fs.existsSync(configFile)) {
-    throw new GtaError(`${a.run}: not a gta run directory (no run.json and config.resolved.yaml)`);
-  }
-  const ckpt = path.join(a.run, 'checkpoints', a.checkpoint);
+  const run = RunDir.open(a.run);
+  const configFile = run.file(RUN_FILES.config);
+  if (!fs.existsSync(configFile)) throw new GtaError(`${a.run}: not a gta run directory (no ${RUN_FILES.config})`);
+  const ckpt = run.checkpoint(a.checkpoint);
   if (!fs.existsSync(ckpt)) throw new GtaError(`${a.run}: has no '${a.checkpoint}' checkpoint (${ckpt})`);
   const { config } = loadConfig(TrainConfigSchema, configFile, a.backend ? [`backend=${a.backend}`] : []);
   const backend = await initBackend(config.backend);
@@ -51,7 +49,6 @@ export async function evalCommand(a: EvalArgs): Promise<void> {
     examples,
   );
   bar.stop();
-  const run = RunDir.open(a.run);
   const name = `eval-${a.split}-${a.checkpoint}`;
   run.writeJson(`${name}.json`, {
     split: a.split,

@@ -6,7 +6,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { GtaError } from '../util/errors.js';
 import { LOG_LEVELS } from '../util/log.js';
-import { BACKEND_NAMES } from '../backend/select.js';
+import { BACKEND_NAMES } from '../config/schema.js';
 import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
 import { pretrainCommand } from './pretrain.js';
@@ -72,9 +72,10 @@ export async function main(argv: string[]): Promise<number> {
         'train the base causal language model on the benchmarks\' training text',
         (y) =>
           y
-            .option('config', { type: 'string', demandOption: true, describe: 'YAML pretraining config' })
+            .option('config', { type: 'string', describe: 'YAML pretraining config' })
+            .option('resume', { type: 'string', describe: "continue a pretraining run from its latest checkpoint: a run directory, or 'latest'" })
             .option('set', { type: 'string', array: true, default: [], describe: 'override a config key' }),
-        async (a) => pretrainCommand({ config: a.config, set: a.set as string[], backend: a.backend, logLevel: a['log-level'] }),
+        async (a) => pretrainCommand({ config: a.config, resume: a.resume, set: a.set as string[], backend: a.backend, logLevel: a['log-level'] }),
       )
       .demandCommand(1, 'name a command (see --help)')
       .strict()

@@ -1,35 +1,62 @@
-/** `gta pretrain --config FILE`: trains the base LM and writes its checkpoint (and a run directory with its curves). */
+/**
+ * `gta pretrain --config FILE`: trains the base LM and writes its checkpoint (and a run directory with
+ * its curves and training checkpoints); `gta pretrain --resume DIR|latest` continues an interrupted one.
+ */
 import { initBackend } from '../backend/select.js';
 import { loadConfig } from '../config/load.js';
-import { PretrainConfigSchema } from '../config/schema.js';
+import { PretrainConfigSchema, type PretrainConfig } from '../config/schema.js';
 import { BUILTIN_DATASETS } from '../data/registry.js';
-import { markFailed, provenance, RunDir } from '../report/run_dir.js';
+import { markFailed, provenance, RunDir, RUN_FILES } from '../run/run_dir.js';
 import { pretrain } from '../train/pretrain.js';
 import { GtaError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
+import { openResume } from './resume.js';
 import { stopOnSignals } from './signals.js';
 
-export async function pretrainCommand(a: { config: string; set: string[]; backend?: string; logLevel: string }): Promise<void> {
+export async function pretrainCommand(a: { config?: string; resume?: string; set: string[]; backend?: string; logLevel: string }): Promise<void> {
   const log = createLogger(a.logLevel);
   const overrides = a.backend ? [...a.set, `backend=${a.backend}`] : a.set;
-  const { config, resolvedYaml } = loadConfig(PretrainConfigSchema, a.config, overrides);
-  const unknown = config.corpus.find((n) => !BUILTIN_DATASETS.includes(n));
-  if (unknown) throw new GtaError(`${a.config}: corpus: unknown dataset '${unknown}' (built-in datasets: ${BUILTIN_DATASETS.join(', ')})`);
-  const backend = await initBackend(config.backend);
-  log.info({ backend: backend.name, device: backend.device }, 'backend ready');
-  const run = RunDir.create('runs', config.name);
-  run.writeFile('config.resolved.yaml', resolvedYaml);
-  run.writeJson('run.json', { status: 'running', mode: 'pretrain', seed: config.seed, config_file: a.config, overrides, backend, started: new Date().toISOString(), ...provenance() });
-  const signals = stopOnSignals((s) => log.warn(`${s}: stopping after this step and saving the checkpoint`));
+  if ((a.resume === undefined) === (a.config === undefined)) throw new GtaError('gta pretrain needs --config FILE (a new run) or --resume RUN_DIR|latest (continue one)');
+  let run: RunDir;
+  let config: PretrainConfig;
+  let resumeFrom: string | undefined;
+  if (a.resume !== undefined) {
+    let step: number;
+    ({ run, resumeFrom, config, step } = openResume(a.resume, 'pretrain', PretrainConfigSchema, overrides));
+    await startBackend(config, log);
+    run.resumeAt(step, overrides);
+    log.info({ run: run.dir, step }, 'resuming run');
+  } else {
+    const loaded = loadConfig(PretrainConfigSchema, a.config!, overrides);
+    config = loaded.config;
+    const unknown = config.corpus.find((n) => !BUILTIN_DATASETS.includes(n));
+    if (unknown) throw new GtaError(`${a.config}: corpus: unknown dataset '${unknown}' (built-in datasets: ${BUILTIN_DATASETS.join(', ')})`);
+    const backend = await startBackend(config, log);
+    run = RunDir.create('runs', config.name);
+    run.writeFile(RUN_FILES.config, loaded.resolvedYaml);
+    run.writeJson(RUN_FILES.info, { status: 'running', mode: 'pretrain', seed: config.seed, config_file: a.config, overrides, backend, started: new Date().toISOString(), ...provenance() });
+    log.info({ run: run.dir }, 'run directory');
+  }
+  const signals = stopOnSignals((s) => log.warn(`${s}: stopping after this step (again to quit at once)`));
   try {
-    const summary = await pretrain(config, run, log, signals.requested);
-    run.writeJson('summary.json', summary);
-    run.setStatus(summary.status as 'finished' | 'interrupted', { finished: new Date().toISOString() });
+    const summary = await pretrain(config, run, log, signals.requested, resumeFrom);
+    run.writeJson(RUN_FILES.summary, summary);
+    if (summary.status === 'interrupted') {
+      run.setStatus('interrupted', { step: summary.steps });
+      throw new GtaError(`interrupted at step ${summary.steps}; continue with: gta pretrain --resume ${run.dir}`, 130);
+    }
+    run.setStatus('finished', { finished: new Date().toISOString() });
     process.stdout.write(`${summary.checkpoint}\nheld-out perplexity ${Number(summary.held_out_perplexity).toFixed(2)} after ${summary.steps} steps (${summary.wall_time_s} s); run: ${run.dir}\n`);
   } catch (e) {
-    markFailed(run, e);
+    if (!(e instanceof GtaError && e.exitCode === 130)) markFailed(run, e);
     throw e;
   } finally {
     signals.dispose();
   }
+}
+
+async function startBackend(config: PretrainConfig, log: ReturnType<typeof createLogger>) {
+  const backend = await initBackend(config.backend);
+  log.info({ backend: backend.name, device: backend.device }, 'backend ready');
+  return backend;
 }

@@ -1,13 +1,12 @@
 /** `gta train --config FILE` (one fine-tuning run) and `gta train --resume DIR|latest` (continue one). */
-import fs from 'node:fs';
-import path from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { TrainConfigSchema, type TrainConfig } from '../config/schema.js';
-import { markFailed, provenance, RunDir, runStatus } from '../report/run_dir.js';
+import { markFailed, provenance, RunDir, RUN_FILES } from '../run/run_dir.js';
 import { finetune } from '../train/finetune.js';
 import { prepare } from '../train/setup.js';
 import { GtaError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
+import { openResume } from './resume.js';
 import { stopOnSignals } from './signals.js';
 
 export interface TrainArgs {
@@ -30,24 +29,18 @@ export async function trainCommand(a: TrainArgs): Promise<void> {
   let resumeFrom: string | undefined;
   let prepared;
   if (a.resume !== undefined) {
-    const dir = resolveResume(a.resume);
-    resumeFrom = path.join(dir, 'checkpoints', 'latest');
-    if (!fs.existsSync(path.join(resumeFrom, 'trainer_state.json'))) throw new GtaError(`${dir}: has no checkpoint to resume from (${resumeFrom})`);
-    ({ config } = loadConfig(TrainConfigSchema, path.join(dir, 'config.resolved.yaml'), overrides));
+    let step: number;
+    ({ run, resumeFrom, config, step } = openResume(a.resume, 'train', TrainConfigSchema, overrides));
     prepared = await prepare(config, log, resumeFrom);
-    run = RunDir.open(dir);
-    const step = (JSON.parse(fs.readFileSync(path.join(resumeFrom, 'trainer_state.json'), 'utf8')) as { step: number }).step;
-    rewindTo(run, step);
-    const prev = run.readJson<{ resumes?: unknown[] }>('run.json');
-    run.setStatus('running', { resumes: [...(prev.resumes ?? []), { from_step: step, at: new Date().toISOString(), overrides, command: process.argv.slice(1) }] });
+    run.resumeAt(step, overrides);
     log.info({ run: run.dir, step }, 'resuming run');
   } else {
     const loaded = loadConfig(TrainConfigSchema, a.config!, overrides);
     config = loaded.config;
     prepared = await prepare(config, log);
     run = a.runDir ? RunDir.createAt(a.runDir) : RunDir.create(config.output_dir, config.name);
-    run.writeFile('config.resolved.yaml', loaded.resolvedYaml);
-    run.writeJson('run.json', {
+    run.writeFile(RUN_FILES.config, loaded.resolvedYaml);
+    run.writeJson(RUN_FILES.info, {
       status: 'running',
       mode: config.mode,
       seed: config.seed,
@@ -64,8 +57,8 @@ export async function trainCommand(a: TrainArgs): Promise<void> {
   }
   const signals = stopOnSignals((s) => log.warn(`${s}: stopping after this step (again to quit at once)`));
   try {
-    const { summary } = await finetune(config, prepared, run, log, signals.requested, resumeFrom);
-    run.writeJson('summary.json', summary);
+    const summary = await finetune(config, prepared, run, log, signals.requested, resumeFrom);
+    run.writeJson(RUN_FILES.summary, summary);
     if (summary.status === 'interrupted') {
       run.setStatus('interrupted', { step: summary.steps });
       throw new GtaError(`interrupted at step ${summary.steps}; continue with: gta train --resume ${run.dir}`, 130);
@@ -81,41 +74,4 @@ export async function trainCommand(a: TrainArgs): Promise<void> {
   } finally {
     signals.dispose();
   }
-}
-
-/** A run directory, or with 'latest' the newest unfinished one under ./runs. */
-function resolveResume(arg: string): string {
-  if (arg !== 'latest') {
-    if (!fs.existsSync(path.join(arg, 'run.json'))) throw new GtaError(`${arg}: not a gta run directory (no run.json)`);
-    return arg;
-  }
-  const root = 'runs';
-  const candidates = (fs.existsSync(root) ? fs.readdirSync(root) : [])
-    .map((d) => path.join(root, d))
-    .filter((d) => fs.existsSync(path.join(d, 'run.json')) && fs.existsSync(path.join(d, 'checkpoints', 'latest')))
-    .filter((d) => runStatus(d) !== 'finished')
-    .sort((x, y) => fs.statSync(path.join(y, 'run.json')).mtimeMs - fs.statSync(path.join(x, 'run.json')).mtimeMs);
-  if (candidates.length === 0) throw new GtaError(`${root}: no unfinished run with a checkpoint to resume`);
-  return candidates[0];
-}
-
-/** Drops what was written after the checkpoint's step, so no step appears twice after a resume. */
-function rewindTo(run: RunDir, step: number): void {
-  for (const name of ['metrics.jsonl', 'samples.jsonl']) {
-    const file = run.file(name);
-    if (!fs.existsSync(file)) continue;
-    const kept = fs
-      .readFileSync(file, 'utf8')
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .filter((l) => {
-        try {
-          return (JSON.parse(l) as { step: number }).step <= step;
-        } catch {
-          return false; // a line cut short by the crash
-        }
-      });
-    run.writeFile(name, kept.map((l) => l + '\n').join(''));
-  }
-  for (const name of ['summary.json', 'predictions.jsonl']) fs.rmSync(run.file(name), { force: true });
 }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import { repoRoot } from '../util/paths.js';
-import { runStatus } from '../report/run_dir.js';
+import { RunDir, runStatus } from '../run/run_dir.js';
 import type { Logger } from '../util/log.js';
 import { startProgress } from '../util/progress.js';
 
@@ -47,7 +47,7 @@ export async function runSweep(runs: SweepRun[], jobs: number, log: Logger, extr
   const worker = async () => {
     for (let r = queue.shift(); r; r = queue.shift()) {
       active.add(r);
-      const resumable = fs.existsSync(path.join(r.dir, 'checkpoints', 'latest', 'trainer_state.json'));
+      const resumable = runStatus(r.dir) !== null && RunDir.open(r.dir).hasCheckpoint('latest');
       if (!resumable) fs.rmSync(r.dir, { recursive: true, force: true });
       const args = resumable
         ? ['train', '--resume', r.dir]
@@ -90,13 +90,5 @@ function runChild(args: string[], jobs: number): Promise<{ code: number; stderr:
 }
 
 function lastStep(dir: string): number {
-  const f = path.join(dir, 'metrics.jsonl');
-  if (!fs.existsSync(f)) return 0;
-  const text = fs.readFileSync(f, 'utf8').trimEnd();
-  const last = text.slice(text.lastIndexOf('\n') + 1);
-  try {
-    return (JSON.parse(last) as { step: number }).step;
-  } catch {
-    return 0;
-  }
+  return runStatus(dir) === null ? 0 : RunDir.open(dir).lastStep();
 }

@@ -3,7 +3,11 @@
  * Every object is strict, so a misspelt key is an error rather than a silently ignored setting.
  */
 import { z } from 'zod';
-import { BACKEND_NAMES } from '../backend/select.js';
+import { MODES, MODE_TRAITS } from './modes.js';
+
+/** The TensorFlow.js backends (src/backend/select.ts); named here so that parsing a config loads no tfjs. */
+export const BACKEND_NAMES = ['auto', 'torch', 'wasm', 'cpu', 'webgpu', 'tensorflow'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
 
 const positiveInt = z.number().int().positive();
 const fraction = z.number().min(0).max(1);
@@ -119,9 +123,6 @@ export const RlSchema = z
   })
   .strict();
 
-/** Training modes: sft_then_rl is SFT for sft_then_rl.sft_steps steps, then RL (GRPO) from there. */
-export const MODES = ['sft', 'rl', 'gta', 'sft_then_rl'] as const;
-
 /** The SFT phase of mode sft_then_rl; its target is `<think></think><answer>LABEL</answer>`, RL's format with an empty think. */
 export const SftThenRlSchema = z.object({ sft_steps: positiveInt.default(200) }).strict();
 
@@ -156,7 +157,7 @@ export const TrainConfigSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
-    if (c.mode !== 'sft' && c.train.batch_size % c.rl.group_size !== 0) {
+    if (MODE_TRAITS[c.mode].grouped && c.train.batch_size % c.rl.group_size !== 0) {
       ctx.addIssue({
         code: 'custom',
         path: ['train', 'batch_size'],
@@ -189,6 +190,8 @@ export const PretrainConfigSchema = z
         /** Held-out perplexity is measured on this many sequences from the corpora's dev splits. */
         eval_sequences: positiveInt.default(64),
         eval_every: positiveInt.default(500),
+        checkpoint_every: positiveInt.default(500),
+        on_nonfinite: z.enum(['skip', 'stop']).default('stop'),
       })
       .strict()
       .prefault({}),

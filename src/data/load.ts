@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative } from 'node:path';
-import { Rng } from '../util/rng.js';
+import { streamRng, type Rng } from '../util/rng.js';
 import { atLine, GtaError } from '../util/errors.js';
 import { datasetDir, isBuiltinDataset, BUILTIN_DATASETS } from './registry.js';
 import { readTable, type Table } from './read_table.js';
@@ -225,11 +225,4 @@ export function subset<T>(items: T[], max: number | undefined, rng: Rng): T[] {
     .slice(0, max)
     .sort((a, b) => a - b)
     .map((i) => items[i]);
-}
-
-/** An Rng for one purpose: the seed mixed with an FNV-1a hash of the purpose's name. */
-function streamRng(seed: number, purpose: string): Rng {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < purpose.length; i++) h = Math.imul(h ^ purpose.charCodeAt(i), 0x01000193) >>> 0;
-  return new Rng((seed ^ h) >>> 0);
 }

@@ -4,15 +4,16 @@
  * RL and GTA runs decode their completion format (free or structured, as they were trained) and also
  * report the format-valid rate and, for GTA, how the answer relates to the guess.
  */
+import { MODE_TRAITS, type Completion, type Mode } from '../config/modes.js';
 import type { Transformer } from '../model/transformer.js';
 import type { Tokenizer } from '../tokenizer/bpe.js';
 import type { Example } from '../data/types.js';
-import { parseAnswer, type PromptBuilder } from '../train/prompt.js';
-import { sampleCompletions } from '../train/rollout.js';
-import { parseCompletion, structureSpec, type CompletionFormat, type Decoding } from '../train/structure.js';
+import { parseAnswer, type PromptBuilder } from '../task/prompt.js';
+import { sampleCompletions } from '../sample/rollout.js';
+import { parseCompletion, structureSpec, type Decoding } from '../task/structure.js';
 import { Rng } from '../util/rng.js';
 import { classificationMetrics, type ClassificationMetrics } from './metrics.js';
-import { greedyGenerate } from './generate.js';
+import { greedyGenerate } from '../sample/decode.js';
 
 export interface Prediction {
   index: number;
@@ -50,7 +51,7 @@ export interface EvalContext {
   batchSize: number;
   maxNewTokens: number;
   /** How completions look: SFT's bare answer, or the RL / GTA structure. */
-  format: 'answer' | CompletionFormat;
+  format: Completion;
   decoding?: Decoding;
   thinkMaxTokens?: number;
   /** Called after each batch with the number of examples done. */
@@ -142,7 +143,7 @@ export function structureMetrics(out: { answer: number | null; guess?: number | 
 }
 
 /** The completion format and decoding a run's config implies for evaluation. */
-export function evalFormat(cfg: { mode: string; rl: { decoding: Decoding; think_max_tokens: number } }): Pick<EvalContext, 'format' | 'decoding' | 'thinkMaxTokens'> {
-  if (cfg.mode === 'sft') return { format: 'answer' };
-  return { format: cfg.mode === 'gta' ? 'gta' : 'rl', decoding: cfg.rl.decoding, thinkMaxTokens: cfg.rl.think_max_tokens };
+export function evalFormat(cfg: { mode: Mode; rl: { decoding: Decoding; think_max_tokens: number } }): Pick<EvalContext, 'format' | 'decoding' | 'thinkMaxTokens'> {
+  const format = MODE_TRAITS[cfg.mode].completion;
+  return format === 'answer' ? { format } : { format, decoding: cfg.rl.decoding, thinkMaxTokens: cfg.rl.think_max_tokens };
 }

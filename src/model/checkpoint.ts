@@ -14,7 +14,6 @@ import { GtaError, writeError } from '../util/errors.js';
 import { crashPoint } from '../util/fault.js';
 import { Transformer } from './transformer.js';
 import { decodeSafetensors, encodeSafetensors, type NamedArray } from './safetensors.js';
-import type { AdamW } from '../train/adamw.js';
 
 export const CHECKPOINT_FORMAT = 'gta-checkpoint';
 
@@ -41,11 +40,17 @@ export interface Loaded {
 /** Everything a training step depends on besides weights and optimizer moments. */
 export type TrainerState = { step: number };
 
+/** An optimizer's state as named arrays (optimizer.safetensors) and its update count. */
+export interface OptimizerState {
+  t: number;
+  arrays: Map<string, NamedArray>;
+}
+
 export function saveCheckpoint(
   dir: string,
   model: Transformer,
   tokenizer: Tokenizer,
-  info: { kind: CheckpointMeta['kind']; step: number; optimizer?: AdamW; trainerState?: TrainerState },
+  info: { kind: CheckpointMeta['kind']; step: number; optimizer?: OptimizerState; trainerState?: TrainerState },
 ): void {
   const tmp = `${dir}.tmp-${process.pid}`;
   try {
@@ -75,13 +80,7 @@ function writeFiles(tmp: string, model: Transformer, tokenizer: Tokenizer, info:
   put('model.safetensors', encodeSafetensors(toArrays(model.params), { format: 'pt' }));
   put('tokenizer.json', JSON.stringify(tokenizer.toJSON()));
   crashPoint('checkpoint'); // tests: killed halfway through writing the folder
-  if (info.optimizer) {
-    const o = info.optimizer;
-    const arrays = new Map<string, NamedArray>();
-    for (const [k, v] of toArrays(o.m)) arrays.set(`m.${k}`, v);
-    for (const [k, v] of toArrays(o.v)) arrays.set(`v.${k}`, v);
-    put('optimizer.safetensors', encodeSafetensors(arrays, { t: String(o.t) }));
-  }
+  if (info.optimizer) put('optimizer.safetensors', encodeSafetensors(info.optimizer.arrays, { t: String(info.optimizer.t) }));
   if (info.trainerState) put('trainer_state.json', JSON.stringify(info.trainerState, null, 2));
   const meta: CheckpointMeta = {
     format: CHECKPOINT_FORMAT,
@@ -107,7 +106,8 @@ function syncDir(dir: string): void {
   }
 }
 
-export function loadCheckpoint(dir: string): Loaded {
+/** A checkpoint folder's config.json. */
+function readMeta(dir: string): CheckpointMeta {
   const metaFile = path.join(dir, 'config.json');
   if (!fs.existsSync(dir)) throw new GtaError(`${dir}: no such checkpoint folder`);
   if (!fs.existsSync(metaFile)) throw new GtaError(`${dir}: not a gta checkpoint (no config.json)`);
@@ -118,6 +118,12 @@ export function loadCheckpoint(dir: string): Loaded {
     throw new GtaError(`${metaFile}: not valid JSON (${(e as Error).message})`);
   }
   if (meta.format !== CHECKPOINT_FORMAT) throw new GtaError(`${metaFile}: not a gta checkpoint (format '${meta.format}')`);
+  return meta;
+}
+
+export function loadCheckpoint(dir: string): Loaded {
+  const metaFile = path.join(dir, 'config.json');
+  const meta = readMeta(dir);
   const arch = ModelArchSchema.safeParse(meta.arch);
   if (!arch.success) throw new GtaError(`${metaFile}: bad architecture (${arch.error.issues[0].path.join('.')}: ${arch.error.issues[0].message})`);
   const tokFile = path.join(dir, 'tokenizer.json');
@@ -144,20 +150,23 @@ export function loadCheckpoint(dir: string): Loaded {
   return { model: new Transformer(arch.data, params), tokenizer, meta: { ...meta, arch: arch.data }, dir };
 }
 
-/** Restores optimizer moments and returns the trainer state saved with a training checkpoint. */
-export function loadTrainingState(dir: string, optimizer: AdamW): TrainerState {
-  const meta = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as CheckpointMeta;
-  const file = path.join(dir, 'optimizer.safetensors');
-  const { tensors, metadata } = decodeSafetensors(readVerified(dir, 'optimizer.safetensors', meta), file);
-  for (const [prefix, vars] of [['m', optimizer.m], ['v', optimizer.v]] as const) {
-    for (const [name, variable] of vars) {
-      const t = tensors.get(`${prefix}.${name}`);
-      if (!t || t.shape.join(',') !== variable.shape.join(',')) throw new GtaError(`${file}: optimizer state for ${name} is missing or has the wrong shape`);
-      variable.assign(tf.tensor(t.data, t.shape, 'float32'));
-    }
+/** The optimizer state and trainer state of a training checkpoint, each file checked against its checksum. */
+export function loadTrainingState(dir: string): { optimizer: OptimizerState; optimizerFile: string; trainer: TrainerState } {
+  const meta = readMeta(dir);
+  const optimizerFile = path.join(dir, 'optimizer.safetensors');
+  const { tensors, metadata } = decodeSafetensors(readVerified(dir, 'optimizer.safetensors', meta), optimizerFile);
+  return { optimizer: { t: Number(metadata.t ?? 0), arrays: tensors }, optimizerFile, trainer: readTrainerState(dir) };
+}
+
+/** A training checkpoint's trainer_state.json (checked against its checksum). */
+export function readTrainerState(dir: string): TrainerState {
+  const file = path.join(dir, 'trainer_state.json');
+  try {
+    return JSON.parse(readVerified(dir, 'trainer_state.json', readMeta(dir)).toString('utf8')) as TrainerState;
+  } catch (e) {
+    if (e instanceof GtaError) throw e;
+    throw new GtaError(`${file}: not valid JSON (${(e as Error).message})`);
   }
-  optimizer.t = Number(metadata.t ?? 0);
-  return JSON.parse(readVerified(dir, 'trainer_state.json', meta).toString('utf8')) as TrainerState;
 }
 
 /** A checkpoint file, checked against the sha256 that config.json recorded for it. */

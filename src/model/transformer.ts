@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ModelArch } from '../config/schema.js';
 import { gatherRows } from '../backend/gather_rows.js';
-import { matMulFast } from '../backend/fast_grads.js';
+import { matMulFast } from '../backend/matmul.js';
 import { attention, dropoutMask, layerNorm } from '../backend/fused.js';
 import { Rng } from '../util/rng.js';
 

@@ -6,6 +6,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { OptimConfig } from '../config/schema.js';
 import { adamwUpdate } from '../backend/fused.js';
+import type { OptimizerState } from '../model/checkpoint.js';
+import { GtaError } from '../util/errors.js';
 import { crashPoint } from '../util/fault.js';
 
 /** A NaN or Inf where training needs finite numbers; the step was not applied. */
@@ -16,10 +18,10 @@ export class NonFiniteError extends Error {
 }
 
 export class AdamW {
-  readonly m = new Map<string, tf.Variable>();
-  readonly v = new Map<string, tf.Variable>();
+  private readonly m = new Map<string, tf.Variable>();
+  private readonly v = new Map<string, tf.Variable>();
   /** Number of updates applied so far (bias correction uses it). */
-  t = 0;
+  private t = 0;
 
   constructor(
     private readonly params: Map<string, tf.Variable>,
@@ -71,6 +73,27 @@ export class AdamW {
     });
     tf.dispose([...next.p, ...next.m, ...next.v]);
     return gradNorm;
+  }
+
+  /** The moments as named float32 arrays (`m.<param>`, `v.<param>`) and the update count: what a checkpoint saves. */
+  state(): OptimizerState {
+    const arrays: OptimizerState['arrays'] = new Map();
+    for (const [prefix, vars] of [['m', this.m], ['v', this.v]] as const) {
+      for (const [name, x] of vars) arrays.set(`${prefix}.${name}`, { dtype: 'F32', shape: x.shape, data: x.dataSync() as Float32Array });
+    }
+    return { t: this.t, arrays };
+  }
+
+  /** Restores what state() returned; `source` names the file in errors. */
+  load(state: OptimizerState, source: string): void {
+    for (const [prefix, vars] of [['m', this.m], ['v', this.v]] as const) {
+      for (const [name, x] of vars) {
+        const a = state.arrays.get(`${prefix}.${name}`);
+        if (!a || a.shape.join(',') !== x.shape.join(',')) throw new GtaError(`${source}: optimizer state for ${name} is missing or has the wrong shape`);
+        x.assign(tf.tensor(a.data, a.shape, 'float32'));
+      }
+    }
+    this.t = state.t;
   }
 
   dispose(): void {

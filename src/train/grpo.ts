@@ -10,6 +10,7 @@
  * the tokens that count. Everything on the tf side is differentiable w.r.t. `logp`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { mean, stdUnbiased } from '../util/stats.js';
 
 export type AdvantageScale = 'group' | 'batch' | 'none';
 export type GrpoLossType = 'grpo' | 'bnpo' | 'dr_grpo' | 'dapo';
@@ -18,20 +19,6 @@ export type GrpoLossType = 'grpo' | 'bnpo' | 'dr_grpo' | 'dapo';
 const STD_EPS = 1e-4;
 /** A group std below this counts as zero: the group carries no learning signal (all rewards equal). */
 const ZERO_STD = 1e-8;
-
-function mean(xs: number[]): number {
-  return xs.length === 0 ? 0 : xs.reduce((s, x) => s + x, 0) / xs.length;
-}
-
-/**
- * Unbiased (n-1) standard deviation, as torch.std (which TRL uses). For a single value torch gives
- * NaN; we give 0, so a group of one has advantage 0 and counts as a zero-std group.
- */
-function stdUnbiased(xs: number[]): number {
-  if (xs.length < 2) return 0;
-  const m = mean(xs);
-  return Math.sqrt(xs.reduce((s, x) => s + (x - m) * (x - m), 0) / (xs.length - 1));
-}
 
 /**
  * Group-relative advantages. `rewards` are laid out group after group (length nGroups * groupSize).
@@ -183,14 +170,4 @@ export function grpoLoss(args: GrpoLossArgs): { loss: tf.Scalar; clipRatio: tf.S
     const loss = aggregateLoss(perToken, mask, lossType, maxCompletionLength);
     return { loss, clipRatio: maskedMean(clipped, mask), kl };
   });
-}
-
-/**
- * TRL's mask_truncated_completions: a completion cut off at the length limit has no real ending, so its
- * reward says little about it; its tokens are dropped from the loss by zeroing its row of the mask.
- * Returns a new mask; the input is not modified.
- */
-export function truncationMask(mask: number[][], truncated: boolean[]): number[][] {
-  if (mask.length !== truncated.length) throw new Error(`mask has ${mask.length} rows but truncated has ${truncated.length}`);
-  return mask.map((row, i) => (truncated[i] ? row.map(() => 0) : row.slice()));
 }

@@ -9,3 +9,12 @@ import { pickLogProbs } from '../backend/fused.js';
 export function tokenCrossEntropy(logits: tf.Tensor2D, targets: Int32Array): tf.Scalar {
   return tf.tidy(() => tf.neg(tf.mean(pickLogProbs(logits, tf.tensor1d(targets, 'int32')))) as tf.Scalar);
 }
+
+/**
+ * Mean entropy of the rows of `logits` (a metric). Rows may hold -Infinity where a restricted decoding
+ * allowed no token; those entries contribute 0 (p log p -> 0), not NaN.
+ */
+export function meanEntropy(logits: tf.Tensor2D): tf.Scalar {
+  const all = tf.logSoftmax(logits, -1);
+  return tf.mean(tf.neg(tf.sum(tf.mul(tf.exp(all), tf.where(tf.isFinite(all), all, tf.zerosLike(all))), -1))) as tf.Scalar;
+}

@@ -1,23 +1,23 @@
 /**
  * Causal-LM pretraining of the base model on the benchmarks' training text (dev and test text never
- * enter it). Each text becomes one or more sequences that start with BOS, exactly as prompts do at
- * fine-tuning time; the loss covers every token after BOS and the final EOS.
+ * enter it), through the shared loop (loop.ts) with an SFT-style runner whose targets are every token
+ * after BOS. Each text becomes one or more sequences that start with BOS, exactly as prompts do at
+ * fine-tuning time; the loss covers every token after BOS and the final EOS. A finished run writes
+ * the base checkpoint to `output`; an interrupted one continues with `gta pretrain --resume`.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { PretrainConfig } from '../config/schema.js';
 import { loadDataset } from '../data/load.js';
+import { buildInput, disposeInput, targetPositions } from '../model/batch.js';
+import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
 import { Transformer } from '../model/transformer.js';
-import { saveCheckpoint } from '../model/checkpoint.js';
-import type { RunDir } from '../report/run_dir.js';
+import type { RunDir } from '../run/run_dir.js';
 import { Tokenizer } from '../tokenizer/bpe.js';
 import type { Logger } from '../util/log.js';
-import { startProgress } from '../util/progress.js';
-import { Rng } from '../util/rng.js';
+import { STREAMS } from '../util/rng.js';
 import { AdamW } from './adamw.js';
-import { buildInput, disposeInput, targetPositions } from './batch.js';
-import { BatchSampler } from './sampler.js';
-import { learningRate } from './schedule.js';
-import { lossAtRows, sftStep, type SftExample } from './sft.js';
+import { trainLoop, type EvalOutcome } from './loop.js';
+import { examplesRunner, lossAtRows, type SftExample } from './sft.js';
 
 export interface Corpus {
   train: string[];
@@ -52,75 +52,45 @@ export function lmSequences(tok: Tokenizer, texts: string[], seqLen: number): Sf
   return out;
 }
 
-export async function pretrain(cfg: PretrainConfig, run: RunDir, log: Logger, shouldStop: () => boolean): Promise<Record<string, unknown>> {
-  const t0 = performance.now();
-  const elapsed = () => Math.round((performance.now() - t0) / 10) / 100;
+/** With `resumeFrom` (a training checkpoint of an interrupted pretraining run), the weights and tokenizer come from there. */
+export async function pretrain(cfg: PretrainConfig, run: RunDir, log: Logger, shouldStop: () => boolean, resumeFrom?: string): Promise<Record<string, unknown>> {
   const corpus = await loadCorpus(cfg);
-  const tokenizer = Tokenizer.train(corpus.train, { vocabSize: cfg.model.vocab_size });
-  const arch = { ...cfg.model, vocab_size: tokenizer.vocabSize };
-  const seqLen = Math.min(cfg.train.seq_len, arch.max_seq_len);
-  const seqs = lmSequences(tokenizer, corpus.train, seqLen);
-  const heldOut = new Rng(cfg.seed).shuffle(lmSequences(tokenizer, corpus.heldOut, seqLen)).slice(0, cfg.train.eval_sequences);
-  log.info({ texts: corpus.train.length, sequences: seqs.length, tokens: seqs.reduce((a, s) => a + s.target.length + 1, 0), vocab: tokenizer.vocabSize }, 'corpus ready');
-  const model = Transformer.init(arch, cfg.seed);
-  const optimizer = new AdamW(model.params, cfg.train.optim);
-  const sampler = new BatchSampler(seqs.map((s) => s.target.length + 1), cfg.train.batch_size, cfg.seed);
-  const dropoutRng = new Rng(cfg.seed ^ 0x5eed);
-  const total = cfg.train.steps;
-  const bar = startProgress('pretrain', total, log);
-  let pos = { epoch: 0, batch: 0 };
-  let window = { loss: 0, steps: 0, tokens: 0, start: performance.now() };
-  let tokensSeen = 0;
-  let step = 0;
-  let lastHeldOut = NaN;
-  while (step < total && !shouldStop()) {
-    await new Promise((r) => setImmediate(r));
-    const { indices, next } = sampler.next(pos);
-    pos = next;
-    const lr = learningRate(step, total, cfg.train.optim);
-    const r = sftStep(model, optimizer, indices.map((i) => seqs[i]), lr, tokenizer.padId, { dropout: cfg.train.dropout, rng: dropoutRng });
-    if (!Number.isFinite(r.loss)) throw new Error(`non-finite loss at step ${step + 1}`);
-    step += 1;
-    tokensSeen += r.tokens;
-    window.loss += r.loss;
-    window.steps += 1;
-    window.tokens += r.tokens;
-    if (step % cfg.train.log_every === 0 || step === total) {
-      const rec = {
-        step,
-        epoch: Math.round((pos.epoch + pos.batch / sampler.batchesPerEpoch) * 1000) / 1000,
-        time_s: elapsed(),
-        split: 'train',
-        'train/loss_lm': window.loss / window.steps,
-        'train/lr': lr,
-        'train/grad_norm': r.gradNorm,
-        'perf/tokens_per_s': window.tokens / ((performance.now() - window.start) / 1000),
-        'perf/tokens_seen': tokensSeen,
-      };
-      run.appendJsonl('metrics.jsonl', rec);
-      bar.update(step, { loss: rec['train/loss_lm'], 'tok/s': Math.round(rec['perf/tokens_per_s']) });
-      window = { loss: 0, steps: 0, tokens: 0, start: performance.now() };
-    }
-    if (step % cfg.train.eval_every === 0 || step === total) {
-      lastHeldOut = heldOutLoss(model, heldOut, tokenizer.padId, cfg.train.batch_size);
-      run.appendJsonl('metrics.jsonl', { step, time_s: elapsed(), split: 'dev', 'eval/loss_lm': lastHeldOut, 'eval/perplexity': Math.exp(lastHeldOut) });
-    }
+  let tokenizer: Tokenizer;
+  let model: Transformer;
+  if (resumeFrom) {
+    ({ model, tokenizer } = loadCheckpoint(resumeFrom));
+  } else {
+    tokenizer = Tokenizer.train(corpus.train, { vocabSize: cfg.model.vocab_size });
+    model = Transformer.init({ ...cfg.model, vocab_size: tokenizer.vocabSize }, cfg.seed);
   }
-  bar.stop();
-  const finished = step === total;
-  // Only a finished run replaces the base checkpoint; an interrupted one is kept in its run directory.
-  const out = finished ? cfg.output : run.file('checkpoints/latest');
-  saveCheckpoint(out, model, tokenizer, { kind: 'base', step });
-  return {
-    status: finished ? 'finished' : 'interrupted',
-    steps: step,
-    wall_time_s: elapsed(),
-    train_tokens: tokensSeen,
-    params: model.numParams,
-    held_out_loss: lastHeldOut,
-    held_out_perplexity: Math.exp(lastHeldOut),
-    checkpoint: out,
+  const seqLen = Math.min(cfg.train.seq_len, model.arch.max_seq_len);
+  const seqs = lmSequences(tokenizer, corpus.train, seqLen);
+  const heldOut = STREAMS.heldOut(cfg.seed).shuffle(lmSequences(tokenizer, corpus.heldOut, seqLen)).slice(0, cfg.train.eval_sequences);
+  log.info({ texts: corpus.train.length, sequences: seqs.length, tokens: seqs.reduce((a, s) => a + s.target.length + 1, 0), vocab: tokenizer.vocabSize }, 'corpus ready');
+  const optimizer = new AdamW(model.params, cfg.train.optim);
+  const { train: t } = cfg;
+  const perplexity = (): EvalOutcome => {
+    const loss = heldOutLoss(model, heldOut, tokenizer.padId, t.batch_size);
+    return { record: { 'eval/loss_lm': loss, 'eval/perplexity': Math.exp(loss) }, summary: { held_out_loss: loss, held_out_perplexity: Math.exp(loss) } };
   };
+  const r = await trainLoop({
+    cfg: { seed: cfg.seed, steps: t.steps, log_every: t.log_every, eval_every: t.eval_every, checkpoint_every: t.checkpoint_every, on_nonfinite: t.on_nonfinite, optim: t.optim },
+    runner: examplesRunner(seqs, t.batch_size, model, optimizer, tokenizer.padId, t.dropout, cfg.seed, 'train/loss_lm'),
+    model,
+    tokenizer,
+    optimizer,
+    evaluator: { split: 'dev', periodic: perplexity, final: perplexity },
+    run,
+    log,
+    shouldStop,
+    label: 'pretrain',
+    resumeFrom,
+  });
+  const summary = { status: r.status, steps: r.steps, wall_time_s: r.wall_time_s, train_tokens: r.train_tokens, params: model.numParams };
+  if (r.status !== 'finished') return { ...summary, checkpoint: run.checkpoint('latest') };
+  // Only a finished run replaces the base checkpoint.
+  saveCheckpoint(cfg.output, model, tokenizer, { kind: 'base', step: r.steps });
+  return { ...summary, ...r.final!.summary, checkpoint: cfg.output };
 }
 
 /** Mean token loss over held-out sequences (no gradient, no dropout). */

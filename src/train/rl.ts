@@ -1,33 +1,32 @@
 /**
- * One step of RL (GRPO) or GTA: sample G completions per prompt, score them, normalise advantages in
- * each group, then update the policy with the clipped surrogate on the completion tokens. GTA adds
- * cross-entropy on the gold label of a teacher-forced `prompt <guess>GOLD</guess>` and combines the two
- * gradients under the configured constraint; its RL loss masks the guess span out.
- *
- * Tokens whose set of choices had one member (tags forced by structured decoding) carry no decision and
- * are left out of the RL loss; the rest get log-probabilities under the same restricted distribution
- * they were sampled from, at the sampling temperature.
+ * Mode rl (GRPO), and the pieces GTA builds on: sample G completions per prompt, score them, normalise
+ * advantages in each group, then update the policy with the clipped surrogate on the completion tokens
+ * (rl_tokens.ts picks which). `policyUpdate` takes an optional hook that turns the RL gradient into
+ * the step's gradient: GTA (gta.ts) adds its guess cross-entropy there.
  */
 import * as tf from '@tensorflow/tfjs';
-import { pickLogProbs } from '../backend/fused.js';
+import type { RlConfig, TrainConfig } from '../config/schema.js';
+import { buildInput, disposeInput, type BatchLayout } from '../model/batch.js';
+import type { ModelInput, Transformer } from '../model/transformer.js';
 import { gatherRows } from '../backend/gather_rows.js';
-import type { RlConfig, GtaConfig } from '../config/schema.js';
-import { NEG_INF, type Transformer } from '../model/transformer.js';
+import { sampleCompletions, type Completion } from '../sample/rollout.js';
+import { scoreRewards, REWARD_NAMES, type Scored } from '../task/rewards.js';
+import { parseCompletion, structureSpec, type CompletionFormat, type StructureSpec } from '../task/structure.js';
+import { mean, std } from '../util/stats.js';
+import { Rng, STREAMS, type RngState } from '../util/rng.js';
 import { stopGradient } from '../util/tf_extra.js';
-import type { Rng } from '../util/rng.js';
 import { NonFiniteError, type AdamW } from './adamw.js';
-import { buildInput, disposeInput, type BatchLayout } from './batch.js';
-import { combineGradients } from './grad_constraint.js';
+import type { Grads } from './grad_constraint.js';
 import { groupAdvantages, grpoLoss } from './grpo.js';
-import { scoreRewards, REWARD_NAMES } from './rewards.js';
-import { candidates, sampleCompletions, type Completion } from './rollout.js';
-import { sftGrads, type SftExample } from './sft.js';
-import { choiceCount, parseCompletion, type CompletionFormat, type StructureSpec } from './structure.js';
+import { meanEntropy } from './losses.js';
+import type { Runner, StepOutput } from './loop.js';
+import { rlTokenLogp, rlTokenTensors, selectRlTokens, type RlTokens } from './rl_tokens.js';
+import type { Prepared } from './setup.js';
 
 export interface RlExample {
   prompt: number[];
   gold: number;
-  /** `<guess> GOLD </guess>` is the guess target for GTA's L_SFT. */
+  /** The gold label's tokens: the target of GTA's guess cross-entropy. */
   goldTokens: number[];
 }
 
@@ -39,31 +38,28 @@ export interface RlContext {
   spec: StructureSpec;
   format: CompletionFormat;
   rl: RlConfig;
-  gta?: GtaConfig;
   padId: number;
-  guessOpen: number;
   rng: Rng;
 }
 
-/** A stable summary of a completion batch, kept for samples.jsonl. */
-export interface RlStepResult {
-  metrics: Record<string, number>;
-  tokens: number;
-  rolloutTokens: number;
+/** A scored generation batch: every prompt repeated G times, one completion each. */
+export interface Rollout {
+  prompts: number[][];
   completions: Completion[];
-  rewards: number[];
-  conflict: boolean | null;
+  scored: Scored;
+  advantages: number[];
+  metrics: Record<string, number>;
+  rolloutTokens: number;
 }
 
-export function rlStep(ctx: RlContext, batch: RlExample[], lr: number): RlStepResult {
-  const { model, rl, spec } = ctx;
+/** Samples G completions per prompt, scores them and normalises their advantages within each group. */
+export function rollout(ctx: RlContext, batch: RlExample[]): Rollout {
+  const { rl, spec } = ctx;
   const G = rl.group_size;
-  const V = model.arch.vocab_size;
   const prompts = batch.flatMap((e) => Array.from({ length: G }, () => e.prompt));
   const gold = batch.flatMap((e) => Array.from({ length: G }, () => e.gold));
-
   const t0 = performance.now();
-  const comps = sampleCompletions(model, prompts, {
+  const completions = sampleCompletions(ctx.model, prompts, {
     spec,
     decoding: rl.decoding,
     temperature: rl.temperature,
@@ -74,189 +70,164 @@ export function rlStep(ctx: RlContext, batch: RlExample[], lr: number): RlStepRe
     padId: ctx.padId,
   });
   const rolloutSeconds = (performance.now() - t0) / 1000;
-  const rolloutTokens = comps.reduce((a, c) => a + c.tokens.length, 0);
-
-  const parsed = comps.map((c) => parseCompletion(spec, c.tokens));
-  const scored = scoreRewards(parsed, gold, rl.rewards);
+  const rolloutTokens = completions.reduce((a, c) => a + c.tokens.length, 0);
+  const scored = scoreRewards(completions.map((c) => parseCompletion(spec, c.tokens)), gold, rl.rewards);
   const adv = groupAdvantages(scored.total, G, rl.scale_rewards);
-
-  const seqs = prompts.map((p, i) => [...p, ...comps[i].tokens]);
-  const { input, layout } = buildInput(seqs, ctx.padId);
-  const sel = selectRlTokens(comps, prompts.map((p) => p.length), layout, { format: ctx.format, maskTruncated: rl.mask_truncated_completions, spec, vocab: V });
-  const { M, N } = sel;
-
+  const N = completions.length;
   const metrics: Record<string, number> = {
     'reward/total/mean': mean(scored.total),
     'reward/total/std': std(scored.total),
     'reward/frac_zero_std': adv.fracZeroStd,
     'completions/mean_length': rolloutTokens / N,
-    'completions/clipped_ratio': comps.filter((c) => c.truncated).length / N,
+    'completions/clipped_ratio': completions.filter((c) => c.truncated).length / N,
     'perf/rollout_tokens_per_s': rolloutTokens / Math.max(rolloutSeconds, 1e-9),
   };
   for (const name of REWARD_NAMES) {
     metrics[`reward/${name}/mean`] = mean(scored.components[name]);
     metrics[`reward/${name}/std`] = std(scored.components[name]);
   }
-  let conflict: boolean | null = null;
-  if (M > 0) {
-    const rowsT = tf.tensor1d(sel.rows, 'int32');
-    const t = rlTokenTensors(sel);
-    const advT = tf.tensor1d(adv.advantages);
-    // Per-token log-probabilities [N, L] (padding slots read a constant 0).
-    const tokenLogp = (m: Transformer) => {
-      const [B, T, d] = [layout.B, layout.T, m.arch.d_model];
-      const hidden = tf.reshape(m.forward(input).hidden, [B * T, d]) as tf.Tensor2D;
-      const logits = m.logits(gatherRows(hidden, rowsT) as tf.Tensor2D);
-      return rlTokenLogp(logits, t, sel, rl.temperature);
-    };
-    const old = rl.num_iterations > 1 ? tf.tidy(() => tokenLogp(model).logp) : undefined;
-    const refLogp = ctx.ref && rl.beta > 0 ? tf.tidy(() => tokenLogp(ctx.ref!).logp) : undefined;
-    const sftBatch: SftExample[] = ctx.format === 'gta' ? batch.map((e) => ({ prompt: [...e.prompt, ctx.guessOpen], target: e.goldTokens })) : [];
-    let lossRl = 0;
-    let lossSft = 0;
-    let clipRatio = 0;
-    let kl = 0;
-    let entropy = 0;
-    let cos = 0;
-    let gradNorm = 0;
+  return { prompts, completions, scored, advantages: adv.advantages, metrics, rolloutTokens };
+}
+
+/** Turns the RL gradient into the step's gradient (new tensors; the caller disposes both), with its metrics. */
+export type GradientHook = (gRl: Grads) => { grads: Grads; metrics: Record<string, number> };
+
+/**
+ * rl.num_iterations optimizer updates on one rollout with the GRPO loss (PPO-style reuse: the ratio is
+ * against the log-probabilities at sampling time). Returns the last update's metrics and the real
+ * tokens of the batch; with no trainable completion token the step applies nothing.
+ */
+export function policyUpdate(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHook): { metrics: Record<string, number>; tokens: number } {
+  const { model, rl } = ctx;
+  const seqs = r.prompts.map((p, i) => [...p, ...r.completions[i].tokens]);
+  const { input, layout } = buildInput(seqs, ctx.padId);
+  const sel = selectRlTokens(r.completions, r.prompts.map((p) => p.length), layout, { format: ctx.format, maskTruncated: rl.mask_truncated_completions, spec: ctx.spec, vocab: model.arch.vocab_size });
+  const metrics: Record<string, number> = {};
+  if (sel.M > 0) {
+    const b = new PolicyBatch(input, layout, sel, rl.temperature);
+    const advT = tf.tensor1d(r.advantages);
+    const old = rl.num_iterations > 1 ? tf.tidy(() => b.logp(model).logp) : undefined;
+    const refLogp = ctx.ref && rl.beta > 0 ? tf.tidy(() => b.logp(ctx.ref!).logp) : undefined;
     for (let it = 0; it < rl.num_iterations; it++) {
       let side: tf.Tensor[] = [];
       const { value, grads } = tf.variableGrads(() => {
-        const { logp, logits } = tokenLogp(model);
-        const r = grpoLoss({
+        const { logp, logits } = b.logp(model);
+        const g = grpoLoss({
           logp,
           oldLogp: old ?? stopGradient(logp),
           refLogp,
           adv: advT,
-          mask: t.mask,
+          mask: b.t.mask,
           eps: rl.epsilon,
           epsHigh: rl.epsilon_high ?? rl.epsilon,
           beta: rl.beta,
           lossType: rl.loss_type,
           maxCompletionLength: sel.L,
         });
-        const all = tf.logSoftmax(logits, -1);
-        const ent = tf.mean(tf.neg(tf.sum(tf.mul(tf.exp(all), tf.where(tf.isFinite(all), all, tf.zerosLike(all))), -1)));
-        side = [tf.keep(r.clipRatio), tf.keep(r.kl), tf.keep(ent)];
-        return r.loss;
+        side = [tf.keep(g.clipRatio), tf.keep(g.kl), tf.keep(meanEntropy(logits))];
+        return g.loss;
       });
-      lossRl = value.dataSync()[0];
-      [clipRatio, kl, entropy] = side.map((t) => t.dataSync()[0]);
+      const lossRl = value.dataSync()[0];
+      const [clipRatio, kl, entropy] = side.map((t) => t.dataSync()[0]);
       tf.dispose([value, ...side]);
-      let gRl = model.byParamName(grads);
+      const gRl = model.byParamName(grads);
       let step = gRl;
-      if (ctx.format === 'gta' && ctx.gta) {
-        const s = sftGrads(model, sftBatch, ctx.padId, {});
-        lossSft = s.loss;
-        const c = combineGradients(s.grads, gRl, { lambdaSft: ctx.gta.lambda_sft, lambdaRl: ctx.gta.lambda_rl, rule: ctx.gta.gradient_constraint });
-        cos = c.cosine;
-        conflict = c.conflict;
-        tf.dispose([...Object.values(s.grads), ...Object.values(gRl)]);
-        gRl = {};
-        step = c.grads;
+      let extra: Record<string, number> = {};
+      if (hook) {
+        ({ grads: step, metrics: extra } = hook(gRl));
+        tf.dispose(Object.values(gRl));
       }
+      let gradNorm: number;
       try {
         if (!Number.isFinite(lossRl)) throw new NonFiniteError('loss train/loss_rl');
-        if (!Number.isFinite(lossSft)) throw new NonFiniteError('loss train/loss_sft');
+        for (const [k, v] of Object.entries(extra)) if (k.startsWith('train/loss') && !Number.isFinite(v)) throw new NonFiniteError(`loss ${k}`);
         gradNorm = ctx.optimizer.apply(step, lr);
       } finally {
         tf.dispose(Object.values(step));
       }
+      Object.assign(metrics, { 'train/loss_rl': lossRl, clip_ratio: clipRatio, kl, entropy, 'train/grad_norm': gradNorm }, extra);
     }
-    tf.dispose([rowsT, ...Object.values(t), advT, ...(old ? [old] : []), ...(refLogp ? [refLogp] : [])]);
-    Object.assign(metrics, { 'train/loss_rl': lossRl, clip_ratio: clipRatio, kl, entropy, 'train/grad_norm': gradNorm });
-    if (ctx.format === 'gta') Object.assign(metrics, { 'train/loss_sft': lossSft, 'grad/cos_sft_rl': cos, 'grad/conflict': conflict ? 1 : 0 });
+    b.dispose();
+    tf.dispose([advT, ...(old ? [old] : []), ...(refLogp ? [refLogp] : [])]);
   }
   disposeInput(input);
-  return { metrics, tokens: seqs.reduce((a, s) => a + s.length, 0), rolloutTokens, completions: comps, rewards: scored.total, conflict };
+  return { metrics, tokens: seqs.reduce((a, s) => a + s.length, 0) };
 }
 
-function concat(rows: Float32Array[], V: number): Float32Array {
-  const out = new Float32Array(rows.length * V);
-  rows.forEach((r, i) => out.set(r, i * V));
-  return out;
+/** The selected completion tokens of one generation batch, as tensors, and their log-probabilities under a model. */
+class PolicyBatch {
+  readonly t: ReturnType<typeof rlTokenTensors>;
+  private readonly rows: tf.Tensor1D;
+
+  constructor(
+    private readonly input: ModelInput,
+    private readonly layout: BatchLayout,
+    private readonly sel: RlTokens,
+    private readonly temperature: number,
+  ) {
+    this.rows = tf.tensor1d(sel.rows, 'int32');
+    this.t = rlTokenTensors(sel);
+  }
+
+  /** Per-token log-probabilities [N, L] (padding slots read a constant 0) and the restricted logits. */
+  logp(m: Transformer): { logp: tf.Tensor2D; logits: tf.Tensor2D } {
+    const { B, T } = this.layout;
+    const hidden = tf.reshape(m.forward(this.input).hidden, [B * T, m.arch.d_model]) as tf.Tensor2D;
+    return rlTokenLogp(m.logits(gatherRows(hidden, this.rows) as tf.Tensor2D), this.t, this.sel, this.temperature);
+  }
+
+  dispose(): void {
+    tf.dispose([this.rows, ...Object.values(this.t)]);
+  }
 }
 
-function mean(x: number[]): number {
-  return x.length ? x.reduce((a, b) => a + b, 0) / x.length : 0;
-}
-
-function std(x: number[]): number {
-  const m = mean(x);
-  return Math.sqrt(mean(x.map((v) => (v - m) ** 2)));
-}
-
-/** The completion tokens that enter the RL loss, and where they sit in the batch. */
-export interface RlTokens {
-  /** Row of the flattened [B*T] hidden states that predicts each selected token. */
-  rows: Int32Array;
-  targets: Int32Array;
-  /** Per selected token: 0 where the decoding allowed a token, NEG_INF elsewhere (structured decoding's restriction). */
-  bias: Float32Array[];
-  /** [N, L] position of each completion's selected tokens among the M selected ones (M = padding). */
-  index: Int32Array;
-  /** [N, L] 1 for a real token, 0 for padding. */
-  mask: Float32Array;
-  M: number;
-  N: number;
-  L: number;
-}
-
-/**
- * Picks the completion tokens the RL loss sees: not GTA's guess span (trained by L_SFT instead), not
- * forced tokens (only one choice: no decision, no gradient), and no tokens of truncated completions
- * when they are masked.
- */
-export function selectRlTokens(comps: Completion[], promptLengths: number[], layout: BatchLayout, o: { format: CompletionFormat; maskTruncated: boolean; spec: StructureSpec; vocab: number }): RlTokens {
-  const specials = new Set(o.spec.specials);
-  const rows: number[] = [];
-  const targets: number[] = [];
-  const bias: Float32Array[] = [];
-  const perComp: number[][] = comps.map(() => []);
-  comps.forEach((c, i) => {
-    if (o.maskTruncated && c.truncated) return;
-    c.tokens.forEach((tok, j) => {
-      if (o.format === 'gta' && c.spans[j] === 'guess') return;
-      const a = c.allowed[j];
-      if (choiceCount(a, o.vocab, specials.size) <= 1) return;
-      perComp[i].push(rows.length);
-      rows.push(i * layout.T + layout.pad[i] + promptLengths[i] + j - 1);
-      targets.push(tok);
-      if (a.kind !== 'all') {
-        const b = new Float32Array(o.vocab).fill(NEG_INF);
-        for (const id of candidates(a, specials, o.vocab)) b[id] = 0;
-        bias.push(b);
-      } else bias.push(new Float32Array(o.vocab));
-    });
-  });
-  const M = rows.length;
-  const N = comps.length;
-  const L = Math.max(1, ...perComp.map((r) => r.length));
-  const index = new Int32Array(N * L).fill(M);
-  const mask = new Float32Array(N * L);
-  perComp.forEach((r, i) => r.forEach((m, j) => ((index[i * L + j] = m), (mask[i * L + j] = 1))));
-  return { rows: Int32Array.from(rows), targets: Int32Array.from(targets), bias, index, mask, M, N, L };
-}
-
-/** The tensors rlTokenLogp needs, made once per batch (the caller disposes them). */
-export function rlTokenTensors(sel: RlTokens): { bias: tf.Tensor2D; targets: tf.Tensor1D; index: tf.Tensor2D; mask: tf.Tensor2D } {
-  const V = sel.bias[0]?.length ?? 1;
+/** The RL-mode pieces every grouped runner shares: examples, the context, samples for samples.jsonl. */
+export function rlSetup(cfg: TrainConfig, p: Prepared, optimizer: AdamW, format: CompletionFormat) {
+  const { model, tokenizer, prompts, data } = p;
+  const train: RlExample[] = data.train.map((e) => ({ prompt: prompts.prompt(e.text), gold: e.label, goldTokens: tokenizer.encode(data.labels[e.label]) }));
+  const ctx: RlContext = {
+    model,
+    ref: cfg.rl.beta > 0 ? p.reference() : undefined,
+    optimizer,
+    spec: structureSpec(tokenizer, format, data.labels, cfg.rl.think_max_tokens),
+    format,
+    rl: cfg.rl,
+    padId: tokenizer.padId,
+    rng: STREAMS.sampling(cfg.seed),
+  };
+  const G = cfg.rl.group_size;
+  /** The first few completions of a step, with their prompt's text, gold label and reward. */
+  const samples = (indices: number[], r: Rollout) =>
+    r.completions.slice(0, 4).map((c, k) => ({
+      text: data.train[indices[Math.floor(k / G)]].text,
+      gold: data.labels[train[indices[Math.floor(k / G)]].gold],
+      completion: tokenizer.decode(c.tokens),
+      reward: r.scored.total[k],
+    }));
   return {
-    bias: tf.tensor2d(concat(sel.bias, V), [sel.M, V]),
-    targets: tf.tensor1d(sel.targets, 'int32'),
-    index: tf.tensor2d(sel.index, [sel.N, sel.L], 'int32'),
-    mask: tf.tensor2d(sel.mask, [sel.N, sel.L]),
+    train,
+    ctx,
+    samples,
+    lengths: train.map((e) => e.prompt.length),
+    batchSize: cfg.train.batch_size / G,
+    rngState: () => ctx.rng.state(),
+    restoreRng: (s: RngState) => void (ctx.rng = new Rng(s)),
   };
 }
 
-/**
- * Log-probabilities [N, L] of the selected tokens under `logits` ([M, V], one row per selected token)
- * at `temperature`, restricted as the decoding was; padding slots read 0. Also the restricted logits
- * (for the entropy metric).
- */
-export function rlTokenLogp(logits: tf.Tensor2D, t: ReturnType<typeof rlTokenTensors>, sel: RlTokens, temperature: number): { logp: tf.Tensor2D; logits: tf.Tensor2D } {
-  const restricted = tf.add(tf.div(logits, temperature), t.bias) as tf.Tensor2D;
-  const picked = pickLogProbs(restricted, t.targets);
-  const padded = tf.reshape(gatherRows(tf.reshape(tf.concat([picked, tf.zeros([1])]), [sel.M + 1, 1]) as tf.Tensor2D, t.index), [sel.N, sel.L]) as tf.Tensor2D;
-  return { logp: padded, logits: restricted };
+/** GRPO on `<think>...</think><answer>LABEL</answer>`. */
+export function rlRunner(cfg: TrainConfig, p: Prepared, optimizer: AdamW): Runner {
+  const s = rlSetup(cfg, p, optimizer, 'rl');
+  return {
+    lengths: s.lengths,
+    batchSize: s.batchSize,
+    headline: ['reward/total/mean'],
+    step(indices, lr): StepOutput {
+      const r = rollout(s.ctx, indices.map((i) => s.train[i]));
+      const u = policyUpdate(s.ctx, r, lr);
+      return { metrics: { ...r.metrics, ...u.metrics, 'perf/rollout_tokens': r.rolloutTokens }, tokens: u.tokens, samples: s.samples(indices, r) };
+    },
+    state: () => ({ sampling_rng: s.rngState() }),
+    restore: (st) => s.restoreRng(st.sampling_rng as RngState),
+  };
 }

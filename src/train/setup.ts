@@ -4,6 +4,7 @@
  * All of it can fail on bad input, so it runs before the run directory exists: a config or data error
  * leaves nothing behind.
  */
+import { MODE_TRAITS } from '../config/modes.js';
 import type { TrainConfig } from '../config/schema.js';
 import { initBackend, type BackendInfo } from '../backend/select.js';
 import { loadDataset } from '../data/load.js';
@@ -13,8 +14,8 @@ import { Transformer } from '../model/transformer.js';
 import { Tokenizer } from '../tokenizer/bpe.js';
 import { GtaError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
-import { promptBuilder, type PromptBuilder } from './prompt.js';
-import { maxStructuredLength, structureSpec } from './structure.js';
+import { promptBuilder, type PromptBuilder } from '../task/prompt.js';
+import { maxStructuredLength, structureSpec } from '../task/structure.js';
 
 export interface Prepared {
   backend: BackendInfo;
@@ -67,11 +68,12 @@ function frozenInitial(fresh: Transformer | undefined, model: Transformer): Tran
 /** The longest prompt plus the longest completion must fit the model's context. */
 function checkFits(cfg: TrainConfig, data: Dataset, prompts: PromptBuilder, model: Transformer, tok: Tokenizer): void {
   const overhead = prompts.prompt('').length;
+  const completion = MODE_TRAITS[cfg.mode].completion;
   const answer =
-    cfg.mode === 'sft'
+    completion === 'answer'
       ? Math.max(...data.labels.map((l) => prompts.answerTarget(l).length))
       : cfg.rl.decoding === 'structured'
-        ? maxStructuredLength(structureSpec(tok, cfg.mode === 'gta' ? 'gta' : 'rl', data.labels, cfg.rl.think_max_tokens))
+        ? maxStructuredLength(structureSpec(tok, completion, data.labels, cfg.rl.think_max_tokens))
         : cfg.rl.max_completion_tokens;
   const need = overhead + cfg.data.max_text_tokens + answer;
   if (need > model.arch.max_seq_len) {

@@ -1,14 +1,18 @@
 /**
- * SFT: the model reads the prompt and is trained by cross-entropy on `<answer>LABEL</answer><eos>`
+ * Mode sft: the model reads the prompt and is trained by cross-entropy on `<answer>LABEL</answer><eos>`
  * only. Logits are computed just at the target positions, which is both why prompt tokens get zero
  * loss and why the output head (vocab x width) costs a few rows per example instead of a full sequence.
  */
 import * as tf from '@tensorflow/tfjs';
 import { gatherRows } from '../backend/gather_rows.js';
 import type { Transformer, ForwardOptions } from '../model/transformer.js';
-import { buildInput, disposeInput, targetPositions } from './batch.js';
+import { buildInput, disposeInput, targetPositions } from '../model/batch.js';
 import { tokenCrossEntropy } from './losses.js';
+import type { TrainConfig } from '../config/schema.js';
+import { Rng, STREAMS, type RngState } from '../util/rng.js';
 import { NonFiniteError, type AdamW } from './adamw.js';
+import type { Runner } from './loop.js';
+import type { Prepared } from './setup.js';
 
 export interface SftExample {
   prompt: number[];
@@ -52,4 +56,27 @@ export function sftStep(model: Transformer, optimizer: AdamW, batch: SftExample[
     tf.dispose(Object.values(grads));
   }
   return { loss, gradNorm, tokens };
+}
+
+/** Mode sft: cross-entropy on `target(label)` after the prompt (`<answer>LABEL</answer><eos>` by default). */
+export function sftRunner(cfg: TrainConfig, p: Prepared, optimizer: AdamW, target = (label: string) => p.prompts.answerTarget(label)): Runner {
+  const { model, tokenizer, prompts, data } = p;
+  const train = data.train.map((e) => ({ prompt: prompts.prompt(e.text), target: target(data.labels[e.label]) }));
+  return examplesRunner(train, cfg.train.batch_size, model, optimizer, tokenizer.padId, cfg.train.dropout, cfg.seed, 'train/loss_sft');
+}
+
+/** SFT steps over fixed (prompt, target) examples, dropout masks from the run's dropout stream; pretraining uses it too. */
+export function examplesRunner(train: SftExample[], batchSize: number, model: Transformer, optimizer: AdamW, padId: number, dropout: number, seed: number, lossKey: string): Runner {
+  let dropoutRng = STREAMS.dropout(seed);
+  return {
+    lengths: train.map((e) => e.prompt.length + e.target.length),
+    batchSize,
+    headline: [lossKey],
+    step(indices, lr) {
+      const r = sftStep(model, optimizer, indices.map((i) => train[i]), lr, padId, { dropout, rng: dropoutRng });
+      return { metrics: { [lossKey]: r.loss, 'train/grad_norm': r.gradNorm }, tokens: r.tokens };
+    },
+    state: () => ({ dropout_rng: dropoutRng.state() }),
+    restore: (st) => void (dropoutRng = new Rng(st.dropout_rng as RngState)),
+  };
 }

@@ -74,3 +74,27 @@ export class Rng {
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
+
+/** An Rng for one purpose: the seed mixed with an FNV-1a hash of the purpose's name. */
+export function streamRng(seed: number, purpose: string): Rng {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < purpose.length; i++) h = Math.imul(h ^ purpose.charCodeAt(i), 0x01000193) >>> 0;
+  return new Rng((seed ^ h) >>> 0);
+}
+
+/**
+ * Every seeded stream of a run besides the data's (streamRng above), named in one place. Each keeps
+ * the derivation it was first given, because changing one would change every run's numbers.
+ */
+export const STREAMS = {
+  /** Dropout masks of SFT and pretraining steps. */
+  dropout: (seed: number) => new Rng(seed ^ 0x5eed),
+  /** Rollout sampling of RL and GTA. */
+  sampling: (seed: number) => new Rng(seed ^ 0x5a3b1e),
+  /** The seed of the batch order of sft_then_rl's SFT phase (the loop's sampler uses the run seed). */
+  sftPhaseOrder: (seed: number) => seed ^ 0x5f7,
+  /** The fixed subset that periodic evals score; from the split seed, so every run seed sees the same one. */
+  periodicEval: (splitSeed: number) => new Rng(splitSeed + 17),
+  /** Which held-out sequences pretraining measures perplexity on. */
+  heldOut: (seed: number) => new Rng(seed),
+};

@@ -66,7 +66,7 @@ function scan(op: string, identity: number): Kernel {
         const n = x.shape[dim];
         const pad = x.shape.map((d, i) => (i === dim ? 1 : d));
         const first = k(b.raw('aten::full', [pad, identity, null, null, b.device]));
-        const cast = k(b.raw('aten::_to_copy', [first[0], x.dtype === 'float32' ? 6 : 3]));
+        const cast = k(castRaw(b, first[0], x.dtype === 'float32' ? 'float32' : 'int32'));
         const head = k(b.raw('aten::slice.Tensor', [src, dim, 0, n - 1]));
         src = k(b.raw('aten::cat', [[cast[0], head[0]], dim]))[0];
       }

@@ -4,11 +4,11 @@
  * copies through the key/value cache. Each token records the set it was chosen from, so the training
  * pass can take its log-probability under the same restricted distribution.
  */
-import { decode, argmax } from '../eval/generate.js';
+import { decode, argmax } from './decode.js';
 import type { Transformer } from '../model/transformer.js';
 import type { Rng } from '../util/rng.js';
 import { crashPoint } from '../util/fault.js';
-import { StructuredState, maxStructuredLength, type Allowed, type Decoding, type Span, type StructureSpec } from './structure.js';
+import { StructuredState, maxStructuredLength, type Allowed, type Decoding, type Span, type StructureSpec } from '../task/structure.js';
 
 export interface Completion {
   tokens: number[];

@@ -3,10 +3,10 @@
  * weighted F1, steps and wall time to reach a threshold, the area under the eval-accuracy curve, tokens
  * processed; and the convergence curves (mean and std over seeds at every eval step).
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import type { CompareRow, CurvePoint, Stat } from '../report/render.js';
-import { GtaError } from '../util/errors.js';
+import { MODES } from '../config/modes.js';
+import { RUN_FILES, RunDir } from '../run/run_dir.js';
+import { mean, stdUnbiased } from '../util/stats.js';
+import type { CompareRow, CurvePoint, Stat } from './render.js';
 
 export interface RunRecord {
   dir: string;
@@ -23,14 +23,10 @@ export interface RunRecord {
 }
 
 export function readRun(dir: string): RunRecord {
-  const runFile = path.join(dir, 'run.json');
-  if (!fs.existsSync(runFile)) throw new GtaError(`${dir}: not a gta run directory (no run.json)`);
-  const run = JSON.parse(fs.readFileSync(runFile, 'utf8')) as { status: string; mode: string; seed: number; dataset?: { name: string } };
-  const lines = fs.existsSync(path.join(dir, 'metrics.jsonl'))
-    ? fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, number | string>)
-    : [];
-  const summaryFile = path.join(dir, 'summary.json');
-  const summary = fs.existsSync(summaryFile) ? (JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as { status: string; train_tokens: number; final?: { accuracy: number; f1_weighted: number } }) : null;
+  const runDir = RunDir.open(dir);
+  const run = runDir.info<{ status: string; mode: string; seed: number; dataset?: { name: string } }>();
+  const lines = runDir.readJsonl(RUN_FILES.metrics);
+  const summary = runDir.summary<{ status: string; train_tokens: number; final?: { accuracy: number; f1_weighted: number } }>();
   return {
     dir,
     dataset: run.dataset?.name ?? 'unknown',
@@ -48,11 +44,8 @@ export function readRun(dir: string): RunRecord {
 
 /** Mean and sample standard deviation (n - 1; 0 for a single value). */
 export function stat(values: number[]): Stat {
-  const n = values.length;
-  if (n === 0) return { mean: NaN, std: NaN, n: 0 };
-  const mean = values.reduce((a, b) => a + b, 0) / n;
-  const std = n > 1 ? Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)) : 0;
-  return { mean, std, n };
+  if (values.length === 0) return { mean: NaN, std: NaN, n: 0 };
+  return { mean: mean(values), std: stdUnbiased(values), n: values.length };
 }
 
 /** Mean accuracy over the curve: the trapezoid area under accuracy vs step, divided by the step span. */
@@ -125,7 +118,7 @@ export function aggregate(runs: RunRecord[], rule: ThresholdRule = {}): Aggregat
       curves.push({ dataset, mode, step, metrics });
     }
   }
-  const order = (m: string) => ['sft', 'rl', 'gta'].indexOf(m) + 1 || 99;
+  const order = (m: string) => (MODES as readonly string[]).indexOf(m) + 1 || 99;
   rows.sort((a, b) => a.dataset.localeCompare(b.dataset) || order(a.mode) - order(b.mode));
   curves.sort((a, b) => a.dataset.localeCompare(b.dataset) || order(a.mode) - order(b.mode) || a.step - b.step);
   return { rows, curves, thresholds };

@@ -10,9 +10,11 @@
  * restricted distribution, so PPO ratios compare like with like. In `free` decoding every token is
  * allowed and the format reward has to teach the structure.
  */
+import type { Completion } from '../config/modes.js';
 import type { Tokenizer } from '../tokenizer/bpe.js';
 
-export type CompletionFormat = 'rl' | 'gta';
+/** The structured completion formats (src/config/modes.ts lists which mode uses which). */
+export type CompletionFormat = Exclude<Completion, 'answer'>;
 export type Decoding = 'free' | 'structured';
 export type Span = 'guess' | 'think' | 'answer' | 'tag';
 

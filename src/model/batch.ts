@@ -4,7 +4,7 @@
  * row's first real token, and the attention bias hides padding and future tokens.
  */
 import * as tf from '@tensorflow/tfjs';
-import { NEG_INF, type ModelInput } from '../model/transformer.js';
+import { NEG_INF, type ModelInput } from './transformer.js';
 
 export interface BatchLayout {
   B: number;
@@ -49,19 +49,17 @@ export function buildInput(seqs: number[][], padId: number): { input: ModelInput
  * predicted by the hidden state one column to its left. Returns flat indices into [B*T] rows of the
  * hidden states and the target ids (prompt positions never appear here, so they carry no loss).
  */
-export function targetPositions(seqs: number[][], from: number[], lay: BatchLayout): { rows: Int32Array; targets: Int32Array; rowOf: Int32Array } {
+export function targetPositions(seqs: number[][], from: number[], lay: BatchLayout): { rows: Int32Array; targets: Int32Array } {
   const rows: number[] = [];
   const targets: number[] = [];
-  const rowOf: number[] = [];
   for (let b = 0; b < seqs.length; b++) {
     if (from[b] < 1) throw new Error('a target needs at least one token before it');
     for (let j = from[b]; j < seqs[b].length; j++) {
       rows.push(b * lay.T + lay.pad[b] + j - 1);
       targets.push(seqs[b][j]);
-      rowOf.push(b);
     }
   }
-  return { rows: Int32Array.from(rows), targets: Int32Array.from(targets), rowOf: Int32Array.from(rowOf) };
+  return { rows: Int32Array.from(rows), targets: Int32Array.from(targets) };
 }
 
 export function disposeInput(input: ModelInput): void {

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { disposeCache, NEG_INF, type KvCache, type Transformer } from '../model/transformer.js';
-import { buildInput, disposeInput } from '../train/batch.js';
+import { buildInput, disposeInput } from '../model/batch.js';
 
 /** Picks row `row`'s next token from its logits ([V] view); returns the token and whether the row is done. */
 export type Chooser = (row: number, logits: Float32Array) => { token: number; done: boolean };

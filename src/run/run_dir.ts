@@ -1,0 +1,232 @@
+/**
+ * The run directory, and the one place that knows its file names. run.json carries the run's state
+ * (running, finished, failed, interrupted) so nobody mistakes a broken run for a complete one;
+ * metrics.jsonl is appended one whole line per write, so a killed run leaves every finished line
+ * readable; a resume first drops what was written after its checkpoint's step.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { repoRoot } from '../util/paths.js';
+import { GtaError, writeError } from '../util/errors.js';
+
+export type RunStatus = 'running' | 'finished' | 'failed' | 'interrupted';
+
+/** The files of a run directory (checkpoints/ holds checkpoint folders, see src/model/checkpoint.ts). */
+export const RUN_FILES = {
+  /** The config after defaults and --set overrides: what a resume and `gta eval` read back. */
+  config: 'config.resolved.yaml',
+  info: 'run.json',
+  metrics: 'metrics.jsonl',
+  samples: 'samples.jsonl',
+  predictions: 'predictions.jsonl',
+  summary: 'summary.json',
+} as const;
+type JsonlFile = typeof RUN_FILES.metrics | typeof RUN_FILES.samples | typeof RUN_FILES.predictions;
+
+/** The checkpoints a run keeps: the last one written, and the one of its best eval. */
+export type CheckpointName = 'latest' | 'best';
+
+export class RunDir {
+  /** Use create, createAt, open or resumable. */
+  constructor(readonly dir: string) {}
+
+  /** Creates `<outputDir>/<name>-<UTC time>` (with a suffix if that exists already). */
+  static create(outputDir: string, name: string): RunDir {
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+    fs.mkdirSync(outputDir, { recursive: true });
+    for (let i = 0; ; i++) {
+      const dir = path.join(outputDir, `${name}-${stamp}${i ? `-${i}` : ''}`);
+      try {
+        fs.mkdirSync(dir);
+        return new RunDir(dir);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+    }
+  }
+
+  /** Creates exactly `dir` (its parent may exist); fails if it exists already. */
+  static createAt(dir: string): RunDir {
+    fs.mkdirSync(path.dirname(dir), { recursive: true });
+    fs.mkdirSync(dir);
+    return new RunDir(dir);
+  }
+
+  /** An existing run directory (one with run.json). */
+  static open(dir: string): RunDir {
+    if (!fs.existsSync(path.join(dir, RUN_FILES.info))) throw new GtaError(`${dir}: not a gta run directory (no ${RUN_FILES.info})`);
+    return new RunDir(dir);
+  }
+
+  /**
+   * A run directory to resume with `gta <command> --resume`, or with 'latest' the newest unfinished one
+   * of that command under `root`; it must have a checkpoint to continue from.
+   */
+  static resumable(arg: string, command: 'train' | 'pretrain', root = 'runs'): RunDir {
+    const ofCommand = (r: RunDir) => (r.info<{ mode?: string }>().mode === 'pretrain' ? 'pretrain' : 'train') === command;
+    const run = arg === 'latest' ? newestUnfinished(root, ofCommand) : RunDir.open(arg);
+    if (!ofCommand(run)) throw new GtaError(`${run.dir}: not a ${command} run; continue it with gta ${command === 'train' ? 'pretrain' : 'train'} --resume`);
+    if (!run.hasCheckpoint('latest')) throw new GtaError(`${run.dir}: has no checkpoint to resume from (${run.checkpoint('latest')})`);
+    return run;
+  }
+
+  checkpoint(name: CheckpointName | string): string {
+    return path.join(this.dir, 'checkpoints', name);
+  }
+
+  /** Whether a complete training checkpoint of that name is there (one a resume can continue from). */
+  hasCheckpoint(name: CheckpointName): boolean {
+    return fs.existsSync(path.join(this.checkpoint(name), 'trainer_state.json'));
+  }
+
+  file(name: string): string {
+    return path.join(this.dir, name);
+  }
+
+  /** Whole-file writes go through a temporary file and a rename, so readers never see half a file. */
+  writeFile(name: string, content: string): void {
+    const target = this.file(name);
+    const tmp = `${target}.tmp-${process.pid}`;
+    try {
+      fs.writeFileSync(tmp, content);
+      fs.renameSync(tmp, target);
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      throw writeError(target, e);
+    }
+  }
+
+  writeJson(name: string, value: unknown): void {
+    this.writeFile(name, JSON.stringify(value, null, 2) + '\n');
+  }
+
+  readJson<T>(name: string): T {
+    return JSON.parse(fs.readFileSync(this.file(name), 'utf8')) as T;
+  }
+
+  /** Appends one JSON object as one line (a single write call: a crash cannot split it). */
+  appendJsonl(name: JsonlFile, record: object): void {
+    try {
+      fs.appendFileSync(this.file(name), JSON.stringify(record) + '\n');
+    } catch (e) {
+      throw writeError(this.file(name), e);
+    }
+  }
+
+  /** The lines of a JSONL file, parsed; a last line cut short by a crash is left out. */
+  readJsonl(name: JsonlFile): Record<string, unknown>[] {
+    const file = this.file(name);
+    if (!fs.existsSync(file)) return [];
+    const out: Record<string, unknown>[] = [];
+    for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+      if (line.trim() === '') continue;
+      try {
+        out.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // a line cut short by a crash
+      }
+    }
+    return out;
+  }
+
+  info<T = Record<string, unknown>>(): T {
+    return this.readJson<T>(RUN_FILES.info);
+  }
+
+  /** summary.json, or null before the run has ended. */
+  summary<T = Record<string, unknown>>(): T | null {
+    return fs.existsSync(this.file(RUN_FILES.summary)) ? this.readJson<T>(RUN_FILES.summary) : null;
+  }
+
+  /** The step of the last line of metrics.jsonl (0 when there is none). */
+  lastStep(): number {
+    const lines = this.readJsonl(RUN_FILES.metrics);
+    return lines.length ? Number(lines[lines.length - 1].step) : 0;
+  }
+
+  setStatus(status: RunStatus, extra: Record<string, unknown> = {}): void {
+    this.writeJson(RUN_FILES.info, { ...this.info<Record<string, unknown>>(), status, ...extra, updated: new Date().toISOString() });
+  }
+
+  /**
+   * Prepares a resume from a checkpoint at `step`: drops what was written after it, so no step appears
+   * twice, and records the resume in run.json.
+   */
+  resumeAt(step: number, overrides: string[]): void {
+    for (const name of [RUN_FILES.metrics, RUN_FILES.samples] as const) {
+      if (!fs.existsSync(this.file(name))) continue;
+      const kept = this.readJsonl(name).filter((l) => Number(l.step) <= step);
+      this.writeFile(name, kept.map((l) => JSON.stringify(l) + '\n').join(''));
+    }
+    for (const name of [RUN_FILES.summary, RUN_FILES.predictions]) fs.rmSync(this.file(name), { force: true });
+    const prev = this.info<{ resumes?: unknown[] }>();
+    this.setStatus('running', { resumes: [...(prev.resumes ?? []), { from_step: step, at: new Date().toISOString(), overrides, command: process.argv.slice(1) }] });
+  }
+}
+
+function newestUnfinished(root: string, wanted: (r: RunDir) => boolean): RunDir {
+  const candidates = (fs.existsSync(root) ? fs.readdirSync(root) : [])
+    .map((d) => path.join(root, d))
+    .filter((d) => fs.existsSync(path.join(d, RUN_FILES.info)) && fs.existsSync(path.join(d, 'checkpoints', 'latest')))
+    .filter((d) => runStatus(d) !== 'finished' && wanted(new RunDir(d)))
+    .sort((x, y) => fs.statSync(path.join(y, RUN_FILES.info)).mtimeMs - fs.statSync(path.join(x, RUN_FILES.info)).mtimeMs);
+  if (candidates.length === 0) throw new GtaError(`${root}: no unfinished run with a checkpoint to resume`);
+  return new RunDir(candidates[0]);
+}
+
+/** The run directories a path stands for: itself, or the runs of a sweep folder (`<sweep>/runs/*`). */
+export function runDirsIn(dir: string): string[] {
+  if (fs.existsSync(path.join(dir, RUN_FILES.info))) return [dir];
+  const inner = path.join(dir, 'runs');
+  if (fs.existsSync(inner)) return fs.readdirSync(inner).map((x) => path.join(inner, x)).filter((x) => fs.existsSync(path.join(x, RUN_FILES.info)));
+  throw new GtaError(`${dir}: not a gta run directory or sweep folder`);
+}
+
+/** The status in a run directory's run.json, or null when it has none (or it cannot be read). */
+export function runStatus(dir: string): string | null {
+  const f = path.join(dir, RUN_FILES.info);
+  if (!fs.existsSync(f)) return null;
+  try {
+    return (JSON.parse(fs.readFileSync(f, 'utf8')) as { status: string }).status;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Marks a run failed with its error. If even that cannot be written (a full disk), run.json keeps
+ * saying "running", which is still not "finished"; the original error is what the user needs to see.
+ */
+export function markFailed(run: RunDir, e: unknown): void {
+  try {
+    run.setStatus('failed', { error: (e as Error).message });
+  } catch {
+    // keep the original error
+  }
+}
+
+/** Versions, git state and command line for run.json: what is needed to reproduce a run. */
+export function provenance(): Record<string, unknown> {
+  const root = repoRoot();
+  const git = (args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  let commit: string | null = null;
+  let dirty: boolean | null = null;
+  try {
+    commit = git(['rev-parse', 'HEAD']);
+    dirty = git(['status', '--porcelain', '--untracked-files=no']).length > 0;
+  } catch {
+    // not a git checkout (e.g. an npm install): leave unknown
+  }
+  const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
+  const tfjsPkg = path.join(root, 'node_modules', '@tensorflow', 'tfjs-core', 'package.json');
+  return {
+    gta_version: pkg.version,
+    node_version: process.version,
+    tfjs_version: fs.existsSync(tfjsPkg) ? (JSON.parse(fs.readFileSync(tfjsPkg, 'utf8')) as { version: string }).version : null,
+    platform: `${process.platform}-${process.arch}`,
+    git: { commit, dirty },
+    command: process.argv.slice(1),
+    cwd: process.cwd(),
+  };
+}

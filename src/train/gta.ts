@@ -1,0 +1,51 @@
+/**
+ * Mode gta (Guess-Think-Answer, arXiv 2509.12108): completions `<guess>LABEL</guess><think>...</think>
+ * <answer>LABEL</answer>` sampled and scored as in rl.ts, with the guess span masked out of the RL loss
+ * (rl_tokens.ts). The guess is trained instead by cross-entropy on the gold label of a teacher-forced
+ * `prompt <guess>GOLD`, and the step's gradient combines the two under gta.gradient_constraint:
+ * L = lambda_sft * L_SFT + lambda_rl * L_RL.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { TrainConfig } from '../config/schema.js';
+import type { RngState } from '../util/rng.js';
+import type { AdamW } from './adamw.js';
+import { combineGradients } from './grad_constraint.js';
+import type { Runner, StepOutput } from './loop.js';
+import { policyUpdate, rlSetup, rollout } from './rl.js';
+import type { Prepared } from './setup.js';
+import { sftGrads, type SftExample } from './sft.js';
+
+export function gtaRunner(cfg: TrainConfig, p: Prepared, optimizer: AdamW): Runner {
+  const s = rlSetup(cfg, p, optimizer, 'gta');
+  const guessOpen = p.tokenizer.id('<guess>');
+  let conflicts = 0;
+  let steps = 0;
+  return {
+    lengths: s.lengths,
+    batchSize: s.batchSize,
+    headline: ['reward/total/mean'],
+    step(indices, lr): StepOutput {
+      const batch = indices.map((i) => s.train[i]);
+      const guess: SftExample[] = batch.map((e) => ({ prompt: [...e.prompt, guessOpen], target: e.goldTokens }));
+      const r = rollout(s.ctx, batch);
+      let conflict = false;
+      const u = policyUpdate(s.ctx, r, lr, (gRl) => {
+        const g = sftGrads(p.model, guess, p.tokenizer.padId, {});
+        const c = combineGradients(g.grads, gRl, { lambdaSft: cfg.gta.lambda_sft, lambdaRl: cfg.gta.lambda_rl, rule: cfg.gta.gradient_constraint });
+        tf.dispose(Object.values(g.grads));
+        conflict = c.conflict;
+        return { grads: c.grads, metrics: { 'train/loss_sft': g.loss, 'grad/cos_sft_rl': c.cosine, 'grad/conflict': c.conflict ? 1 : 0 } };
+      });
+      steps++;
+      if (conflict) conflicts++;
+      const metrics = { ...r.metrics, ...u.metrics, 'perf/rollout_tokens': r.rolloutTokens, 'grad/conflict_rate': conflicts / steps };
+      return { metrics, tokens: u.tokens, samples: s.samples(indices, r) };
+    },
+    state: () => ({ sampling_rng: s.rngState(), conflicts, steps }),
+    restore(st) {
+      s.restoreRng(st.sampling_rng as RngState);
+      conflicts = st.conflicts as number;
+      steps = st.steps as number;
+    },
+  };
+}

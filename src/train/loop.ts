@@ -1,0 +1,226 @@
+/**
+ * The one training loop, shared by every fine-tuning mode and by pretraining: batches from the seeded
+ * sampler, a warmup/decay learning rate, the non-finite policy, periodic evaluation and checkpoints,
+ * metrics.jsonl lines as they happen, progress, and exact resume. What one step does is the runner's
+ * business (sft.ts, rl.ts, gta.ts, sft_then_rl.ts, pretrain.ts); what an evaluation measures is the
+ * evaluator's.
+ */
+import type { OptimConfig } from '../config/schema.js';
+import { loadTrainingState, saveCheckpoint } from '../model/checkpoint.js';
+import type { Transformer } from '../model/transformer.js';
+import type { RunDir } from '../run/run_dir.js';
+import type { Tokenizer } from '../tokenizer/bpe.js';
+import { GtaError } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+import { startProgress } from '../util/progress.js';
+import { AdamW, NonFiniteError } from './adamw.js';
+import { BatchSampler, type SamplerPosition } from './sampler.js';
+import { learningRate } from './schedule.js';
+
+export interface StepOutput {
+  /** Numeric metrics of this step, averaged over the log window by the loop. */
+  metrics: Record<string, number>;
+  /** Tokens processed (prompt + completion) in this step. */
+  tokens: number;
+  /** A few completions to keep in samples.jsonl (RL and GTA). */
+  samples?: Record<string, unknown>[];
+}
+
+/** What one training step is in a mode. */
+export interface Runner {
+  /** Length of each training item, for length-bucketed batches. */
+  lengths: number[];
+  /** Items per batch (prompts, for RL and GTA: batch_size / group_size). */
+  batchSize: number;
+  /** The metrics the progress bar shows, first one present in the log window wins. */
+  headline: string[];
+  step(indices: number[], lr: number): StepOutput;
+  /** What a resumed run needs (RNG states, counters); saved in the checkpoint's trainer state. */
+  state(): Record<string, unknown>;
+  restore(state: Record<string, unknown>): void;
+}
+
+export interface EvalOutcome {
+  /** The eval line's metrics in metrics.jsonl. */
+  record: Record<string, number>;
+  /** What summary.json keeps of the final evaluation. */
+  summary: Record<string, unknown>;
+  /** Ranks periodic evaluations for checkpoints/best (higher is better), and what summary.json keeps of the best. */
+  rank?: { score: number; keep: Record<string, number> };
+}
+
+export interface Evaluator {
+  /** The split named in eval lines. */
+  split: string;
+  /** During training (usually a fixed subset). */
+  periodic(step: number): EvalOutcome;
+  /** After the last step, on the whole split. */
+  final(step: number): EvalOutcome;
+}
+
+export interface LoopConfig {
+  seed: number;
+  /** Total optimizer steps; if absent, epochs decides. */
+  steps?: number;
+  epochs?: number;
+  log_every: number;
+  eval_every: number;
+  checkpoint_every: number;
+  on_nonfinite: 'skip' | 'stop';
+  optim: OptimConfig;
+}
+
+export interface LoopInput {
+  cfg: LoopConfig;
+  runner: Runner;
+  model: Transformer;
+  tokenizer: Tokenizer;
+  optimizer: AdamW;
+  evaluator: Evaluator;
+  run: RunDir;
+  log: Logger;
+  shouldStop: () => boolean;
+  /** The progress bar's label. */
+  label: string;
+  /** A training checkpoint folder to continue from (--resume). */
+  resumeFrom?: string;
+}
+
+interface Best {
+  step: number;
+  score: number;
+  keep: Record<string, number>;
+}
+
+/** Everything the loop carries from step to step; saved in trainer_state.json so a resume continues exactly. */
+interface LoopState {
+  step: number;
+  position: SamplerPosition;
+  best: Best | null;
+  tokens_seen: number;
+  /** Metric sums of the log window in progress (so a resume writes the same averaged lines). */
+  window: { sums: Record<string, number>; steps: number; tokens: number };
+  elapsed_s: number;
+  last_samples: Record<string, unknown>[];
+  runner: Record<string, unknown>;
+}
+
+export interface LoopResult {
+  status: 'finished' | 'interrupted';
+  steps: number;
+  /** Epochs done (steps / batches per epoch). */
+  epochs: number;
+  wall_time_s: number;
+  train_tokens: number;
+  /** The final evaluation (finished runs only). */
+  final?: EvalOutcome;
+  /** The best evaluation, periodic or final, when the evaluator ranks them. */
+  best?: { step: number } & Record<string, number>;
+}
+
+export async function trainLoop(x: LoopInput): Promise<LoopResult> {
+  const { cfg, runner, model, tokenizer, optimizer, evaluator, run, log } = x;
+  let S: LoopState = { step: 0, position: { epoch: 0, batch: 0 }, best: null, tokens_seen: 0, window: { sums: {}, steps: 0, tokens: 0 }, elapsed_s: 0, last_samples: [], runner: {} };
+  if (x.resumeFrom) {
+    const saved = loadTrainingState(x.resumeFrom);
+    optimizer.load(saved.optimizer, saved.optimizerFile);
+    S = saved.trainer as unknown as LoopState;
+    runner.restore(S.runner);
+    log.info({ step: S.step, checkpoint: x.resumeFrom }, 'resuming');
+  }
+  const t0 = performance.now() - S.elapsed_s * 1000;
+  const elapsed = () => (performance.now() - t0) / 1000;
+  const sampler = new BatchSampler(runner.lengths, runner.batchSize, cfg.seed);
+  const totalSteps = cfg.steps ?? Math.max(1, Math.round((cfg.epochs ?? 1) * sampler.batchesPerEpoch));
+
+  let pos = S.position;
+  let best = S.best;
+  let tokensSeen = S.tokens_seen;
+  let window = { ...S.window, start: performance.now() };
+  let step = S.step;
+  let interrupted = false;
+  let lastSamples = S.last_samples;
+  const epochNow = () => pos.epoch + pos.batch / sampler.batchesPerEpoch;
+  const save = (name: string) => {
+    const state: LoopState = {
+      step,
+      position: pos,
+      best,
+      tokens_seen: tokensSeen,
+      window: { sums: window.sums, steps: window.steps, tokens: window.tokens },
+      elapsed_s: elapsed(),
+      last_samples: lastSamples,
+      runner: runner.state(),
+    };
+    saveCheckpoint(run.checkpoint(name), model, tokenizer, { kind: 'training', step, optimizer: optimizer.state(), trainerState: state });
+  };
+  const evalLine = (o: EvalOutcome) => ({ step, epoch: round(epochNow()), time_s: round(elapsed()), split: evaluator.split, ...o.record });
+
+  log.info({ steps: totalSteps, batches_per_epoch: sampler.batchesPerEpoch, train_examples: runner.lengths.length }, 'training');
+  const bar = startProgress(x.label, totalSteps, log);
+  bar.update(step);
+  while (step < totalSteps) {
+    // Let signal handlers run between steps (the step itself is synchronous).
+    await new Promise((r) => setImmediate(r));
+    if (x.shouldStop()) {
+      interrupted = true;
+      break;
+    }
+    const { indices, next } = sampler.next(pos);
+    const lr = learningRate(step, totalSteps, cfg.optim);
+    let r: StepOutput;
+    try {
+      r = runner.step(indices, lr);
+    } catch (e) {
+      // The optimizer refuses non-finite numbers before touching the weights, so no checkpoint is poisoned.
+      if (!(e instanceof NonFiniteError)) throw e;
+      if (cfg.on_nonfinite === 'stop') throw new GtaError(`${e.message} at step ${step + 1}; the step was not applied (train.on_nonfinite: skip would skip such steps)`, 1);
+      log.warn(`${e.message} at step ${step + 1}: step skipped`);
+      r = { metrics: { 'train/nonfinite_skipped': 1 }, tokens: 0 };
+    }
+    for (const [k, v] of Object.entries(r.metrics)) window.sums[k] = (window.sums[k] ?? 0) + (Number.isFinite(v) ? v : 0);
+    pos = next;
+    step += 1;
+    tokensSeen += r.tokens;
+    window.steps += 1;
+    window.tokens += r.tokens;
+    lastSamples = r.samples ?? lastSamples;
+    if (step % cfg.log_every === 0 || step === totalSteps) {
+      const secs = (performance.now() - window.start) / 1000;
+      const rec: Record<string, number | string> = { step, epoch: round(epochNow()), time_s: round(elapsed()), split: 'train' };
+      for (const [k, v] of Object.entries(window.sums)) rec[k] = v / window.steps;
+      Object.assign(rec, { 'train/lr': lr, 'perf/tokens_per_s': window.tokens / secs, 'perf/tokens_seen': tokensSeen });
+      run.appendJsonl('metrics.jsonl', rec);
+      const key = runner.headline.find((k) => k in rec) ?? runner.headline[0];
+      bar.update(step, { [key.split('/').slice(-2).join('/')]: Number(rec[key] ?? NaN), 'tok/s': Math.round(Number(rec['perf/tokens_per_s'])) });
+      window = { sums: {}, steps: 0, tokens: 0, start: performance.now() };
+    }
+    if (step % cfg.eval_every === 0 && step < totalSteps) {
+      const res = evaluator.periodic(step);
+      run.appendJsonl('metrics.jsonl', evalLine(res));
+      for (const sample of lastSamples) run.appendJsonl('samples.jsonl', { step, ...sample });
+      log.info({ step, ...(res.rank?.keep ?? res.record) }, 'eval');
+      if (res.rank && (!best || res.rank.score > best.score)) {
+        best = { step, ...res.rank };
+        save('best');
+      }
+    }
+    if (step % cfg.checkpoint_every === 0 && step < totalSteps) save('latest');
+  }
+  bar.stop();
+  save('latest');
+  const result: LoopResult = { status: 'interrupted', steps: step, epochs: round(step / sampler.batchesPerEpoch), wall_time_s: elapsed(), train_tokens: tokensSeen };
+  if (interrupted) return result;
+  const final = evaluator.final(step);
+  run.appendJsonl('metrics.jsonl', evalLine(final));
+  // The final weights count as a candidate for best when no periodic eval ranked any (those used a subset).
+  if (!best && final.rank) {
+    best = { step, ...final.rank };
+    save('best');
+  }
+  return { ...result, status: 'finished', wall_time_s: round(elapsed()), final, ...(best ? { best: { step: best.step, ...best.keep } } : {}) };
+}
+
+export function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}

@@ -1,0 +1,93 @@
+/**
+ * Which completion tokens the RL loss trains, and their log-probabilities under the same restricted
+ * distribution they were sampled from (at the sampling temperature). Tokens whose set of choices had
+ * one member (tags forced by structured decoding) carry no decision and are left out.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { pickLogProbs } from '../backend/fused.js';
+import { gatherRows } from '../backend/gather_rows.js';
+import type { BatchLayout } from '../model/batch.js';
+import { NEG_INF } from '../model/transformer.js';
+import { candidates, type Completion } from '../sample/rollout.js';
+import { choiceCount, type CompletionFormat, type StructureSpec } from '../task/structure.js';
+
+/** The completion tokens that enter the RL loss, and where they sit in the batch. */
+export interface RlTokens {
+  /** Row of the flattened [B*T] hidden states that predicts each selected token. */
+  rows: Int32Array;
+  targets: Int32Array;
+  /** Per selected token: 0 where the decoding allowed a token, NEG_INF elsewhere (structured decoding's restriction). */
+  bias: Float32Array[];
+  /** [N, L] position of each completion's selected tokens among the M selected ones (M = padding). */
+  index: Int32Array;
+  /** [N, L] 1 for a real token, 0 for padding. */
+  mask: Float32Array;
+  M: number;
+  N: number;
+  L: number;
+}
+
+/**
+ * Picks the completion tokens the RL loss sees: not GTA's guess span (trained by L_SFT instead), not
+ * forced tokens (only one choice: no decision, no gradient), and no tokens of truncated completions
+ * when they are masked.
+ */
+export function selectRlTokens(comps: Completion[], promptLengths: number[], layout: BatchLayout, o: { format: CompletionFormat; maskTruncated: boolean; spec: StructureSpec; vocab: number }): RlTokens {
+  const specials = new Set(o.spec.specials);
+  const rows: number[] = [];
+  const targets: number[] = [];
+  const bias: Float32Array[] = [];
+  const perComp: number[][] = comps.map(() => []);
+  comps.forEach((c, i) => {
+    if (o.maskTruncated && c.truncated) return;
+    c.tokens.forEach((tok, j) => {
+      if (o.format === 'gta' && c.spans[j] === 'guess') return;
+      const a = c.allowed[j];
+      if (choiceCount(a, o.vocab, specials.size) <= 1) return;
+      perComp[i].push(rows.length);
+      rows.push(i * layout.T + layout.pad[i] + promptLengths[i] + j - 1);
+      targets.push(tok);
+      if (a.kind !== 'all') {
+        const b = new Float32Array(o.vocab).fill(NEG_INF);
+        for (const id of candidates(a, specials, o.vocab)) b[id] = 0;
+        bias.push(b);
+      } else bias.push(new Float32Array(o.vocab));
+    });
+  });
+  const M = rows.length;
+  const N = comps.length;
+  const L = Math.max(1, ...perComp.map((r) => r.length));
+  const index = new Int32Array(N * L).fill(M);
+  const mask = new Float32Array(N * L);
+  perComp.forEach((r, i) => r.forEach((m, j) => ((index[i * L + j] = m), (mask[i * L + j] = 1))));
+  return { rows: Int32Array.from(rows), targets: Int32Array.from(targets), bias, index, mask, M, N, L };
+}
+
+/** The tensors rlTokenLogp needs, made once per batch (the caller disposes them). */
+export function rlTokenTensors(sel: RlTokens): { bias: tf.Tensor2D; targets: tf.Tensor1D; index: tf.Tensor2D; mask: tf.Tensor2D } {
+  const V = sel.bias[0]?.length ?? 1;
+  return {
+    bias: tf.tensor2d(concat(sel.bias, V), [sel.M, V]),
+    targets: tf.tensor1d(sel.targets, 'int32'),
+    index: tf.tensor2d(sel.index, [sel.N, sel.L], 'int32'),
+    mask: tf.tensor2d(sel.mask, [sel.N, sel.L]),
+  };
+}
+
+/**
+ * Log-probabilities [N, L] of the selected tokens under `logits` ([M, V], one row per selected token)
+ * at `temperature`, restricted as the decoding was; padding slots read 0. Also the restricted logits
+ * (for the entropy metric).
+ */
+export function rlTokenLogp(logits: tf.Tensor2D, t: ReturnType<typeof rlTokenTensors>, sel: RlTokens, temperature: number): { logp: tf.Tensor2D; logits: tf.Tensor2D } {
+  const restricted = tf.add(tf.div(logits, temperature), t.bias) as tf.Tensor2D;
+  const picked = pickLogProbs(restricted, t.targets);
+  const padded = tf.reshape(gatherRows(tf.reshape(tf.concat([picked, tf.zeros([1])]), [sel.M + 1, 1]) as tf.Tensor2D, t.index), [sel.N, sel.L]) as tf.Tensor2D;
+  return { logp: padded, logits: restricted };
+}
+
+function concat(rows: Float32Array[], V: number): Float32Array {
+  const out = new Float32Array(rows.length * V);
+  rows.forEach((r, i) => out.set(r, i * V));
+  return out;
+}
