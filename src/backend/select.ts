@@ -85,19 +85,46 @@ async function initCpu(): Promise<string> {
   return 'js cpu';
 }
 
+/** How to change the torch backend's CPU thread count, once it runs on the CPU. */
+let torchThreads: { set: (n: number) => void; count: number } | undefined;
+
+/**
+ * Runs `fn` with the torch backend on one CPU thread. Decoding is thousands of tiny operators, where
+ * waking sleeping OpenMP threads costs more than a second core gives back (a GTA rollout: 81 ms at 1
+ * thread, 96 ms at 2 passive threads), while training's larger products gain from them. Other
+ * backends, or a torch backend on one thread or a GPU: `fn` as it is.
+ */
+export function singleThreaded<T>(fn: () => T): T {
+  const t = torchThreads;
+  if (!t || t.count === 1 || tf.getBackend() !== 'torch') return fn();
+  t.set(1);
+  try {
+    return fn();
+  } finally {
+    t.set(t.count);
+  }
+}
+
 /**
  * libtorch through gta's addon (src/backend/torch). Device: $GTA_TORCH_DEVICE, else cuda:0 when
- * libtorch sees a CUDA device, else cpu. Threads: $GTA_THREADS, else every core (libtorch would use 1).
+ * libtorch sees a CUDA device, else cpu. Threads on the CPU: $GTA_THREADS, else the count measured
+ * once for this machine (torch/threads.ts), with idle OpenMP threads sleeping rather than spinning.
  */
 async function initTorch(): Promise<string> {
-  const { loadNative } = await import('./torch/native.js');
+  const { builtVersion, loadNative } = await import('./torch/native.js');
+  const { chooseThreads } = await import('./torch/threads.js');
+  // before the addon loads: libgomp reads its wait policy once, when it starts
+  const choice = chooseThreads(builtVersion());
+  process.env.OMP_WAIT_POLICY = choice.waitPolicy;
   const { registerTorch } = await import('./torch/register.js');
   const info = loadNative().info();
   const device = process.env.GTA_TORCH_DEVICE || (info.cudaDevices > 0 ? 'cuda:0' : 'cpu');
-  const threads = Number(process.env.GTA_THREADS) || os.availableParallelism();
-  registerTorch(device, threads);
+  const backend = registerTorch(device, device === 'cpu' ? choice.threads : os.availableParallelism());
   await activate('torch');
-  return device === 'cpu' ? `libtorch ${info.version} cpu, ${threads} thread${threads === 1 ? '' : 's'}` : `libtorch ${info.version} ${device}`;
+  if (device !== 'cpu') return `libtorch ${info.version} ${device}`;
+  torchThreads = { set: (n) => backend.native.setThreads(n), count: choice.threads };
+  const how = choice.source === 'measured' || choice.source === 'cached' ? `${choice.source}: ${Object.entries(choice.measured ?? {}).map(([n, ms]) => `${n}t ${ms} ms`).join(', ')}` : choice.source;
+  return `libtorch ${info.version} cpu, ${choice.threads} thread${choice.threads === 1 ? '' : 's'} (${how}; OMP_WAIT_POLICY=${choice.waitPolicy})`;
 }
 
 async function initWasm(): Promise<string> {

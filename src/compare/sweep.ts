@@ -74,13 +74,14 @@ function errorLine(stderr: string): string {
 }
 
 /**
- * One run in a child process. The cores are shared out among the `jobs` children (the torch backend
- * would otherwise start a thread per core in each, and oversubscribed OpenMP threads spin-wait).
+ * One run in a child process. With several jobs the cores are shared out among the children (the torch
+ * backend would otherwise take the count measured for a machine of its own in each); one job chooses
+ * as a lone run does.
  */
 function runChild(args: string[], jobs: number): Promise<{ code: number; stderr: string }> {
-  const threads = process.env.GTA_THREADS || String(Math.max(1, Math.floor(os.availableParallelism() / Math.max(1, jobs))));
+  const share = jobs > 1 ? { GTA_THREADS: String(Math.max(1, Math.floor(os.availableParallelism() / jobs))) } : {};
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(repoRoot(), 'bin', 'gta'), ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, GTA_THREADS: threads } });
+    const child = spawn(process.execPath, [path.join(repoRoot(), 'bin', 'gta'), ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...share, ...process.env } });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-20000);

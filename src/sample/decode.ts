@@ -5,27 +5,37 @@
  * their later tokens are dropped.
  */
 import * as tf from '@tensorflow/tfjs';
+import { singleThreaded } from '../backend/select.js';
 import { disposeCache, NEG_INF, type KvCache, type Transformer } from '../model/transformer.js';
 import { buildInput, disposeInput } from '../model/batch.js';
 
 /** Picks row `row`'s next token from its logits ([V] view); returns the token and whether the row is done. */
 export type Chooser = (row: number, logits: Float32Array) => { token: number; done: boolean };
 
-export function decode(model: Transformer, prompts: number[][], maxNewTokens: number, padId: number, choose: Chooser): { tokens: number[][]; finished: boolean[] } {
-  const B = prompts.length;
+export function decode(model: Transformer, unique: number[][], maxNewTokens: number, padId: number, choose: Chooser, repeat = 1): { tokens: number[][]; finished: boolean[] } {
+  return singleThreaded(() => decodeLoop(model, unique, maxNewTokens, padId, choose, repeat));
+}
+
+function decodeLoop(model: Transformer, unique: number[][], maxNewTokens: number, padId: number, choose: Chooser, repeat: number): { tokens: number[][]; finished: boolean[] } {
   const V = model.arch.vocab_size;
-  const tooLong = prompts.findIndex((p) => p.length >= model.arch.max_seq_len);
-  if (tooLong >= 0) throw new Error(`prompt ${tooLong} has ${prompts[tooLong].length} tokens; the model's context is ${model.arch.max_seq_len}`);
-  const { input, layout } = buildInput(prompts, padId);
+  const tooLong = unique.findIndex((p) => p.length >= model.arch.max_seq_len);
+  if (tooLong >= 0) throw new Error(`prompt ${tooLong} has ${unique[tooLong].length} tokens; the model's context is ${model.arch.max_seq_len}`);
+  const prompts = unique.flatMap((p) => Array.from({ length: repeat }, () => p));
+  const B = prompts.length;
+  const { input, layout: prefill } = buildInput(unique, padId);
+  const layout = { ...prefill, B, pad: prefill.pad.flatMap((p) => Array.from({ length: repeat }, () => p)) };
   const out: number[][] = prompts.map(() => []);
   const finished = new Array<boolean>(B).fill(false);
   let logits!: tf.Tensor2D;
   let cache!: KvCache;
   tf.tidy(() => {
+    // each prompt's prefill once; its copies share the keys and values (and the first logits)
     const r = model.forward(input, { returnCache: true });
-    const last = tf.reshape(tf.slice(r.hidden, [0, layout.T - 1, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D;
-    logits = tf.keep(model.logits(last));
-    cache = keepCache(r.cache!);
+    const last = tf.reshape(tf.slice(r.hidden, [0, prefill.T - 1, 0], [unique.length, 1, -1]), [unique.length, -1]) as tf.Tensor2D;
+    const copies = repeat > 1 ? tf.tensor1d(Int32Array.from({ length: B }, (_, i) => Math.floor(i / repeat)), 'int32') : undefined;
+    const expand = <T extends tf.Tensor>(t: T): T => (copies ? (tf.gather(t, copies) as T) : t);
+    logits = tf.keep(expand(model.logits(last)));
+    cache = keepCache({ k: r.cache!.k.map(expand), v: r.cache!.v.map(expand) });
   });
   disposeInput(input);
   const budget = Math.min(maxNewTokens, model.arch.max_seq_len - layout.T);

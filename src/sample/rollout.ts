@@ -4,7 +4,7 @@
  * copies through the key/value cache. Each token records the set it was chosen from, so the training
  * pass can take its log-probability under the same restricted distribution.
  */
-import { decode, argmax } from './decode.js';
+import { decode } from './decode.js';
 import type { Transformer } from '../model/transformer.js';
 import type { Rng } from '../util/rng.js';
 import { crashPoint } from '../util/fault.js';
@@ -27,78 +27,121 @@ export interface SampleOptions {
   maxNewTokens: number;
   /** Argmax instead of sampling (evaluation). */
   greedy: boolean;
+  /** Completions per prompt (a GRPO group): the prompt is prefilled once and its copies share its key/value cache. */
+  repeat?: number;
   rng: Rng;
   padId: number;
 }
 
 const ALL: Allowed = { kind: 'all' };
 
-/** One completion per prompt row (repeat a prompt G times for a group). */
+/** `repeat` completions per prompt (default 1), prompt after prompt. */
 export function sampleCompletions(model: Transformer, prompts: number[][], o: SampleOptions): Completion[] {
-  const V = model.arch.vocab_size;
   const specials = new Set(o.spec.specials);
-  const states = prompts.map(() => (o.decoding === 'structured' ? new StructuredState(o.spec) : null));
-  const allowed: Allowed[][] = prompts.map(() => []);
-  const spans: Span[][] = prompts.map(() => []);
+  const rows = prompts.length * (o.repeat ?? 1);
+  const states = Array.from({ length: rows }, () => (o.decoding === 'structured' ? new StructuredState(o.spec) : null));
+  const allowed: Allowed[][] = Array.from({ length: rows }, () => []);
+  const spans: Span[][] = Array.from({ length: rows }, () => []);
   const maxNew = o.decoding === 'structured' ? maxStructuredLength(o.spec) : o.maxNewTokens;
   const eos = o.spec.tags.eos;
   const { tokens, finished } = decode(model, prompts, maxNew, o.padId, (row, logits) => {
     const st = states[row];
     const a = st ? st.allowed() : ALL;
-    const token = o.greedy ? argmax(restrict(logits, a, specials, V)) : sampleFrom(logits, a, specials, o.temperature, o.topP, o.rng);
+    const token = o.greedy ? greedyChoice(logits, a, specials) : sampleFrom(logits, a, specials, o.temperature, o.topP, o.rng);
     if (!o.greedy) crashPoint('rollout'); // tests: killed while sampling (training rollouts only)
     allowed[row].push(a);
     spans[row].push(st ? st.span() : 'tag');
     if (st) st.push(token);
     return { token, done: token === eos };
-  });
+  }, o.repeat);
   if (o.decoding === 'free') labelFreeSpans(o.spec, tokens, spans);
   return tokens.map((t, i) => ({ tokens: t, allowed: allowed[i], spans: spans[i], truncated: !finished[i] }));
 }
 
-/** The candidate ids of an Allowed set. */
+/** The candidate ids of an Allowed set, in the order sampling walks them (non-special ids ascending, then the extra tags). */
 export function candidates(a: Allowed, specials: Set<number>, V: number): number[] {
-  if (a.kind === 'only') return a.ids;
-  const ids: number[] = [];
-  for (let i = 0; i < V; i++) if (!specials.has(i)) ids.push(i);
-  return a.kind === 'text' ? ids.concat(a.plus) : [...Array(V).keys()];
-}
-
-/** Logits with disallowed tokens at -Infinity (a copy). */
-function restrict(logits: Float32Array, a: Allowed, specials: Set<number>, V: number): Float32Array {
-  if (a.kind === 'all') return logits;
-  const out = new Float32Array(V).fill(-Infinity);
-  for (const i of candidates(a, specials, V)) out[i] = logits[i];
+  const out: number[] = [];
+  forEachCandidate(a, isSpecialMask(specials, V), (id) => void out.push(id));
   return out;
 }
 
+/** Calls `f` on every candidate of `a` in candidates()'s order, without building the list. */
+function forEachCandidate(a: Allowed, special: Uint8Array, f: (id: number) => void): void {
+  if (a.kind === 'only') {
+    for (const id of a.ids) f(id);
+    return;
+  }
+  const V = special.length;
+  if (a.kind === 'all') {
+    for (let i = 0; i < V; i++) f(i);
+    return;
+  }
+  for (let i = 0; i < V; i++) if (!special[i]) f(i);
+  for (const id of a.plus) f(id);
+}
+
+const masks = new WeakMap<Set<number>, Uint8Array>();
+/** 1 at the special token ids: a lookup per id instead of a Set's hash (cached per set). */
+function isSpecialMask(specials: Set<number>, V: number): Uint8Array {
+  let m = masks.get(specials);
+  if (!m || m.length !== V) {
+    m = new Uint8Array(V);
+    for (const id of specials) if (id < V) m[id] = 1;
+    masks.set(specials, m);
+  }
+  return m;
+}
+
+/** The allowed token with the largest logit (the lowest id among equals, as argmax over the restricted logits). */
+function greedyChoice(logits: Float32Array, a: Allowed, specials: Set<number>): number {
+  let best = -1;
+  forEachCandidate(a, isSpecialMask(specials, logits.length), (id) => {
+    if (best < 0 || logits[id] > logits[best] || (logits[id] === logits[best] && id < best)) best = id;
+  });
+  return best;
+}
+
+/** Scratch buffers of sampleFrom, grown once: a rollout samples thousands of tokens. */
+let ids = new Int32Array(0);
+let probs = new Float64Array(0);
+
 /** Samples from softmax(logits / temperature) over the allowed set, cut to the top-p nucleus. */
 export function sampleFrom(logits: Float32Array, a: Allowed, specials: Set<number>, temperature: number, topP: number, rng: Rng): number {
-  const ids = candidates(a, specials, logits.length);
-  if (ids.length === 1) return ids[0];
+  const V = logits.length;
+  if (ids.length < V + 16) {
+    ids = new Int32Array(V + 16);
+    probs = new Float64Array(V + 16);
+  }
+  let n = 0;
   let max = -Infinity;
-  for (const i of ids) max = Math.max(max, logits[i] / temperature);
-  const p = ids.map((i) => Math.exp(logits[i] / temperature - max));
-  let order = ids.map((_, k) => k);
-  let total = p.reduce((x, y) => x + y, 0);
+  forEachCandidate(a, isSpecialMask(specials, V), (id) => {
+    ids[n++] = id;
+    max = Math.max(max, logits[id] / temperature);
+  });
+  if (n === 1) return ids[0];
+  let total = 0;
+  for (let k = 0; k < n; k++) total += probs[k] = Math.exp(logits[ids[k]] / temperature - max);
+  let order: ArrayLike<number> | undefined;
+  let count = n;
   if (topP < 1) {
-    order.sort((x, y) => p[y] - p[x] || ids[x] - ids[y]);
+    const sorted = Array.from({ length: n }, (_, k) => k).sort((x, y) => probs[y] - probs[x] || ids[x] - ids[y]);
     let cum = 0;
-    const keep: number[] = [];
-    for (const k of order) {
-      keep.push(k);
-      cum += p[k];
+    count = 0;
+    for (const k of sorted) {
+      count++;
+      cum += probs[k];
       if (cum >= topP * total) break;
     }
-    order = keep;
+    order = sorted;
     total = cum;
   }
   let u = rng.next() * total;
-  for (const k of order) {
-    u -= p[k];
+  for (let j = 0; j < count; j++) {
+    const k = order ? order[j] : j;
+    u -= probs[k];
     if (u <= 0) return ids[k];
   }
-  return ids[order[order.length - 1]];
+  return ids[order ? order[count - 1] : count - 1];
 }
 
 /** In free decoding, spans come from where the tags landed (for the GTA guess mask). */

@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../config/schema.js';
+import { Clock } from '../util/clock.js';
 import type { RngState } from '../util/rng.js';
 import type { AdamW } from './adamw.js';
 import { combineGradients } from './grad_constraint.js';
@@ -30,11 +31,14 @@ export function gtaRunner(cfg: TrainConfig, p: Prepared, optimizer: AdamW): Runn
       const r = rollout(s.ctx, batch);
       let conflict = false;
       const u = policyUpdate(s.ctx, r, lr, (gRl) => {
+        const clock = new Clock();
         const g = sftGrads(p.model, guess, p.tokenizer.padId, {});
+        const ceSeconds = clock.lap();
         const c = combineGradients(g.grads, gRl, { lambdaSft: cfg.gta.lambda_sft, lambdaRl: cfg.gta.lambda_rl, rule: cfg.gta.gradient_constraint });
         tf.dispose(Object.values(g.grads));
         conflict = c.conflict;
-        return { grads: c.grads, metrics: { 'train/loss_sft': g.loss, 'grad/cos_sft_rl': c.cosine, 'grad/conflict': c.conflict ? 1 : 0 } };
+        const metrics = { 'train/loss_sft': g.loss, 'grad/cos_sft_rl': c.cosine, 'grad/conflict': c.conflict ? 1 : 0, 'perf/guess_ce_s': ceSeconds, 'perf/combine_s': clock.lap() };
+        return { grads: c.grads, metrics };
       });
       steps++;
       if (conflict) conflicts++;

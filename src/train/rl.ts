@@ -13,6 +13,7 @@ import { sampleCompletions, type Completion } from '../sample/rollout.js';
 import { scoreRewards, REWARD_NAMES, type Scored } from '../task/rewards.js';
 import { parseCompletion, structureSpec, type CompletionFormat, type StructureSpec } from '../task/structure.js';
 import { mean, std } from '../util/stats.js';
+import { Clock } from '../util/clock.js';
 import { Rng, STREAMS, type RngState } from '../util/rng.js';
 import { stopGradient } from '../util/tf_extra.js';
 import { NonFiniteError, type AdamW } from './adamw.js';
@@ -59,13 +60,14 @@ export function rollout(ctx: RlContext, batch: RlExample[]): Rollout {
   const prompts = batch.flatMap((e) => Array.from({ length: G }, () => e.prompt));
   const gold = batch.flatMap((e) => Array.from({ length: G }, () => e.gold));
   const t0 = performance.now();
-  const completions = sampleCompletions(ctx.model, prompts, {
+  const completions = sampleCompletions(ctx.model, batch.map((e) => e.prompt), {
     spec,
     decoding: rl.decoding,
     temperature: rl.temperature,
     topP: rl.top_p,
     maxNewTokens: rl.max_completion_tokens,
     greedy: false,
+    repeat: G,
     rng: ctx.rng,
     padId: ctx.padId,
   });
@@ -81,6 +83,7 @@ export function rollout(ctx: RlContext, batch: RlExample[]): Rollout {
     'completions/mean_length': rolloutTokens / N,
     'completions/clipped_ratio': completions.filter((c) => c.truncated).length / N,
     'perf/rollout_tokens_per_s': rolloutTokens / Math.max(rolloutSeconds, 1e-9),
+    'perf/rollout_s': rolloutSeconds,
   };
   for (const name of REWARD_NAMES) {
     metrics[`reward/${name}/mean`] = mean(scored.components[name]);
@@ -89,7 +92,7 @@ export function rollout(ctx: RlContext, batch: RlExample[]): Rollout {
   return { prompts, completions, scored, advantages: adv.advantages, metrics, rolloutTokens };
 }
 
-/** Turns the RL gradient into the step's gradient (new tensors; the caller disposes both), with its metrics. */
+/** Turns the RL gradient into the step's gradient (new tensors; the caller disposes both), with its metrics (and its own perf/*_s times). */
 export type GradientHook = (gRl: Grads) => { grads: Grads; metrics: Record<string, number> };
 
 /**
@@ -104,10 +107,14 @@ export function policyUpdate(ctx: RlContext, r: Rollout, lr: number, hook?: Grad
   const sel = selectRlTokens(r.completions, r.prompts.map((p) => p.length), layout, { format: ctx.format, maskTruncated: rl.mask_truncated_completions, spec: ctx.spec, vocab: model.arch.vocab_size });
   const metrics: Record<string, number> = {};
   if (sel.M > 0) {
+    const clock = new Clock();
     const b = new PolicyBatch(input, layout, sel, rl.temperature);
     const advT = tf.tensor1d(r.advantages);
     const old = rl.num_iterations > 1 ? tf.tidy(() => b.logp(model).logp) : undefined;
     const refLogp = ctx.ref && rl.beta > 0 ? tf.tidy(() => b.logp(ctx.ref!).logp) : undefined;
+    // forces the lazy results: on an asynchronous backend the time would otherwise land in the next phase
+    for (const t of [old, refLogp]) t?.dataSync();
+    const times = { 'perf/logp_s': clock.lap(), 'perf/backward_s': 0, 'perf/optimizer_s': 0 };
     for (let it = 0; it < rl.num_iterations; it++) {
       let side: tf.Tensor[] = [];
       const { value, grads } = tf.variableGrads(() => {
@@ -131,11 +138,13 @@ export function policyUpdate(ctx: RlContext, r: Rollout, lr: number, hook?: Grad
       const [clipRatio, kl, entropy] = side.map((t) => t.dataSync()[0]);
       tf.dispose([value, ...side]);
       const gRl = model.byParamName(grads);
+      times['perf/backward_s'] += clock.lap();
       let step = gRl;
       let extra: Record<string, number> = {};
       if (hook) {
         ({ grads: step, metrics: extra } = hook(gRl));
         tf.dispose(Object.values(gRl));
+        clock.lap(); // the hook times its own parts
       }
       let gradNorm: number;
       try {
@@ -145,8 +154,10 @@ export function policyUpdate(ctx: RlContext, r: Rollout, lr: number, hook?: Grad
       } finally {
         tf.dispose(Object.values(step));
       }
+      times['perf/optimizer_s'] += clock.lap();
       Object.assign(metrics, { 'train/loss_rl': lossRl, clip_ratio: clipRatio, kl, entropy, 'train/grad_norm': gradNorm }, extra);
     }
+    Object.assign(metrics, times);
     b.dispose();
     tf.dispose([advT, ...(old ? [old] : []), ...(refLogp ? [refLogp] : [])]);
   }

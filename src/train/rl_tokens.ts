@@ -16,8 +16,11 @@ export interface RlTokens {
   /** Row of the flattened [B*T] hidden states that predicts each selected token. */
   rows: Int32Array;
   targets: Int32Array;
-  /** Per selected token: 0 where the decoding allowed a token, NEG_INF elsewhere (structured decoding's restriction). */
-  bias: Float32Array[];
+  /** The distinct restrictions of the decoding: 0 where it allowed a token, NEG_INF elsewhere (one row per distinct allowed set). */
+  biasRows: Float32Array[];
+  /** Per selected token, its row of biasRows. */
+  biasIndex: Int32Array;
+  vocab: number;
   /** [N, L] position of each completion's selected tokens among the M selected ones (M = padding). */
   index: Int32Array;
   /** [N, L] 1 for a real token, 0 for padding. */
@@ -36,7 +39,9 @@ export function selectRlTokens(comps: Completion[], promptLengths: number[], lay
   const specials = new Set(o.spec.specials);
   const rows: number[] = [];
   const targets: number[] = [];
-  const bias: Float32Array[] = [];
+  const biasRows: Float32Array[] = [];
+  const biasIndex: number[] = [];
+  const rowOf = new Map<string, number>();
   const perComp: number[][] = comps.map(() => []);
   comps.forEach((c, i) => {
     if (o.maskTruncated && c.truncated) return;
@@ -47,11 +52,19 @@ export function selectRlTokens(comps: Completion[], promptLengths: number[], lay
       perComp[i].push(rows.length);
       rows.push(i * layout.T + layout.pad[i] + promptLengths[i] + j - 1);
       targets.push(tok);
-      if (a.kind !== 'all') {
-        const b = new Float32Array(o.vocab).fill(NEG_INF);
-        for (const id of candidates(a, specials, o.vocab)) b[id] = 0;
-        bias.push(b);
-      } else bias.push(new Float32Array(o.vocab));
+      // most tokens share a handful of allowed sets (free think text, the label trie's nodes): one bias row each
+      const key = a.kind === 'all' ? 'all' : a.kind === 'text' ? `text ${a.plus}` : `only ${a.ids}`;
+      let r = rowOf.get(key);
+      if (r === undefined) {
+        const b = new Float32Array(o.vocab);
+        if (a.kind !== 'all') {
+          b.fill(NEG_INF);
+          for (const id of candidates(a, specials, o.vocab)) b[id] = 0;
+        }
+        rowOf.set(key, (r = biasRows.length));
+        biasRows.push(b);
+      }
+      biasIndex.push(r);
     });
   });
   const M = rows.length;
@@ -60,14 +73,15 @@ export function selectRlTokens(comps: Completion[], promptLengths: number[], lay
   const index = new Int32Array(N * L).fill(M);
   const mask = new Float32Array(N * L);
   perComp.forEach((r, i) => r.forEach((m, j) => ((index[i * L + j] = m), (mask[i * L + j] = 1))));
-  return { rows: Int32Array.from(rows), targets: Int32Array.from(targets), bias, index, mask, M, N, L };
+  return { rows: Int32Array.from(rows), targets: Int32Array.from(targets), biasRows, biasIndex: Int32Array.from(biasIndex), vocab: o.vocab, index, mask, M, N, L };
 }
 
 /** The tensors rlTokenLogp needs, made once per batch (the caller disposes them). */
 export function rlTokenTensors(sel: RlTokens): { bias: tf.Tensor2D; targets: tf.Tensor1D; index: tf.Tensor2D; mask: tf.Tensor2D } {
-  const V = sel.bias[0]?.length ?? 1;
+  const V = sel.vocab;
+  const bias = tf.tidy(() => tf.gather(tf.tensor2d(concat(sel.biasRows, V), [sel.biasRows.length, V]), tf.tensor1d(sel.biasIndex, 'int32')) as tf.Tensor2D);
   return {
-    bias: tf.tensor2d(concat(sel.bias, V), [sel.M, V]),
+    bias,
     targets: tf.tensor1d(sel.targets, 'int32'),
     index: tf.tensor2d(sel.index, [sel.N, sel.L], 'int32'),
     mask: tf.tensor2d(sel.mask, [sel.N, sel.L]),

@@ -48,6 +48,15 @@ export function openblasCoreType(): string | undefined {
   return undefined;
 }
 
+/** Which libtorch the addon was built against, as the build recorded it (without loading the addon). */
+export function builtVersion(): string {
+  try {
+    return String((JSON.parse(fs.readFileSync(path.join(repoRoot(), 'native', 'build', 'status.json'), 'utf8')) as { libtorch?: string }).libtorch ?? 'unknown');
+  } catch {
+    return 'unknown';
+  }
+}
+
 export function loadNative(): TorchNative {
   if (cached) return cached;
   const dir = path.join(repoRoot(), 'native', 'build');

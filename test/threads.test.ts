@@ -1,0 +1,41 @@
+/** The torch backend's thread choice: measured once per machine, cached, overridden by GTA_THREADS. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import { builtVersion } from '../src/backend/torch/native.js';
+import { cacheFile, chooseThreads } from '../src/backend/torch/threads.js';
+import { tmpDir } from './helpers/tiny.js';
+
+let built: { ok?: boolean } = {};
+try {
+  built = JSON.parse(fs.readFileSync(new URL('../../native/build/status.json', import.meta.url), 'utf8'));
+} catch {
+  // never built
+}
+
+test('threads: measured once and cached, GTA_THREADS and OMP_WAIT_POLICY win', { skip: built.ok ? false : 'the torch addon is not built' }, () => {
+  const saved = { ...process.env };
+  try {
+    process.env.XDG_CACHE_HOME = tmpDir('gta-cache-');
+    delete process.env.GTA_THREADS;
+    delete process.env.OMP_WAIT_POLICY;
+    const first = chooseThreads(builtVersion());
+    const cores = os.availableParallelism();
+    if (cores === 1) return assert.equal(first.source, 'one core');
+    assert.equal(first.source, 'measured');
+    assert.equal(first.waitPolicy, 'PASSIVE', 'idle threads sleep by default');
+    assert.ok(first.threads >= 1 && first.threads <= cores);
+    assert.ok(Object.values(first.measured ?? {}).every((ms) => ms > 0) && '1' in first.measured!, JSON.stringify(first.measured));
+    assert.ok(fs.existsSync(cacheFile()));
+    const second = chooseThreads(builtVersion());
+    assert.deepEqual({ ...second, source: 'measured' }, first);
+    assert.equal(second.source, 'cached');
+    process.env.GTA_THREADS = '3';
+    assert.deepEqual(chooseThreads(builtVersion()), { threads: 3, waitPolicy: 'PASSIVE', source: 'GTA_THREADS' });
+    process.env.OMP_WAIT_POLICY = 'active';
+    assert.equal(chooseThreads(builtVersion()).waitPolicy, 'ACTIVE');
+  } finally {
+    process.env = saved;
+  }
+});
