@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """PyTorch reference for gta: the same model as src/model/transformer.ts, in eager fp32 PyTorch.
 
-Two uses, one model definition (`Transformer` below):
+Three uses, one model definition (`Transformer` below):
 
   torch_reference.py [bench] [--batch N --seq T ...]
       scripts/bench.ts's `lm` measurement (the default when no subcommand is given, which is how
       bench.ts calls it): the same training step on random tokens, timed.
+  torch_reference.py rl [--prompts-file F | --prompts P --prompt-len T] [--group G --new-tokens N ...]
+      scripts/bench.ts's `rl` measurement: one GRPO step (sampling rollout with a KV cache, then the
+      clipped-surrogate update, backward and AdamW), timed; see rl() for what exactly.
   torch_reference.py parity --checkpoint DIR --case DIR
       test/torch_parity.test.ts's outside check: loads a gta checkpoint, recomputes what the test
       wrote to the case folder (logits, SFT loss, gradients, parameters after one AdamW step) and
@@ -27,7 +30,7 @@ parity: prints one JSON line on stdout (per quantity the max abs difference, and
 |gta - torch| / max(1, |torch|), which the tolerance applies to); exits 1 with a message on stderr
 naming the worst quantity and tensor when one exceeds the tolerance.
 
-Both exit with status 3 and a one-line note on stderr if torch is missing, so callers can try
+All exit with status 3 and a one-line note on stderr if torch is missing, so callers can try
 another python. Runs on torch 1.13 (Debian's python3-torch) and 2.x alike: no torch.compile, no
 SDPA, no numpy, no safetensors package.
 """
@@ -95,9 +98,15 @@ class Transformer(torch.nn.Module):
         """From a checkpoint's config.json `arch` (src/config/schema.ts ModelArch)."""
         return cls(arch["vocab_size"], arch["d_model"], arch["n_layers"], arch["n_heads"], arch["d_ff"], arch["max_seq_len"])
 
-    def forward(self, ids, positions=None, bias=None):
+    def forward(self, ids, positions=None, bias=None, cache=None, start=0):
         """Hidden states after the final LN, [B, T, d]. positions [B, T] (default 0..T-1 in every row);
-        bias: additive attention bias broadcastable to [B, H, T, T] (default causal)."""
+        bias: additive attention bias broadcastable to [B, H, T, T] (default causal).
+
+        Incremental (KV cache) path: `cache` is a list of (K, V) per block, each a preallocated
+        [B, H, S, dh] buffer (new_cache); this call's keys and values are written at columns
+        start..start+T-1 and the queries attend over columns 0..start+T-1, so `bias` must be given,
+        broadcastable to [B, H, T, start+T]. Without `cache` the computation is exactly the
+        full-sequence one (the parity test's)."""
         B, T = ids.shape
         d = self.tok_emb.shape[1]
         H, dh = self.H, d // self.H
@@ -105,10 +114,17 @@ class Transformer(torch.nn.Module):
         if bias is None:
             # causal, like src/model/batch.ts without padding (0 where key <= query, NEG_INF elsewhere)
             bias = torch.full((T, T), NEG_INF, device=ids.device).triu(1)
-        for b in self.blocks:
+        if bias is None and cache is not None:
+            raise ValueError("forward with a cache needs an explicit bias")
+        for i, b in enumerate(self.blocks):
             h = b.ln1(x)
             q, k, v = (h @ b.attn.wqkv + b.attn.bqkv).split(d, dim=-1)
             q, k, v = (t.reshape(B, T, H, dh).transpose(1, 2) for t in (q, k, v))
+            if cache is not None:
+                K, V = cache[i]
+                K[:, :, start:start + T] = k
+                V[:, :, start:start + T] = v
+                k, v = K[:, :, :start + T], V[:, :, :start + T]
             att = torch.softmax((q @ k.transpose(-1, -2)) * (1 / math.sqrt(dh)) + bias, dim=-1)
             ctx = (att @ v).transpose(1, 2).reshape(B, T, d)
             x = x + (ctx @ b.attn.wo + b.attn.bo)
@@ -119,6 +135,12 @@ class Transformer(torch.nn.Module):
     def logits(self, hidden2d):
         """[N, d] -> [N, V]: the head is the tied token embedding."""
         return hidden2d @ self.tok_emb.t()
+
+    def new_cache(self, B, S, device=None):
+        """An empty KV cache for B rows of up to S positions: per block (K, V), each [B, H, S, dh]."""
+        d = self.tok_emb.shape[1]
+        shape = (B, self.H, S, d // self.H)
+        return [(torch.empty(shape, device=device), torch.empty(shape, device=device)) for _ in self.blocks]
 
 
 def adamw(params, lr, weight_decay, betas=(0.9, 0.999), eps=1e-8):
@@ -219,6 +241,228 @@ def bench(argv):
     print(json.dumps({
         "tokens_per_s": a.batch * a.seq * a.steps / s,
         "ms_per_step": 1000 * s / a.steps,
+        "params": n_params,
+        "torch": torch.__version__,
+        "device": a.device if a.device == "cpu" else f"cuda ({torch.cuda.get_device_name()})",
+        "threads": torch.get_num_threads(),
+        "loss": loss,
+    }))
+
+
+# -------------------------------------------------------------------------------------------------- rl
+
+
+def padded_batch(seqs, pad_id, device):
+    """Left-padded ids [B, T], positions [B, T] (0 at each row's first real token), the per-row pad
+    counts [B] and the additive attention bias [B, 1, T, T] of src/model/batch.ts buildInput (query t
+    sees key j when pad <= j <= t), built with tensor ops rather than left_padded's loops."""
+    B, T = len(seqs), max(len(s) for s in seqs)
+    ids = torch.full((B, T), pad_id, dtype=torch.long)
+    for b, s in enumerate(seqs):
+        ids[b, T - len(s):] = torch.tensor(s, dtype=torch.long)
+    pads = torch.tensor([T - len(s) for s in seqs])
+    col = torch.arange(T)
+    pos = (col[None, :] - pads[:, None]).clamp(min=0)
+    allowed = (col[None, :] <= col[:, None])[None] & (col[None, :] >= pads[:, None])[:, None, :]
+    bias = torch.zeros(B, 1, T, T).masked_fill_(~allowed[:, None], NEG_INF)
+    return ids.to(device), pos.to(device), pads.to(device), bias.to(device)
+
+
+def rl(argv):
+    """scripts/bench.ts's `rl` measurement: one GRPO step (rollout with a KV cache, then the clipped-
+    surrogate update), the way a competent eager-PyTorch user would write it.
+
+    rollout (torch.no_grad): the P prompts are left-padded and prefilled ONCE into a KV cache, which
+    is then expanded G times (repeat_interleave over rows, with the prefill's last logits), since the
+    G completions of a prompt share it; --prefill per-sample instead prefills all P*G rows, as
+    gta's decoder (and a plain HF-style generate with num_return_sequences) does. Then N steps:
+    sample every row from softmax(logits) (temperature 1) with torch.multinomial, and (except after
+    the last) run the new token through the model against a preallocated static cache (keys and
+    values written in place, attention over the filled columns with pad keys masked): N tokens take
+    N - 1 incremental passes. No structure constraints, no EOS: every row samples exactly N tokens.
+
+    update: one forward over the P*G left-padded prompt+completion sequences, the logits only at the
+    N positions that predict completion tokens (the completions are right-aligned after the common
+    prompt width), log_softmax + gather of the sampled tokens; ratio exp(logp - logp.detach()) (one
+    update per rollout, old logp = the current one), the clipped surrogate
+    -min(r A, clip(r, 1-eps, 1+eps) A) with A drawn once per step from a fixed seed and normalised in
+    each group, averaged over each sequence's tokens then over sequences (TRL's 'grpo'); backward,
+    clip_grad_norm_(1.0), AdamW (decay on matrices only). One host read (the loss) per step.
+
+    --loss-positions restricts the loss to some completion positions (the logits are then computed at
+    those rows only): bench.ts passes the ones gta's structured GTA step trains (not the guess span,
+    not forced tags; src/train/rl_tokens.ts), so the update does the same head work as gta's.
+    --guess-ce adds GTA's guess cross-entropy (src/train/gta.ts): the mean CE of the gold label tokens
+    after `prompt <guess>` (the file's "guess" and "gold"), its own forward and backward; both
+    gradients come from torch.autograd.grad and are combined by drop_sft_on_conflict (lambdas 1: the
+    sum, or the RL gradient alone when their cosine over all parameters is negative) before clipping
+    and AdamW. Without the two flags: plain GRPO on every completion token.
+
+    Times: 2 warm-up steps, then --steps timed ones; rollout and update each timed on its own
+    (synchronising CUDA), the mean over the timed steps reported. tokens counted: P * G * N.
+    """
+    p = argparse.ArgumentParser(prog="torch_reference.py rl", description="scripts/bench.ts's `rl` measurement in PyTorch (rollout with a KV cache + GRPO update)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--steps", type=int, default=10, help="timed steps, after 2 warm-up steps")
+    p.add_argument("--d-model", type=int, default=128)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--d-ff", type=int, default=512)
+    p.add_argument("--vocab", type=int, default=4096)
+    p.add_argument("--context", type=int, default=128, help="max_seq_len: rows of the position embedding")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--prompts-file", help='JSON {"prompts": [[token ids], ...], "pad_id": n, and for --guess-ce "guess": [[prompt ids + <guess>], ...], "gold": [[label ids], ...]}: the real prompts (bench.ts writes them); overrides --prompts/--prompt-len')
+    p.add_argument("--prompts", type=int, default=8, help="P, without --prompts-file: random prompts of --prompt-len tokens")
+    p.add_argument("--prompt-len", type=int, default=24)
+    p.add_argument("--group", type=int, default=8, help="G: completions per prompt")
+    p.add_argument("--new-tokens", type=int, default=17, help="N: tokens sampled per completion")
+    p.add_argument("--prefill", choices=["once", "per-sample"], default="once", help="prefill each prompt once and expand the cache G times (default), or prefill all P*G rows")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--epsilon", type=float, default=0.2)
+    p.add_argument("--loss-positions", help="comma-separated completion positions (0-based) in the loss; default all N")
+    p.add_argument("--guess-ce", action="store_true", help="add GTA's guess cross-entropy and drop_sft_on_conflict (needs --prompts-file with guess and gold)")
+    a = p.parse_args(argv)
+    if a.d_model % a.heads:
+        p.error("--d-model must be divisible by --heads")
+    if a.device == "cuda" and not torch.cuda.is_available():
+        print("torch_reference: --device cuda but torch.cuda.is_available() is false", file=sys.stderr)
+        sys.exit(2)
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    dev = torch.device(a.device)
+    pad_id, spec = 0, {}
+    if a.prompts_file:
+        with open(a.prompts_file) as f:
+            spec = json.load(f)
+        prompts, pad_id = spec["prompts"], spec.get("pad_id", 0)
+    else:
+        prompts = torch.randint(9, a.vocab, (a.prompts, a.prompt_len)).tolist()
+    if a.guess_ce and not ("guess" in spec and "gold" in spec):
+        p.error("--guess-ce needs a --prompts-file with \"guess\" and \"gold\"")
+    P, G, N = len(prompts), a.group, a.new_tokens
+    loss_pos = list(range(N)) if a.loss_positions is None else sorted({int(x) for x in a.loss_positions.split(",")})
+    if not loss_pos or loss_pos[0] < 0 or loss_pos[-1] >= N:
+        p.error(f"--loss-positions must be in 0..{N - 1}")
+    B = P * G
+    Tp = max(len(s) for s in prompts)
+    if Tp + N > a.context:
+        p.error(f"longest prompt {Tp} + --new-tokens {N} exceeds --context {a.context}")
+
+    model = Transformer(a.vocab, a.d_model, a.layers, a.heads, a.d_ff, a.context).to(dev)
+    params = list(model.parameters())
+    n_params = sum(t.numel() for t in params)
+    opt = adamw(params, lr=a.lr, weight_decay=0.01)
+    gen = torch.Generator().manual_seed(a.seed + 1)
+    advs = []
+    for _ in range(a.steps + 2):
+        r = torch.randn(P, G, generator=gen)
+        advs.append(((r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-4)).reshape(B, 1))
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    @torch.no_grad()
+    def rollout():
+        """-> prompt ids, positions, pads (all [B, ...], rows grouped by prompt) and the sampled tokens [B, N]."""
+        once = a.prefill == "once"
+        ids, pos, pads, bias = padded_batch(prompts if once else [s for s in prompts for _ in range(G)], pad_id, dev)
+        cache = model.new_cache(ids.shape[0], Tp + N, dev)
+        logits = model.logits(model(ids, pos, bias, cache, 0)[:, -1])
+        if once:
+            cache = [(K.repeat_interleave(G, 0), V.repeat_interleave(G, 0)) for K, V in cache]
+            ids, pos, pads, logits = (t.repeat_interleave(G, 0) for t in (ids, pos, pads, logits))
+        lens = Tp - pads
+        # the bias of one new query: pad keys hidden, every later key (prompt or completion) visible
+        key_bias = torch.zeros(B, 1, 1, Tp + N, device=dev)
+        key_bias[:, 0, 0, :Tp].masked_fill_(torch.arange(Tp, device=dev)[None, :] < pads[:, None], NEG_INF)
+        out = torch.empty(B, N, dtype=torch.long, device=dev)
+        for i in range(N):
+            tok = torch.multinomial(torch.softmax(logits, -1), 1)  # temperature 1
+            out[:, i] = tok[:, 0]
+            if i == N - 1:
+                break
+            h = model(tok, (lens + i)[:, None], key_bias[..., :Tp + i + 1], cache, Tp + i)
+            logits = model.logits(h[:, 0])
+        return ids, pos, pads, out
+
+    if a.guess_ce:
+        guess_seqs = [g + t for g, t in zip(spec["guess"], spec["gold"])]
+        g_ids, g_pos, g_pads, g_bias = padded_batch(guess_seqs, pad_id, dev)
+        Tg = g_ids.shape[1]
+        # hidden state at column c predicts column c+1: the gold tokens are each row's last len(gold) columns
+        g_rows = torch.tensor([b * Tg + Tg - len(t) - 1 + j for b, t in enumerate(spec["gold"]) for j in range(len(t))], device=dev)
+        g_targets = torch.tensor([x for t in spec["gold"] for x in t], device=dev)
+    lp_cols = torch.tensor(loss_pos, device=dev)
+    K = len(loss_pos)
+
+    def update(ids, pos, pads, out, adv):
+        full = torch.cat([ids, out], 1)
+        lens = Tp - pads
+        fpos = torch.cat([pos, lens[:, None] + torch.arange(N, device=dev)[None, :]], 1)
+        T = Tp + N
+        col = torch.arange(T, device=dev)
+        allowed = (col[None, :] <= col[:, None])[None] & (col[None, :] >= pads[:, None])[:, None, :]
+        bias = torch.zeros(B, 1, T, T, device=dev).masked_fill_(~allowed[:, None], NEG_INF)
+        hidden = model(full, fpos, bias)
+        d = hidden.shape[-1]
+        # hidden state Tp-1+j predicts completion token j
+        h = hidden[:, Tp - 1:T - 1] if K == N else hidden[:, Tp - 1 + lp_cols]
+        logp = F.log_softmax(model.logits(h.reshape(-1, d)), -1).gather(1, (out if K == N else out[:, lp_cols]).reshape(-1, 1)).reshape(B, K)
+        ratio = torch.exp(logp - logp.detach())
+        adv = adv.to(dev)
+        per_token = -torch.min(ratio * adv, ratio.clamp(1 - a.epsilon, 1 + a.epsilon) * adv)
+        loss = per_token.mean(1).mean()
+        opt.zero_grad(set_to_none=True)
+        if a.guess_ce:
+            g_hidden = model(g_ids, g_pos, g_bias).reshape(-1, d)
+            g_loss = F.cross_entropy(model.logits(g_hidden[g_rows]), g_targets)
+            g_sft = torch.autograd.grad(g_loss, params)
+            g_rl = torch.autograd.grad(loss, params)
+            dot = sum((x * y).sum() for x, y in zip(g_sft, g_rl))
+            nn = sum((x * x).sum() for x in g_sft) * sum((y * y).sum() for y in g_rl)
+            conflict = bool(nn > 0 and dot < 0)  # the cosine's sign: one host read
+            for t, x, y in zip(params, g_sft, g_rl):
+                t.grad = y if conflict else x + y
+        else:
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        return loss.item()
+
+    roll_s, upd_s = [], []
+    for k in range(a.steps + 2):
+        sync()
+        t0 = time.perf_counter()
+        r = rollout()
+        sync()
+        t1 = time.perf_counter()
+        loss = update(*r, advs[k])
+        sync()
+        t2 = time.perf_counter()
+        if k >= 2:
+            roll_s.append(t1 - t0)
+            upd_s.append(t2 - t1)
+    if not math.isfinite(loss):
+        print(f"torch_reference: non-finite loss {loss}", file=sys.stderr)
+        sys.exit(1)
+    rs, us = sum(roll_s) / len(roll_s), sum(upd_s) / len(upd_s)
+    print(json.dumps({
+        "rollout_tokens_per_s": B * N / rs,
+        "rollout_ms": 1000 * rs,
+        "update_ms": 1000 * us,
+        "step_ms": 1000 * (rs + us),
+        "timing": "mean",
+        "prompts": P,
+        "group": G,
+        "new_tokens": N,
+        "prompt_tokens": sum(len(s) for s in prompts),
+        "prompt_width": Tp,
+        "prefill": a.prefill,
+        "loss_tokens": K,
+        "guess_ce": a.guess_ce,
         "params": n_params,
         "torch": torch.__version__,
         "device": a.device if a.device == "cpu" else f"cuda ({torch.cuda.get_device_name()})",
@@ -372,5 +616,7 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     if args[:1] == ["parity"]:
         parity(args[1:])
+    elif args[:1] == ["rl"]:
+        rl(args[1:])
     else:
         bench(args[1:] if args[:1] == ["bench"] else args)
