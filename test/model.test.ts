@@ -6,7 +6,7 @@ import { stepBias } from '../src/sample/decode.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.js';
 import { decodeSafetensors, encodeSafetensors } from '../src/model/safetensors.js';
 import { lossAtRows } from '../src/train/sft.js';
-import { disposeCache } from '../src/model/transformer.js';
+import { disposeCache, type DecodeCache } from '../src/model/transformer.js';
 import { maxAbsDiff, tinyModel, tinyTokenizer, tmpDir, useWasm } from './helpers/tiny.js';
 
 const tok = tinyTokenizer();
@@ -35,7 +35,7 @@ test('KV-cache decoding gives the same logits as a full forward pass', async () 
   const n = Math.min(cont[0].length, cont[1].length);
   const { input, layout } = buildInput(prompts, tok.padId);
   const pre = model.forward(input, { returnCache: true });
-  let cache = pre.cache!;
+  let cache: DecodeCache = { prompt: pre.cache!, group: 1, own: null };
   const stepLogits: Float32Array[] = [];
   for (let i = 0; i < n; i++) {
     const ids = tf.tensor1d(cont.map((c) => c[i]), 'int32');
@@ -43,7 +43,7 @@ test('KV-cache decoding gives the same logits as a full forward pass', async () 
     const bias = stepBias(layout.pad, layout.T + i + 1);
     const r = model.step(ids, pos, bias, cache);
     stepLogits.push(model.logits(r.hidden).dataSync() as Float32Array);
-    disposeCache(cache);
+    disposeCache(cache.own);
     cache = r.cache;
   }
   // full pass over prompt + continuation; compare the logits at the same positions

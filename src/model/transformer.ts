@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ModelArch } from '../config/schema.js';
 import { gatherRows } from '../backend/gather_rows.js';
 import { matMulFast } from '../backend/matmul.js';
-import { attention, dropoutMask, layerNorm } from '../backend/fused.js';
+import { attention, dropoutMask, layerNorm, prefixAttention } from '../backend/fused.js';
 import { Rng } from '../util/rng.js';
 
 /** The input of a forward pass: everything is built on the JS side by src/train/batch.ts. */
@@ -26,6 +26,19 @@ export interface ModelInput {
 export interface KvCache {
   k: tf.Tensor4D[];
   v: tf.Tensor4D[];
+}
+
+/**
+ * The cache of decoding rows whose prompts are shared by groups of `group` consecutive rows (a GRPO
+ * group; 1 for distinct prompts): each prompt's keys and values once ([B / group, H, Tp, dh]), and
+ * each row's own tokens since ([B, H, t, dh]; null before the first step). Reading the prompt part
+ * once per group instead of once per row is most of a rollout's memory traffic, and it is never
+ * copied as the own part grows.
+ */
+export interface DecodeCache {
+  prompt: KvCache;
+  group: number;
+  own: KvCache | null;
 }
 
 export interface ForwardOptions {
@@ -155,19 +168,26 @@ export class Transformer {
    * previous tokens. `bias` is [B, 1, 1, Tc + 1] (which cached keys each row may see, plus itself).
    * Returns the new hidden state [B, d] and the extended cache (the caller disposes the old one).
    */
-  step(ids: tf.Tensor1D, positions: tf.Tensor1D, bias: tf.Tensor4D, cache: KvCache): { hidden: tf.Tensor2D; cache: KvCache } {
+  /**
+   * One new token per row: ids and positions [B], bias [B, 1, 1, Tp + t + 1] over the prompt's keys,
+   * then the row's own. Returns the hidden states [B, d] and the cache with this token's keys and
+   * values added to the own part (the prompt part is the same tensors).
+   */
+  step(ids: tf.Tensor1D, positions: tf.Tensor1D, bias: tf.Tensor4D, cache: DecodeCache): { hidden: tf.Tensor2D; cache: DecodeCache } {
     const B = ids.shape[0];
-    const next: KvCache = { k: [], v: [] };
+    const own: KvCache = { k: [], v: [] };
+    const scale = 1 / Math.sqrt(this.arch.d_model / this.arch.n_heads);
     let x = tf.reshape(tf.add(gatherRows(this.w('tok_emb') as tf.Tensor2D, ids), gatherRows(this.w('pos_emb') as tf.Tensor2D, positions)), [B, 1, this.arch.d_model]) as tf.Tensor3D;
     for (let l = 0; l < this.arch.n_layers; l++) {
       const cur = this.qkv(l, this.layerNorm(x, `blocks.${l}.ln1`), B, 1);
-      const k = tf.concat([cache.k[l], cur.k], 2) as tf.Tensor4D;
-      const v = tf.concat([cache.v[l], cur.v], 2) as tf.Tensor4D;
-      next.k.push(k);
-      next.v.push(v);
-      x = this.block(l, x, cur.q, k, v, bias, B, 1, {});
+      const k = cache.own ? (tf.concat([cache.own.k[l], cur.k], 2) as tf.Tensor4D) : cur.k;
+      const v = cache.own ? (tf.concat([cache.own.v[l], cur.v], 2) as tf.Tensor4D) : cur.v;
+      own.k.push(k);
+      own.v.push(v);
+      const ctx = prefixAttention(cur.q, cache.prompt.k[l], cache.prompt.v[l], k, v, bias, scale, cache.group);
+      x = this.blockAfterAttention(l, x, ctx, B, 1, {});
     }
-    return { hidden: tf.reshape(this.layerNorm(x, 'ln_f'), [B, this.arch.d_model]) as tf.Tensor2D, cache: next };
+    return { hidden: tf.reshape(this.layerNorm(x, 'ln_f'), [B, this.arch.d_model]) as tf.Tensor2D, cache: { ...cache, own } };
   }
 
   /** Output logits for selected hidden states [N, d] -> [N, V] (the head is the tied embedding). */
@@ -198,9 +218,15 @@ export class Transformer {
     opts: ForwardOptions,
   ): tf.Tensor3D {
     const { d_model: d, n_heads: H } = this.arch;
-    const b = `blocks.${l}`;
     const mask = opts.dropout && opts.dropout > 0 ? dropoutMask([B, H, T, k.shape[2]], opts.dropout, this.rng(opts).seed()) : undefined;
-    const ctx = tf.reshape(tf.transpose(attention(q, k, v, bias, 1 / Math.sqrt(d / H), mask), [0, 2, 1, 3]), [B * T, d]);
+    return this.blockAfterAttention(l, x, attention(q, k, v, bias, 1 / Math.sqrt(d / H), mask), B, T, opts);
+  }
+
+  /** The rest of block `l` after attention: its output projection, the residual, and the MLP. */
+  private blockAfterAttention(l: number, x: tf.Tensor3D, att: tf.Tensor4D, B: number, T: number, opts: ForwardOptions): tf.Tensor3D {
+    const d = this.arch.d_model;
+    const b = `blocks.${l}`;
+    const ctx = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [B * T, d]);
     const out = tf.add(tf.matMul(ctx, this.w(`${b}.attn.wo`)), this.w(`${b}.attn.bo`));
     x = tf.add(x, this.dropout(tf.reshape(out, [B, T, d]), opts)) as tf.Tensor3D;
     const h = tf.reshape(this.layerNorm(x, `${b}.ln2`), [B * T, d]);
@@ -229,7 +255,7 @@ export class Transformer {
   }
 }
 
-export function disposeCache(cache: KvCache | undefined): void {
+export function disposeCache(cache: KvCache | null | undefined): void {
   if (!cache) return;
   tf.dispose([...cache.k, ...cache.v]);
 }

@@ -6,11 +6,19 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { singleThreaded } from '../backend/select.js';
-import { disposeCache, NEG_INF, type KvCache, type Transformer } from '../model/transformer.js';
+import { disposeCache, NEG_INF, type DecodeCache, type KvCache, type Transformer } from '../model/transformer.js';
+import { gatherRows } from '../backend/gather_rows.js';
 import { buildInput, disposeInput } from '../model/batch.js';
 
-/** Picks row `row`'s next token from its logits ([V] view); returns the token and whether the row is done. */
-export type Chooser = (row: number, logits: Float32Array) => { token: number; done: boolean };
+/**
+ * Picks row `row`'s next token from its logits ([V] view); returns the token and whether the row is
+ * done. A chooser that knows a row has no choice next (a forced tag) says so with `forced`, and that
+ * row's logits are not computed: it is then called without them.
+ */
+export interface Chooser {
+  choose(row: number, logits: Float32Array | undefined): { token: number; done: boolean };
+  forced?(row: number): boolean;
+}
 
 export function decode(model: Transformer, unique: number[][], maxNewTokens: number, padId: number, choose: Chooser, repeat = 1): { tokens: number[][]; finished: boolean[] } {
   return singleThreaded(() => decodeLoop(model, unique, maxNewTokens, padId, choose, repeat));
@@ -26,28 +34,34 @@ function decodeLoop(model: Transformer, unique: number[][], maxNewTokens: number
   const layout = { ...prefill, B, pad: prefill.pad.flatMap((p) => Array.from({ length: repeat }, () => p)) };
   const out: number[][] = prompts.map(() => []);
   const finished = new Array<boolean>(B).fill(false);
-  let logits!: tf.Tensor2D;
-  let cache!: KvCache;
+  let logits: tf.Tensor2D | undefined;
+  /** The rows `logits` holds, in order (null: every row). */
+  let logitRows: number[] | null = null;
+  let cache!: DecodeCache;
   tf.tidy(() => {
-    // each prompt's prefill once; its copies share the keys and values (and the first logits)
+    // each prompt's prefill once; its copies share its keys and values (and its first logits)
     const r = model.forward(input, { returnCache: true });
     const last = tf.reshape(tf.slice(r.hidden, [0, prefill.T - 1, 0], [unique.length, 1, -1]), [unique.length, -1]) as tf.Tensor2D;
-    const copies = repeat > 1 ? tf.tensor1d(Int32Array.from({ length: B }, (_, i) => Math.floor(i / repeat)), 'int32') : undefined;
-    const expand = <T extends tf.Tensor>(t: T): T => (copies ? (tf.gather(t, copies) as T) : t);
-    logits = tf.keep(expand(model.logits(last)));
-    cache = keepCache({ k: r.cache!.k.map(expand), v: r.cache!.v.map(expand) });
+    const first = model.logits(last);
+    logits = tf.keep(repeat > 1 ? (tf.gather(first, tf.tensor1d(Int32Array.from({ length: B }, (_, i) => Math.floor(i / repeat)), 'int32')) as tf.Tensor2D) : first);
+    cache = { prompt: keepCache(r.cache!), group: repeat, own: null };
   });
   disposeInput(input);
   const budget = Math.min(maxNewTokens, model.arch.max_seq_len - layout.T);
   const next = new Int32Array(B);
+  const slot = new Int32Array(B);
   for (let i = 0; i < budget; i++) {
-    const all = logits.dataSync() as Float32Array;
+    const all = logits ? (logits.dataSync() as Float32Array) : undefined;
+    if (logitRows) {
+      slot.fill(-1);
+      logitRows.forEach((r, j) => (slot[r] = j));
+    } else for (let b = 0; b < B; b++) slot[b] = b;
     for (let b = 0; b < B; b++) {
       if (finished[b]) {
         next[b] = padId;
         continue;
       }
-      const c = choose(b, all.subarray(b * V, (b + 1) * V));
+      const c = choose.choose(b, all && slot[b] >= 0 ? all.subarray(slot[b] * V, (slot[b] + 1) * V) : undefined);
       next[b] = c.token;
       out[b].push(c.token);
       finished[b] = c.done;
@@ -56,17 +70,24 @@ function decodeLoop(model: Transformer, unique: number[][], maxNewTokens: number
     const ids = tf.tensor1d(next, 'int32');
     const positions = tf.tensor1d(prompts.map((p) => p.length + i), 'int32');
     const bias = stepBias(layout.pad, layout.T + i + 1);
+    // the output head (a [rows, vocab] product) only for rows that have a choice to make
+    const need: number[] = [];
+    for (let b = 0; b < B; b++) if (!finished[b] && !choose.forced?.(b)) need.push(b);
     const prev = { logits, cache };
+    logits = undefined;
     tf.tidy(() => {
       const r = model.step(ids, positions, bias, prev.cache);
-      logits = tf.keep(model.logits(r.hidden));
-      cache = keepCache(r.cache);
+      if (need.length === B) logits = tf.keep(model.logits(r.hidden));
+      else if (need.length > 0) logits = tf.keep(model.logits(gatherRows(r.hidden, tf.tensor1d(need, 'int32')) as tf.Tensor2D));
+      cache = { ...r.cache, own: keepCache(r.cache.own!) };
     });
-    tf.dispose([ids, positions, bias, prev.logits]);
-    disposeCache(prev.cache);
+    logitRows = need.length === B ? null : need;
+    tf.dispose([ids, positions, bias, ...(prev.logits ? [prev.logits] : [])]);
+    disposeCache(prev.cache.own);
   }
-  logits.dispose();
-  disposeCache(cache);
+  logits?.dispose();
+  disposeCache(cache.prompt);
+  disposeCache(cache.own);
   return { tokens: out, finished };
 }
 
@@ -78,9 +99,11 @@ export interface GenerateOptions {
 
 /** Greedy decoding over the whole vocabulary until `stopId`. */
 export function greedyGenerate(model: Transformer, prompts: number[][], o: GenerateOptions): number[][] {
-  return decode(model, prompts, o.maxNewTokens, o.padId, (_, l) => {
-    const token = argmax(l);
-    return { token, done: token === o.stopId };
+  return decode(model, prompts, o.maxNewTokens, o.padId, {
+    choose: (_, l) => {
+      const token = argmax(l!);
+      return { token, done: token === o.stopId };
+    },
   }).tokens;
 }
 

@@ -44,16 +44,28 @@ export function sampleCompletions(model: Transformer, prompts: number[][], o: Sa
   const spans: Span[][] = Array.from({ length: rows }, () => []);
   const maxNew = o.decoding === 'structured' ? maxStructuredLength(o.spec) : o.maxNewTokens;
   const eos = o.spec.tags.eos;
-  const { tokens, finished } = decode(model, prompts, maxNew, o.padId, (row, logits) => {
-    const st = states[row];
-    const a = st ? st.allowed() : ALL;
-    const token = o.greedy ? greedyChoice(logits, a, specials) : sampleFrom(logits, a, specials, o.temperature, o.topP, o.rng);
-    if (!o.greedy) crashPoint('rollout'); // tests: killed while sampling (training rollouts only)
-    allowed[row].push(a);
-    spans[row].push(st ? st.span() : 'tag');
-    if (st) st.push(token);
-    return { token, done: token === eos };
-  }, o.repeat);
+  // the set each row chooses its next token from (asked for once per token: forced() and choose() share it)
+  const nextAllowed: (Allowed | undefined)[] = new Array(rows);
+  const allowedOf = (row: number) => (nextAllowed[row] ??= states[row]?.allowed() ?? ALL);
+  const chooser = {
+    forced: (row: number) => {
+      const a = allowedOf(row);
+      return a.kind === 'only' && a.ids.length === 1;
+    },
+    choose: (row: number, logits: Float32Array | undefined) => {
+      const st = states[row];
+      const a = allowedOf(row);
+      nextAllowed[row] = undefined;
+      // a forced token needs no logits (and draws no random number, as sampleFrom would not either)
+      const token = a.kind === 'only' && a.ids.length === 1 ? a.ids[0] : o.greedy ? greedyChoice(logits!, a, specials) : sampleFrom(logits!, a, specials, o.temperature, o.topP, o.rng);
+      if (!o.greedy) crashPoint('rollout'); // tests: killed while sampling (training rollouts only)
+      allowed[row].push(a);
+      spans[row].push(st ? st.span() : 'tag');
+      if (st) st.push(token);
+      return { token, done: token === eos };
+    },
+  };
+  const { tokens, finished } = decode(model, prompts, maxNew, o.padId, chooser, o.repeat);
   if (o.decoding === 'free') labelFreeSpans(o.spec, tokens, spans);
   return tokens.map((t, i) => ({ tokens: t, allowed: allowed[i], spans: spans[i], truncated: !finished[i] }));
 }
@@ -101,26 +113,40 @@ function greedyChoice(logits: Float32Array, a: Allowed, specials: Set<number>): 
   return best;
 }
 
-/** Scratch buffers of sampleFrom, grown once: a rollout samples thousands of tokens. */
-let ids = new Int32Array(0);
+/** Scratch buffer of sampleFrom, grown once: a rollout samples thousands of tokens. */
 let probs = new Float64Array(0);
+const textIds = new WeakMap<Uint8Array, Map<string, Int32Array>>();
+
+/** The candidates of `a` as an id array (cached for the free-text sets, which thousands of tokens share). */
+function candidateIds(a: Allowed, special: Uint8Array): Int32Array | number[] {
+  if (a.kind === 'only') return a.ids;
+  const key = a.kind === 'all' ? 'all' : `${a.plus}`;
+  let byKey = textIds.get(special);
+  if (!byKey) textIds.set(special, (byKey = new Map()));
+  let out = byKey.get(key);
+  if (!out) {
+    const list: number[] = [];
+    forEachCandidate(a, special, (id) => void list.push(id));
+    byKey.set(key, (out = Int32Array.from(list)));
+  }
+  return out;
+}
 
 /** Samples from softmax(logits / temperature) over the allowed set, cut to the top-p nucleus. */
 export function sampleFrom(logits: Float32Array, a: Allowed, specials: Set<number>, temperature: number, topP: number, rng: Rng): number {
-  const V = logits.length;
-  if (ids.length < V + 16) {
-    ids = new Int32Array(V + 16);
-    probs = new Float64Array(V + 16);
-  }
-  let n = 0;
-  let max = -Infinity;
-  forEachCandidate(a, isSpecialMask(specials, V), (id) => {
-    ids[n++] = id;
-    max = Math.max(max, logits[id] / temperature);
-  });
+  const ids = candidateIds(a, isSpecialMask(specials, logits.length));
+  const n = ids.length;
   if (n === 1) return ids[0];
+  if (probs.length < n) probs = new Float64Array(n + 16);
+  // x / 1 is exactly x, so temperature 1 skips the divisions and draws the same tokens
+  const t = temperature;
+  let max = -Infinity;
+  for (let k = 0; k < n; k++) {
+    const x = t === 1 ? logits[ids[k]] : logits[ids[k]] / t;
+    if (x > max) max = x;
+  }
   let total = 0;
-  for (let k = 0; k < n; k++) total += probs[k] = Math.exp(logits[ids[k]] / temperature - max);
+  for (let k = 0; k < n; k++) total += probs[k] = Math.exp((t === 1 ? logits[ids[k]] : logits[ids[k]] / t) - max);
   let order: ArrayLike<number> | undefined;
   let count = n;
   if (topP < 1) {

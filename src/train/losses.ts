@@ -11,10 +11,10 @@ export function tokenCrossEntropy(logits: tf.Tensor2D, targets: Int32Array): tf.
 }
 
 /**
- * Mean entropy of the rows of `logits` (a metric). Rows may hold -Infinity where a restricted decoding
- * allowed no token; those entries contribute 0 (p log p -> 0), not NaN.
+ * Mean entropy of the rows of `logits` (a metric). A restricted decoding's disallowed tokens sit at
+ * NEG_INF (-1e9, finite), where p = exp(log p) is exactly 0 and so is their p log p.
  */
 export function meanEntropy(logits: tf.Tensor2D): tf.Scalar {
   const all = tf.logSoftmax(logits, -1);
-  return tf.mean(tf.neg(tf.sum(tf.mul(tf.exp(all), tf.where(tf.isFinite(all), all, tf.zerosLike(all))), -1))) as tf.Scalar;
+  return tf.mean(tf.neg(tf.sum(tf.mul(tf.exp(all), all), -1))) as tf.Scalar;
 }

@@ -94,7 +94,8 @@ export function rlTokenTensors(sel: RlTokens): { bias: tf.Tensor2D; targets: tf.
  * (for the entropy metric).
  */
 export function rlTokenLogp(logits: tf.Tensor2D, t: ReturnType<typeof rlTokenTensors>, sel: RlTokens, temperature: number): { logp: tf.Tensor2D; logits: tf.Tensor2D } {
-  const restricted = tf.add(tf.div(logits, temperature), t.bias) as tf.Tensor2D;
+  // x / 1 is exactly x: at temperature 1 the division (a pass over [M, V] each way) is skipped
+  const restricted = tf.add(temperature === 1 ? logits : tf.div(logits, temperature), t.bias) as tf.Tensor2D;
   const picked = pickLogProbs(restricted, t.targets);
   const padded = tf.reshape(gatherRows(tf.reshape(tf.concat([picked, tf.zeros([1])]), [sel.M + 1, 1]) as tf.Tensor2D, t.index), [sel.N, sel.L]) as tf.Tensor2D;
   return { logp: padded, logits: restricted };
