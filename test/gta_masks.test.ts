@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { gatherRows } from '../src/backend/gather_rows.js';
 import { buildInput, disposeInput, targetPositions } from '../src/model/batch.js';
 import { grpoLoss } from '../src/train/grpo.js';
-import { rlTokenLogp, rlTokenTensors, selectRlTokens } from '../src/train/rl_tokens.js';
+import { concatenatedRows, rlTokenLogp, rlTokenTensors, selectRlTokens } from '../src/train/rl_tokens.js';
 import { sampleCompletions } from '../src/sample/rollout.js';
 import { lossAtRows } from '../src/train/sft.js';
 import { structureSpec } from '../src/task/structure.js';
@@ -37,7 +37,7 @@ test('GTA: the RL loss has zero gradient through guess-span positions, non-zero 
   const seqs = prompts.map((p, i) => [...p, ...comps[i].tokens]);
   const { input, layout } = buildInput(seqs, tok.padId);
   const V = model.arch.vocab_size;
-  const sel = selectRlTokens(comps, prompts.map((p) => p.length), layout, { format: 'gta', maskTruncated: false, spec, vocab: V });
+  const sel = selectRlTokens(comps, concatenatedRows(prompts.map((p) => p.length), layout), { format: 'gta', maskTruncated: false, spec, vocab: V });
   const t = rlTokenTensors(sel);
   const rows = tf.tensor1d(sel.rows, 'int32');
   const adv = tf.tensor1d([1, -1, 0.5, -0.5]);
@@ -114,7 +114,7 @@ test('rl.mask_truncated_completions drops every token of a truncated completion 
   comps[1].truncated = true;
   const seqs = prompts.map((p, i) => [...p, ...comps[i].tokens]);
   const { input, layout } = buildInput(seqs, tok.padId);
-  const select = (maskTruncated: boolean) => selectRlTokens(comps, prompts.map((p) => p.length), layout, { format: 'rl', maskTruncated, spec, vocab: model.arch.vocab_size });
+  const select = (maskTruncated: boolean) => selectRlTokens(comps, concatenatedRows(prompts.map((p) => p.length), layout), { format: 'rl', maskTruncated, spec, vocab: model.arch.vocab_size });
   const all = select(false);
   const masked = select(true);
   const perRow = (s: typeof all) => [0, 1, 2].map((i) => s.mask.slice(i * s.L, (i + 1) * s.L).reduce((a, b) => a + b, 0));

@@ -1,10 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { buildInput, disposeInput, targetPositions } from '../src/model/batch.js';
+import { gatherRows } from '../src/backend/gather_rows.js';
+import { buildContinuation, buildInput, disposeInput, targetPositions } from '../src/model/batch.js';
 import { stepBias } from '../src/sample/decode.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.js';
 import { decodeSafetensors, encodeSafetensors } from '../src/model/safetensors.js';
+import { concatenatedRows, sharedRows } from '../src/train/rl_tokens.js';
 import { lossAtRows } from '../src/train/sft.js';
 import { disposeCache, type DecodeCache } from '../src/model/transformer.js';
 import { maxAbsDiff, tinyModel, tinyTokenizer, tmpDir, useWasm } from './helpers/tiny.js';
@@ -126,4 +128,33 @@ test('loading a checkpoint whose weights do not fit its architecture names the p
   fs.writeFileSync(`${dir}/config.json`, JSON.stringify(meta));
   assert.throws(() => loadCheckpoint(dir), /model\.safetensors: parameter blocks\.0\.mlp\.w1 has shape \[16,32\], the architecture needs \[16,64\]/);
   assert.throws(() => loadCheckpoint(`${dir}-missing`), /no such checkpoint folder/);
+});
+
+test('forwardShared: completions after a shared prompt get the hidden states and gradients of a full forward pass', async () => {
+  await useWasm();
+  const model = tinyModel(tok);
+  const prompts = [tok.encode('the movie was good'), tok.encode('bad')];
+  const conts = [tok.encode(' very great'), tok.encode(' film'), tok.encode(' awful plot is'), tok.encode(' is'), tok.encode(' the plot'), tok.encode(' a bad film was')];
+  const G = 3;
+  const rowsPlain = concatenatedRows(conts.map((_, i) => prompts[Math.floor(i / G)].length), buildInput(conts.map((c, i) => [...prompts[Math.floor(i / G)], ...c]), tok.padId).layout);
+  const full = buildInput(conts.map((c, i) => [...prompts[Math.floor(i / G)], ...c]), tok.padId);
+  const shared = buildContinuation(prompts, conts, G, tok.padId);
+  const rowsShared = sharedRows(G, prompts.length, shared.width);
+  // every token's predicting row, in both layouts
+  const pairs = conts.flatMap((c, i) => c.map((_, j) => [rowsPlain(i, j), rowsShared(i, j)]));
+  const plainIdx = tf.tensor1d(pairs.map((p) => p[0]), 'int32');
+  const sharedIdx = tf.tensor1d(pairs.map((p) => p[1]), 'int32');
+  const d = model.arch.d_model;
+  const w = tf.randomNormal([pairs.length, d], 0, 1, 'float32', 11);
+  const viaPlain = () => gatherRows(tf.reshape(model.forward(full.input).hidden, [-1, d]) as tf.Tensor2D, plainIdx) as tf.Tensor2D;
+  const viaShared = () => {
+    const r = model.forwardShared(shared.prompt, shared.completion, G);
+    return gatherRows(tf.concat([r.promptLast, tf.reshape(r.hidden, [-1, d])], 0) as tf.Tensor2D, sharedIdx) as tf.Tensor2D;
+  };
+  assert.ok(maxAbsDiff(viaPlain().dataSync(), viaShared().dataSync()) < 1e-5);
+  const grad = (f: () => tf.Tensor2D) => model.byParamName(tf.variableGrads(() => tf.sum(tf.mul(f(), w)) as tf.Scalar).grads);
+  const a = grad(viaPlain);
+  const b = grad(viaShared);
+  for (const name of Object.keys(a)) assert.ok(maxAbsDiff(a[name].dataSync(), b[name].dataSync()) < 1e-4, `${name}: ${maxAbsDiff(a[name].dataSync(), b[name].dataSync())}`);
+  model.dispose();
 });

@@ -93,26 +93,26 @@ export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: 
 }
 
 /**
- * Attention of one new token per row over a prompt that groups of `group` consecutive rows share, then
- * over each row's own keys: q [B, H, 1, dh], prompt keys and values pk, pv [B / group, H, Tp, dh], own
- * k, v [B, H, t, dh], bias [B, 1, 1, Tp + t]. The same softmax over all Tp + t keys as attention()
- * over the concatenated keys, but each group's prompt is read once, by a product of its rows
- * together ([group, dh] x [dh, Tp]) instead of one row at a time. Decoding only: no dropout.
+ * Attention of rows whose prompts are shared by groups of `group` consecutive rows: queries q
+ * [B, H, Tq, dh] over each group's prompt keys and values pk, pv [B / group, H, Tp, dh], then over the
+ * row's own k, v [B, H, t, dh], with bias [B, 1, Tq, Tp + t]. The same softmax over all Tp + t keys as
+ * attention() over the concatenated keys, but each group's prompt is stored and read once, by one
+ * product of its rows together ([group * Tq, dh] x [dh, Tp]) instead of row by row. No dropout
+ * (decoding, and the RL passes, which train without it).
  */
 export function prefixAttention(q: tf.Tensor4D, pk: tf.Tensor4D, pv: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor4D, scale: number, group: number): tf.Tensor4D {
   return tf.tidy(() => {
-    const [B, H, , dh] = q.shape;
+    const [B, H, Tq, dh] = q.shape;
     const P = B / group;
     const Tp = pk.shape[2];
     const t = k.shape[2];
-    // [B, H, 1, dh] -> [P, H, group, dh]: the rows of a group side by side, per head
-    const grouped = tf.transpose(tf.reshape(q, [P, group, H, dh]), [0, 2, 1, 3]);
-    const ungroup = (x: tf.Tensor, last: number) => tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [B, H, 1, last]);
-    const scores = tf.concat([ungroup(matMulFast(grouped, pk, false, true), Tp), matMulFast(q, k, false, true)], 3);
+    // [B, H, Tq, x] <-> [P, H, group * Tq, x]: a group's rows side by side, per head
+    const grouped = (x: tf.Tensor, last: number) => tf.reshape(tf.transpose(tf.reshape(x, [P, group, H, Tq, last]), [0, 2, 1, 3, 4]), [P, H, group * Tq, last]);
+    const ungrouped = (x: tf.Tensor, last: number) => tf.reshape(tf.transpose(tf.reshape(x, [P, H, group, Tq, last]), [0, 2, 1, 3, 4]), [B, H, Tq, last]);
+    const scores = tf.concat([ungrouped(matMulFast(grouped(q, dh), pk, false, true), Tp), matMulFast(q, k, false, true)], 3);
     const probs = tf.softmax(tf.add(tf.mul(scores, scale), bias), -1);
     const [pp, po] = tf.split(probs, [Tp, t], 3);
-    const fromPrompt = matMulFast(tf.transpose(tf.reshape(pp, [P, group, H, Tp]), [0, 2, 1, 3]), pv);
-    return tf.add(ungroup(fromPrompt, dh), matMulFast(po, v)) as tf.Tensor4D;
+    return tf.add(ungrouped(matMulFast(grouped(pp, Tp), pv), dh), matMulFast(po, v)) as tf.Tensor4D;
   });
 }
 

@@ -65,3 +65,38 @@ export function targetPositions(seqs: number[][], from: number[], lay: BatchLayo
 export function disposeInput(input: ModelInput): void {
   tf.dispose([input.ids, input.positions, input.bias]);
 }
+
+/**
+ * The inputs of Transformer.forwardShared: the distinct prompts (left-padded, as buildInput), and each
+ * row's continuation after its group's prompt, right-padded to the longest: its positions go on from
+ * the prompt's length, and each token sees its prompt's real tokens and the continuation's tokens up
+ * to itself. Rows come in groups of `group` consecutive rows per prompt.
+ */
+export function buildContinuation(prompts: number[][], continuations: number[][], group: number, padId: number): { prompt: ModelInput; completion: ModelInput; promptLayout: BatchLayout; width: number } {
+  const { input: prompt, layout: pl } = buildInput(prompts, padId);
+  const B = continuations.length;
+  if (B !== prompts.length * group) throw new Error(`${B} continuations for ${prompts.length} prompts in groups of ${group}`);
+  const Tc = Math.max(1, ...continuations.map((c) => c.length));
+  const Tp = pl.T;
+  const ids = new Int32Array(B * Tc).fill(padId);
+  const pos = new Int32Array(B * Tc);
+  const bias = new Float32Array(B * Tc * (Tp + Tc)).fill(NEG_INF);
+  for (let b = 0; b < B; b++) {
+    const g = Math.floor(b / group);
+    const len = prompts[g].length;
+    ids.set(continuations[b], b * Tc);
+    for (let j = 0; j < Tc; j++) {
+      pos[b * Tc + j] = len + j;
+      const row = (b * Tc + j) * (Tp + Tc);
+      // the prompt's real columns, then the continuation up to and including j
+      bias.fill(0, row + pl.pad[g], row + Tp);
+      bias.fill(0, row + Tp, row + Tp + j + 1);
+    }
+  }
+  return {
+    prompt,
+    completion: { ids: tf.tensor2d(ids, [B, Tc], 'int32'), positions: tf.tensor2d(pos, [B, Tc], 'int32'), bias: tf.tensor4d(bias, [B, 1, Tc, Tp + Tc]) },
+    promptLayout: pl,
+    width: Tc,
+  };
+}

@@ -169,6 +169,33 @@ export class Transformer {
    * Returns the new hidden state [B, d] and the extended cache (the caller disposes the old one).
    */
   /**
+   * Completions that continue prompts shared by groups of `group` consecutive rows, with each prompt
+   * computed once (as decoding does): `prompt` is the B / group prompts, left-padded; `completion`
+   * holds every row's tokens after its prompt ([B, Tc] ids and positions, bias [B, 1, Tc, Tp + Tc]
+   * over the prompt's keys, then the completion's own). Returns the hidden states after the final
+   * layer norm at the prompts' last column ([B / group, d]: they predict each completion's first
+   * token) and at every completion token ([B, Tc, d]). The same values as a forward pass over the
+   * concatenated sequences, to float rounding; no dropout.
+   */
+  forwardShared(prompt: ModelInput, completion: ModelInput, group: number): { promptLast: tf.Tensor2D; hidden: tf.Tensor3D } {
+    const [P, Tp] = prompt.ids.shape;
+    const [B, Tc] = completion.ids.shape;
+    const d = this.arch.d_model;
+    const scale = 1 / Math.sqrt(d / this.arch.n_heads);
+    const embed = (input: ModelInput) => tf.add(gatherRows(this.w('tok_emb') as tf.Tensor2D, input.ids), gatherRows(this.w('pos_emb') as tf.Tensor2D, input.positions)) as tf.Tensor3D;
+    let xp = embed(prompt);
+    let xc = embed(completion);
+    for (let l = 0; l < this.arch.n_layers; l++) {
+      const p = this.qkv(l, this.layerNorm(xp, `blocks.${l}.ln1`), P, Tp);
+      const c = this.qkv(l, this.layerNorm(xc, `blocks.${l}.ln1`), B, Tc);
+      xp = this.block(l, xp, p.q, p.k, p.v, prompt.bias, P, Tp, {});
+      xc = this.blockAfterAttention(l, xc, prefixAttention(c.q, p.k, p.v, c.k, c.v, completion.bias, scale, group), B, Tc, {});
+    }
+    const last = tf.reshape(tf.slice(this.layerNorm(xp, 'ln_f'), [0, Tp - 1, 0], [P, 1, d]), [P, d]) as tf.Tensor2D;
+    return { promptLast: last, hidden: this.layerNorm(xc, 'ln_f') };
+  }
+
+  /**
    * One new token per row: ids and positions [B], bias [B, 1, 1, Tp + t + 1] over the prompt's keys,
    * then the row's own. Returns the hidden states [B, d] and the cache with this token's keys and
    * values added to the own part (the prompt part is the same tensors).

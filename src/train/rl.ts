@@ -6,8 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { RlConfig, TrainConfig } from '../config/schema.js';
-import { buildInput, disposeInput, type BatchLayout } from '../model/batch.js';
-import type { ModelInput, Transformer } from '../model/transformer.js';
+import { buildContinuation, disposeInput } from '../model/batch.js';
+import type { Transformer } from '../model/transformer.js';
 import { gatherRows } from '../backend/gather_rows.js';
 import { sampleCompletions, type Completion } from '../sample/rollout.js';
 import { scoreRewards, REWARD_NAMES, type Scored } from '../task/rewards.js';
@@ -21,7 +21,7 @@ import type { Grads } from './grad_constraint.js';
 import { groupAdvantages, grpoLoss } from './grpo.js';
 import { meanEntropy } from './losses.js';
 import type { Runner, StepOutput } from './loop.js';
-import { rlTokenLogp, rlTokenTensors, selectRlTokens, type RlTokens } from './rl_tokens.js';
+import { rlTokenLogp, rlTokenTensors, selectRlTokens, sharedRows, type RlTokens } from './rl_tokens.js';
 import type { Prepared } from './setup.js';
 
 export interface RlExample {
@@ -45,7 +45,10 @@ export interface RlContext {
 
 /** A scored generation batch: every prompt repeated G times, one completion each. */
 export interface Rollout {
+  /** Every completion's prompt (each prompt `group` times in a row), and the distinct ones. */
   prompts: number[][];
+  unique: number[][];
+  group: number;
   completions: Completion[];
   scored: Scored;
   advantages: number[];
@@ -89,7 +92,7 @@ export function rollout(ctx: RlContext, batch: RlExample[]): Rollout {
     metrics[`reward/${name}/mean`] = mean(scored.components[name]);
     metrics[`reward/${name}/std`] = std(scored.components[name]);
   }
-  return { prompts, completions, scored, advantages: adv.advantages, metrics, rolloutTokens };
+  return { prompts, unique: batch.map((e) => e.prompt), group: G, completions, scored, advantages: adv.advantages, metrics, rolloutTokens };
 }
 
 /** Turns the RL gradient into the step's gradient (new tensors; the caller disposes both), with its metrics (and its own perf/*_s times). */
@@ -102,13 +105,14 @@ export type GradientHook = (gRl: Grads) => { grads: Grads; metrics: Record<strin
  */
 export function policyUpdate(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHook): { metrics: Record<string, number>; tokens: number } {
   const { model, rl } = ctx;
-  const seqs = r.prompts.map((p, i) => [...p, ...r.completions[i].tokens]);
-  const { input, layout } = buildInput(seqs, ctx.padId);
-  const sel = selectRlTokens(r.completions, r.prompts.map((p) => p.length), layout, { format: ctx.format, maskTruncated: rl.mask_truncated_completions, spec: ctx.spec, vocab: model.arch.vocab_size });
+  // each group's prompt once, its completions after it (as the rollout decoded them)
+  const cont = buildContinuation(r.unique, r.completions.map((c) => c.tokens), r.group, ctx.padId);
+  const rowOf = sharedRows(r.group, r.unique.length, cont.width);
+  const sel = selectRlTokens(r.completions, rowOf, { format: ctx.format, maskTruncated: rl.mask_truncated_completions, spec: ctx.spec, vocab: model.arch.vocab_size });
   const metrics: Record<string, number> = {};
   if (sel.M > 0) {
     const clock = new Clock();
-    const b = new PolicyBatch(input, layout, sel, rl.temperature);
+    const b = new PolicyBatch(cont, r.group, sel, rl.temperature);
     const advT = tf.tensor1d(r.advantages);
     const old = rl.num_iterations > 1 ? tf.tidy(() => b.logp(model).logp) : undefined;
     const refLogp = ctx.ref && rl.beta > 0 ? tf.tidy(() => b.logp(ctx.ref!).logp) : undefined;
@@ -161,8 +165,9 @@ export function policyUpdate(ctx: RlContext, r: Rollout, lr: number, hook?: Grad
     b.dispose();
     tf.dispose([advT, ...(old ? [old] : []), ...(refLogp ? [refLogp] : [])]);
   }
-  disposeInput(input);
-  return { metrics, tokens: seqs.reduce((a, s) => a + s.length, 0) };
+  disposeInput(cont.prompt);
+  disposeInput(cont.completion);
+  return { metrics, tokens: r.prompts.reduce((a, p, i) => a + p.length + r.completions[i].tokens.length, 0) };
 }
 
 /** The selected completion tokens of one generation batch, as tensors, and their log-probabilities under a model. */
@@ -171,8 +176,8 @@ class PolicyBatch {
   private readonly rows: tf.Tensor1D;
 
   constructor(
-    private readonly input: ModelInput,
-    private readonly layout: BatchLayout,
+    private readonly input: ReturnType<typeof buildContinuation>,
+    private readonly group: number,
     private readonly sel: RlTokens,
     private readonly temperature: number,
   ) {
@@ -182,9 +187,9 @@ class PolicyBatch {
 
   /** Per-token log-probabilities [N, L] (padding slots read a constant 0) and the restricted logits. */
   logp(m: Transformer): { logp: tf.Tensor2D; logits: tf.Tensor2D } {
-    const { B, T } = this.layout;
-    const hidden = tf.reshape(m.forward(this.input).hidden, [B * T, m.arch.d_model]) as tf.Tensor2D;
-    return rlTokenLogp(m.logits(gatherRows(hidden, this.rows) as tf.Tensor2D), this.t, this.sel, this.temperature);
+    const { promptLast, hidden } = m.forwardShared(this.input.prompt, this.input.completion, this.group);
+    const rows = tf.concat([promptLast, tf.reshape(hidden, [-1, m.arch.d_model])], 0) as tf.Tensor2D;
+    return rlTokenLogp(m.logits(gatherRows(rows, this.rows) as tf.Tensor2D), this.t, this.sel, this.temperature);
   }
 
   dispose(): void {

@@ -35,13 +35,13 @@ export interface RlTokens {
  * forced tokens (only one choice: no decision, no gradient), and no tokens of truncated completions
  * when they are masked.
  */
-export function selectRlTokens(comps: Completion[], promptLengths: number[], layout: BatchLayout, o: { format: CompletionFormat; maskTruncated: boolean; spec: StructureSpec; vocab: number }): RlTokens {
+export function selectRlTokens(comps: Completion[], rowOf: (completion: number, token: number) => number, o: { format: CompletionFormat; maskTruncated: boolean; spec: StructureSpec; vocab: number }): RlTokens {
   const specials = new Set(o.spec.specials);
   const rows: number[] = [];
   const targets: number[] = [];
   const biasRows: Float32Array[] = [];
   const biasIndex: number[] = [];
-  const rowOf = new Map<string, number>();
+  const biasRowOf = new Map<string, number>();
   const perComp: number[][] = comps.map(() => []);
   comps.forEach((c, i) => {
     if (o.maskTruncated && c.truncated) return;
@@ -50,18 +50,18 @@ export function selectRlTokens(comps: Completion[], promptLengths: number[], lay
       const a = c.allowed[j];
       if (choiceCount(a, o.vocab, specials.size) <= 1) return;
       perComp[i].push(rows.length);
-      rows.push(i * layout.T + layout.pad[i] + promptLengths[i] + j - 1);
+      rows.push(rowOf(i, j));
       targets.push(tok);
       // most tokens share a handful of allowed sets (free think text, the label trie's nodes): one bias row each
       const key = a.kind === 'all' ? 'all' : a.kind === 'text' ? `text ${a.plus}` : `only ${a.ids}`;
-      let r = rowOf.get(key);
+      let r = biasRowOf.get(key);
       if (r === undefined) {
         const b = new Float32Array(o.vocab);
         if (a.kind !== 'all') {
           b.fill(NEG_INF);
           for (const id of candidates(a, specials, o.vocab)) b[id] = 0;
         }
-        rowOf.set(key, (r = biasRows.length));
+        biasRowOf.set(key, (r = biasRows.length));
         biasRows.push(b);
       }
       biasIndex.push(r);
@@ -74,6 +74,16 @@ export function selectRlTokens(comps: Completion[], promptLengths: number[], lay
   const mask = new Float32Array(N * L);
   perComp.forEach((r, i) => r.forEach((m, j) => ((index[i * L + j] = m), (mask[i * L + j] = 1))));
   return { rows: Int32Array.from(rows), targets: Int32Array.from(targets), biasRows, biasIndex: Int32Array.from(biasIndex), vocab: o.vocab, index, mask, M, N, L };
+}
+
+/** The row predicting token j of completion i in a forward pass over the concatenated prompt + completion sequences (buildInput's layout, flattened to [B*T]). */
+export function concatenatedRows(promptLengths: number[], layout: BatchLayout): (i: number, j: number) => number {
+  return (i, j) => i * layout.T + layout.pad[i] + promptLengths[i] + j - 1;
+}
+
+/** The same in Transformer.forwardShared's output, stacked as [promptLast (P rows); hidden flattened (B * width rows)]. */
+export function sharedRows(group: number, prompts: number, width: number): (i: number, j: number) => number {
+  return (i, j) => (j === 0 ? Math.floor(i / group) : prompts + i * width + j - 1);
 }
 
 /** The tensors rlTokenLogp needs, made once per batch (the caller disposes them). */
