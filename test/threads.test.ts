@@ -25,14 +25,14 @@ test('threads: measured once and cached, GTA_THREADS and OMP_WAIT_POLICY win', {
     if (cores === 1) return assert.equal(first.source, 'one core');
     assert.equal(first.source, 'measured');
     assert.equal(first.waitPolicy, 'PASSIVE', 'idle threads sleep by default');
-    assert.ok(first.threads >= 1 && first.threads <= cores);
-    assert.ok(Object.values(first.measured ?? {}).every((ms) => ms > 0) && '1' in first.measured!, JSON.stringify(first.measured));
+    assert.ok(first.threads >= 1 && first.threads <= cores && first.small >= 1 && first.small <= cores);
+    for (const w of ['large', 'small'] as const) assert.ok('1' in first.measured![w] && Object.values(first.measured![w]).every((ms) => ms > 0), JSON.stringify(first.measured));
     assert.ok(fs.existsSync(cacheFile()));
     const second = chooseThreads(builtVersion());
     assert.deepEqual({ ...second, source: 'measured' }, first);
     assert.equal(second.source, 'cached');
     process.env.GTA_THREADS = '3';
-    assert.deepEqual(chooseThreads(builtVersion()), { threads: 3, waitPolicy: 'PASSIVE', source: 'GTA_THREADS' });
+    assert.deepEqual(chooseThreads(builtVersion()), { threads: 3, small: 3, waitPolicy: 'PASSIVE', source: 'GTA_THREADS' });
     process.env.OMP_WAIT_POLICY = 'active';
     assert.equal(chooseThreads(builtVersion()).waitPolicy, 'ACTIVE');
   } finally {

@@ -85,23 +85,24 @@ async function initCpu(): Promise<string> {
   return 'js cpu';
 }
 
-/** How to change the torch backend's CPU thread count, once it runs on the CPU. */
-let torchThreads: { set: (n: number) => void; count: number } | undefined;
+/** How to change the torch backend's CPU thread count, once it runs on the CPU, and its two counts. */
+let torchThreads: { set: (n: number) => void; large: number; small: number } | undefined;
 
 /**
- * Runs `fn` with the torch backend on one CPU thread. Decoding is thousands of tiny operators, where
- * waking sleeping OpenMP threads costs more than a second core gives back (a GTA rollout: 81 ms at 1
- * thread, 96 ms at 2 passive threads), while training's larger products gain from them. Other
- * backends, or a torch backend on one thread or a GPU: `fn` as it is.
+ * Runs `fn` with the torch backend at its thread count for small work (torch/threads.ts): rollouts
+ * and RL updates are thousands of operators on a few thousand rows, where waking sleeping OpenMP
+ * threads can cost more than another core gives back (on a 2-vCPU Xeon a GTA step took 0.155 s at 1
+ * thread and 0.178 s at 2, while an LM-like step was 1.4x faster at 2). Other backends, a GPU, or the
+ * same count for both: `fn` as it is.
  */
-export function singleThreaded<T>(fn: () => T): T {
+export function smallWork<T>(fn: () => T): T {
   const t = torchThreads;
-  if (!t || t.count === 1 || tf.getBackend() !== 'torch') return fn();
-  t.set(1);
+  if (!t || t.small === t.large || tf.getBackend() !== 'torch') return fn();
+  t.set(t.small);
   try {
     return fn();
   } finally {
-    t.set(t.count);
+    t.set(t.large);
   }
 }
 
@@ -122,9 +123,11 @@ async function initTorch(): Promise<string> {
   const backend = registerTorch(device, device === 'cpu' ? choice.threads : os.availableParallelism());
   await activate('torch');
   if (device !== 'cpu') return `libtorch ${info.version} ${device}`;
-  torchThreads = { set: (n) => backend.native.setThreads(n), count: choice.threads };
-  const how = choice.source === 'measured' || choice.source === 'cached' ? `${choice.source}: ${Object.entries(choice.measured ?? {}).map(([n, ms]) => `${n}t ${ms} ms`).join(', ')}` : choice.source;
-  return `libtorch ${info.version} cpu, ${choice.threads} thread${choice.threads === 1 ? '' : 's'} (${how}; OMP_WAIT_POLICY=${choice.waitPolicy})`;
+  torchThreads = { set: (n) => backend.native.setThreads(n), large: choice.threads, small: choice.small };
+  const times = (w: 'large' | 'small') => Object.entries(choice.measured?.[w] ?? {}).map(([n, ms]) => `${n}t ${ms} ms`).join(', ');
+  const how = choice.measured ? `${choice.source}: large ${times('large')}; small ${times('small')}` : choice.source;
+  const plural = (n: number) => `${n} thread${n === 1 ? '' : 's'}`;
+  return `libtorch ${info.version} cpu, ${plural(choice.threads)}, ${plural(choice.small)} for rollouts and RL updates (${how}; OMP_WAIT_POLICY=${choice.waitPolicy})`;
 }
 
 async function initWasm(): Promise<string> {

@@ -5,7 +5,7 @@
  * their later tokens are dropped.
  */
 import * as tf from '@tensorflow/tfjs';
-import { singleThreaded } from '../backend/select.js';
+import { smallWork } from '../backend/select.js';
 import { disposeCache, NEG_INF, type DecodeCache, type KvCache, type Transformer } from '../model/transformer.js';
 import { gatherRows } from '../backend/gather_rows.js';
 import { buildInput, disposeInput } from '../model/batch.js';
@@ -21,7 +21,7 @@ export interface Chooser {
 }
 
 export function decode(model: Transformer, unique: number[][], maxNewTokens: number, padId: number, choose: Chooser, repeat = 1): { tokens: number[][]; finished: boolean[] } {
-  return singleThreaded(() => decodeLoop(model, unique, maxNewTokens, padId, choose, repeat));
+  return smallWork(() => decodeLoop(model, unique, maxNewTokens, padId, choose, repeat));
 }
 
 function decodeLoop(model: Transformer, unique: number[][], maxNewTokens: number, padId: number, choose: Chooser, repeat: number): { tokens: number[][]; finished: boolean[] } {

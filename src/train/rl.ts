@@ -9,6 +9,7 @@ import type { RlConfig, TrainConfig } from '../config/schema.js';
 import { buildContinuation, disposeInput } from '../model/batch.js';
 import type { Transformer } from '../model/transformer.js';
 import { gatherRows } from '../backend/gather_rows.js';
+import { smallWork } from '../backend/select.js';
 import { sampleCompletions, type Completion } from '../sample/rollout.js';
 import { scoreRewards, REWARD_NAMES, type Scored } from '../task/rewards.js';
 import { parseCompletion, structureSpec, type CompletionFormat, type StructureSpec } from '../task/structure.js';
@@ -104,6 +105,10 @@ export type GradientHook = (gRl: Grads) => { grads: Grads; metrics: Record<strin
  * tokens of the batch; with no trainable completion token the step applies nothing.
  */
 export function policyUpdate(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHook): { metrics: Record<string, number>; tokens: number } {
+  return smallWork(() => update(ctx, r, lr, hook));
+}
+
+function update(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHook): { metrics: Record<string, number>; tokens: number } {
   const { model, rl } = ctx;
   // each group's prompt once, its completions after it (as the rollout decoded them)
   const cont = buildContinuation(r.unique, r.completions.map((c) => c.tokens), r.group, ctx.padId);

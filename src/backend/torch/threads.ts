@@ -7,9 +7,10 @@
  * ran (and 5-10% less than passive on an idle machine). So idle threads sleep (OMP_WAIT_POLICY=PASSIVE,
  * set before libgomp loads) unless OMP_WAIT_POLICY says otherwise, and the thread count is measured
  * once per machine: a short workload of the kind training runs (small matrix products, many tiny
- * operators, host reads) in a child process per count. The result is cached in the user's cache
- * folder, keyed by CPU model, core count and libtorch version, and logged with the backend.
- * GTA_THREADS sets the count.
+ * operators, host reads) in a child process per count, for large work (LM and SFT steps) and small
+ * work (rollouts and RL updates) apart: on the 2-vCPU Xeon two passive threads made an LM-like step
+ * 1.4x faster but a GTA step 15% slower. The result is cached in the user's cache folder, keyed by
+ * CPU model, core count and libtorch version, and logged with the backend. GTA_THREADS sets both.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -19,19 +20,30 @@ import { fileURLToPath } from 'node:url';
 
 export type WaitPolicy = 'ACTIVE' | 'PASSIVE';
 
+/**
+ * The two kinds of work the calibration times: `large`, a step of big products (LM and SFT steps);
+ * `small`, many operators on a few thousand rows (rollouts and RL updates, where waking threads costs
+ * more than a second core gives back on a small machine).
+ */
+export type Workload = 'large' | 'small';
+
 export interface ThreadChoice {
+  /** Threads for large work (the backend's default count). */
   threads: number;
+  /** Threads for small work (smallWork in src/backend/select.ts: rollouts and RL updates). */
+  small: number;
   waitPolicy: WaitPolicy;
   /** Where the choice came from. */
   source: 'GTA_THREADS' | 'measured' | 'cached' | 'one core';
-  /** Milliseconds of the calibration workload per thread count, when measured. */
-  measured?: Record<string, number>;
+  /** Milliseconds of each calibration workload per thread count (the best of two rounds), when measured. */
+  measured?: Record<Workload, Record<string, number>>;
 }
 
 interface CacheEntry {
   threads: number;
+  small: number;
   waitPolicy: WaitPolicy;
-  measured: Record<string, number>;
+  measured: Record<Workload, Record<string, number>>;
   at: string;
 }
 
@@ -66,7 +78,7 @@ function writeCache(key: string, entry: CacheEntry): void {
 }
 
 /**
- * The thread count and wait policy for this process. Call before the addon loads (the wait policy
+ * The thread counts and wait policy for this process. Call before the addon loads (the wait policy
  * must be in the environment when libgomp starts); `libtorch` is the version the addon was built
  * against (for the cache key).
  */
@@ -74,34 +86,43 @@ export function chooseThreads(libtorch: string): ThreadChoice {
   const cores = os.availableParallelism();
   const waitPolicy = (process.env.OMP_WAIT_POLICY?.toUpperCase() as WaitPolicy | undefined) ?? 'PASSIVE';
   const fixed = Number(process.env.GTA_THREADS);
-  if (fixed > 0) return { threads: fixed, waitPolicy, source: 'GTA_THREADS' };
-  if (cores === 1) return { threads: 1, waitPolicy, source: 'one core' };
+  if (fixed > 0) return { threads: fixed, small: fixed, waitPolicy, source: 'GTA_THREADS' };
+  if (cores === 1) return { threads: 1, small: 1, waitPolicy, source: 'one core' };
   const key = `${machineKey(libtorch)} | ${waitPolicy}`;
   const cached = readCache()[key];
-  if (cached) return { threads: cached.threads, waitPolicy, source: 'cached', measured: cached.measured };
+  if (cached?.small) return { threads: cached.threads, small: cached.small, waitPolicy, source: 'cached', measured: cached.measured };
   const counts = cores <= 4 ? Array.from({ length: cores }, (_, i) => i + 1) : [1, Math.ceil(cores / 2), cores];
-  const measured: Record<string, number> = {};
-  let best = 1;
-  let bestMs = Infinity;
-  for (const n of counts) {
-    const ms = calibrate(n, waitPolicy);
-    if (!Number.isFinite(ms)) continue;
-    measured[String(n)] = Math.round(ms * 10) / 10;
-    // more threads only when clearly (3%) faster: they cost the other processes on the machine
-    if (ms < bestMs * 0.97) {
-      best = n;
-      bestMs = ms;
+  const measured: Record<Workload, Record<string, number>> = { large: {}, small: {} };
+  // two interleaved rounds, the best of each kept: a process that was briefly busy on the machine
+  // should not decide the count for good
+  for (let round = 0; round < 2; round++) {
+    for (const n of counts) {
+      const ms = calibrate(n, waitPolicy);
+      for (const w of ['large', 'small'] as const) {
+        if (Number.isFinite(ms[w])) measured[w][String(n)] = Math.min(measured[w][String(n)] ?? Infinity, Math.round(ms[w] * 10) / 10);
+      }
     }
   }
-  if (bestMs === Infinity) return { threads: 1, waitPolicy, source: 'measured', measured };
-  writeCache(key, { threads: best, waitPolicy, measured, at: new Date().toISOString() });
-  return { threads: best, waitPolicy, source: 'measured', measured };
+  const threads = fewestNearBest(measured.large);
+  const small = fewestNearBest(measured.small);
+  if (threads === undefined || small === undefined) return { threads: 1, small: 1, waitPolicy, source: 'measured', measured };
+  writeCache(key, { threads, small, waitPolicy, measured, at: new Date().toISOString() });
+  return { threads, small, waitPolicy, source: 'measured', measured };
 }
 
-/** Milliseconds of the workload in calibrate.ts at one setting (Infinity when the child fails). */
-function calibrate(threads: number, policy: WaitPolicy): number {
+/** The smallest count whose time is within 3% of the best: more threads cost the other processes on the machine. */
+function fewestNearBest(ms: Record<string, number>): number | undefined {
+  const entries = Object.entries(ms).map(([n, t]) => [Number(n), t] as const);
+  if (entries.length === 0) return undefined;
+  const best = Math.min(...entries.map(([, t]) => t));
+  return Math.min(...entries.filter(([, t]) => t <= best * 1.03).map(([n]) => n));
+}
+
+/** Milliseconds of both workloads in calibrate.ts at one setting (Infinity when the child fails). */
+function calibrate(threads: number, policy: WaitPolicy): Record<Workload, number> {
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'calibrate.js');
   const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, GTA_THREADS: String(threads), OMP_WAIT_POLICY: policy } });
-  const ms = Number(r.stdout?.trim().split('\n').pop());
-  return r.status === 0 && ms > 0 ? ms : Infinity;
+  const [large, small] = (r.stdout?.trim().split('\n').pop() ?? '').split(' ').map(Number);
+  const ok = (ms: number) => (r.status === 0 && ms > 0 ? ms : Infinity);
+  return { large: ok(large), small: ok(small) };
 }
