@@ -61,6 +61,30 @@ test('bad input: exit code 2, a one-line message naming the file, and no run dir
   assert.match(r3.stderr, /not a gta run directory/);
 });
 
+test('bad config: every problem at once with suggestions, an alias bomb as a config error; exit 2, no run directory', () => {
+  const dir = tmpDir();
+  const cfg = path.join(dir, 'c.yaml');
+  fs.writeFileSync(cfg, `dataset: sst2\noutput_dir: ${path.join(dir, 'runs')}\ntrain:\n  learnin_rate: 0.1\n`);
+  const r = gta(['train', '--config', cfg], dir);
+  assert.equal(r.code, 2, r.stderr);
+  assert.deepEqual(r.stderr.trimEnd().split('\n'), [
+    `gta: error: 3 problems in ${cfg}:`,
+    `  ${cfg}:1:1: data: required object is missing`,
+    `  ${cfg}:1:1: dataset: unknown key (did you mean data.name?)`,
+    `  ${cfg}:4:3: train.learnin_rate: unknown key (did you mean train.optim.lr?)`,
+  ]);
+  assert.equal(fs.existsSync(path.join(dir, 'runs')), false);
+
+  const bomb = path.join(dir, 'bomb.yaml');
+  const levels = ['a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]'];
+  for (let i = 1; i < 9; i++) levels.push(`l${i}: &l${i} [${Array(9).fill(i === 1 ? '*a' : `*l${i - 1}`).join(', ')}]`);
+  fs.writeFileSync(bomb, `${levels.join('\n')}\noutput_dir: ${path.join(dir, 'runs')}\n`);
+  const b = gta(['train', '--config', bomb], dir);
+  assert.equal(b.code, 2, b.stderr);
+  assert.match(b.stderr.trim(), /^gta: error: .*bomb\.yaml: too many YAML aliases[^\n]*$/);
+  assert.equal(fs.existsSync(path.join(dir, 'runs')), false);
+});
+
 test('a run killed mid-way leaves metrics.jsonl parseable line by line and run.json not finished', async () => {
   const dir = tmpDir();
   const cfg = tinyConfig(dir);
@@ -92,5 +116,5 @@ test('--help lists only the built commands', () => {
   const r = gta(['--help'], ROOT);
   assert.equal(r.code, 0);
   const commands = [...r.stdout.matchAll(/^ {2}gta (\S+)/gm)].map((m) => m[1]).sort();
-  assert.deepEqual(commands, ['compare-baselines', 'eval', 'pretrain', 'report', 'train']);
+  assert.deepEqual(commands, ['compare-baselines', 'eval', 'pretrain', 'report', 'runs', 'train']);
 });

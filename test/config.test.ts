@@ -5,6 +5,8 @@ import path from 'node:path';
 import { loadConfig } from '../src/config/load.js';
 import { CompareConfigSchema, PretrainConfigSchema, TrainConfigSchema } from '../src/config/schema.js';
 import { tmpDir } from './helpers/tiny.js';
+import { keyPaths, suggestKeys } from '../src/config/keys.js';
+import { GtaError } from '../src/util/errors.js';
 
 function write(text: string): string {
   const f = path.join(tmpDir(), 'c.yaml');
@@ -76,4 +78,66 @@ test('every shipped config loads, and each run config is named for its dataset a
       assert.equal(config.name, f.replace(/\.yaml$/, ''));
     }
   }
+});
+
+test('every problem at once: one line each with file:line:col, and the nearest valid key', () => {
+  const f = write('dataset: sst2\ntrain:\n  learnin_rate: 0.1\n');
+  assert.throws(() => loadConfig(TrainConfigSchema, f), (e: Error) => {
+    const lines = e.message.split('\n');
+    assert.equal(lines[0], `3 problems in ${f}:`);
+    assert.deepEqual(lines.slice(1).sort(), [
+      `  ${f}:1:1: data: required object is missing`,
+      `  ${f}:1:1: dataset: unknown key (did you mean data.name?)`,
+      `  ${f}:3:3: train.learnin_rate: unknown key (did you mean train.optim.lr?)`,
+    ]);
+    return true;
+  });
+  // Several unknown keys of one mapping are several problems, in file order; a --set problem comes last.
+  const g = write('data:\n  name: sst2\n  label: [a, b]\ntrain:\n  batchSize: 8\n  epoch: 2\n');
+  assert.throws(() => loadConfig(TrainConfigSchema, g, ['train.steps=0']), (e: Error) => {
+    assert.deepEqual(e.message.split('\n'), [
+      `4 problems in ${g}:`,
+      `  ${g}:3:3: data.label: unknown key (did you mean data.labels?)`,
+      `  ${g}:5:3: train.batchSize: unknown key (did you mean train.batch_size?)`,
+      `  ${g}:6:3: train.epoch: unknown key (did you mean train.epochs?)`,
+      '  --set train.steps: train.steps: Too small: expected number to be >0',
+    ]);
+    return true;
+  });
+});
+
+test('key paths come from the schema; suggestions prefer the same section and stay quiet when nothing is close', () => {
+  const paths = keyPaths(TrainConfigSchema);
+  for (const p of ['name', 'data.name', 'data.labels', 'train.optim.lr', 'train.optim.grad_clip', 'rl.rewards.accuracy', 'gta.lambda_sft', 'sft_then_rl.sft_steps', 'model.d_model']) {
+    assert.ok(paths.includes(p), p);
+  }
+  assert.ok(!paths.some((p) => p.startsWith('data.labels.')), 'lists are leaves');
+  assert.ok(keyPaths(PretrainConfigSchema).includes('train.seq_len'));
+  assert.deepEqual(suggestKeys('batch-size', 'eval', paths), ['eval.batch_size']);
+  assert.deepEqual(suggestKeys('lr', 'train', paths), ['train.optim.lr']);
+  assert.deepEqual(suggestKeys('learning_rate', '', paths), ['train.optim.lr']);
+  assert.deepEqual(suggestKeys('warmup', 'train.optim', paths), ['train.optim.warmup_steps']);
+  assert.deepEqual(suggestKeys('group_sise', 'rl', paths), ['rl.group_size']);
+  assert.deepEqual(suggestKeys('bogus_key', '', paths), []);
+  assert.deepEqual(suggestKeys('zz', 'train', paths), []);
+  // A synonym whose target the schema lacks is not offered: pretraining has no train.epochs.
+  assert.deepEqual(suggestKeys('epochs', 'train', keyPaths(PretrainConfigSchema)), []);
+  // Other schemas get their own keys: a sweep lists datasets.
+  assert.deepEqual(suggestKeys('dataset', '', keyPaths(CompareConfigSchema)), ['datasets']);
+});
+
+test('a YAML alias bomb is a config error naming the file, not a crash; ordinary aliases still work', () => {
+  const levels = ['a: &a [x, x, x, x, x, x, x, x, x]'];
+  for (let i = 1; i < 9; i++) levels.push(`l${i}: &l${i} [${Array(9).fill(i === 1 ? '*a' : `*l${i - 1}`).join(', ')}]`);
+  const f = write(`${levels.join('\n')}\ndata: {name: sst2}\n`);
+  const t0 = performance.now();
+  assert.throws(() => loadConfig(TrainConfigSchema, f), (e: Error) => {
+    assert.ok(e instanceof GtaError, String(e));
+    assert.match(e.message, new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: too many YAML aliases`));
+    assert.ok(!e.message.includes('\n'));
+    return true;
+  });
+  assert.ok(performance.now() - t0 < 2000, 'refused quickly');
+  const { config } = loadConfig(TrainConfigSchema, write('data: {name: &n sst2}\nname: *n\n'));
+  assert.equal(config.name, 'sst2');
 });

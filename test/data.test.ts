@@ -219,3 +219,32 @@ test('error: bad config values', async () => {
   const d = await loadDataset(cfg({ train_file: odd, format: 'csv', dev_fraction: 0 }), 0);
   assert.deepEqual(d.train, [{ text: 'x', label: 0 }]);
 });
+
+test('integer labels index data.labels; an exact name wins over an index', async () => {
+  // JSONL numbers and CSV strings alike; names and indices may mix.
+  const j = write('idx.jsonl', '{"text": "great", "label": 1}\n{"text": "awful", "label": 0}\n{"text": "fine", "label": "1"}\n{"text": "meh", "label": "negative"}\n');
+  const d = await loadDataset(cfg({ train_file: j, dev_file: j, labels: ['negative', 'positive'] }), 0);
+  assert.deepEqual(d.labels, ['negative', 'positive']);
+  assert.deepEqual(d.train.map((e) => e.label), [1, 0, 1, 0]);
+  const c = write('idx.csv', 'text,label\ngreat,1\nawful,0\n');
+  assert.deepEqual((await loadDataset(cfg({ train_file: c, dev_file: c, labels: ['negative', 'positive'] }), 0)).train.map((e) => e.label), [1, 0]);
+  // Star ratings named "1", "2", "5": the names mean themselves; only a non-name integer is an index.
+  const stars = write('stars.csv', 'text,label\na,5\nb,1\nc,2\nd,0\n');
+  const s = await loadDataset(cfg({ train_file: stars, dev_file: stars, labels: ['1', '2', '5'] }), 0);
+  assert.deepEqual(s.train.map((e) => e.label), [2, 0, 1, 0]);
+});
+
+test('error: an integer label past the end of data.labels names file:line', async () => {
+  const f = write('idx-bad.jsonl', '{"text": "great", "label": 1}\n{"text": "awful", "label": 2}\n');
+  await failsWith(loadDataset(cfg({ train_file: f, dev_fraction: 0, labels: ['negative', 'positive'] }), 0), f, 2, /label 2 is not a class index \(0 to 1: negative, positive\) nor one of the names$/);
+  const g = write('idx-bad2.csv', 'text,label\ngreat,positive\nawful,bad\n');
+  await failsWith(loadDataset(cfg({ train_file: g, dev_fraction: 0, labels: ['negative', 'positive'] }), 0), g, 3, /label 'bad' is not one of: negative, positive$/);
+});
+
+test('error: labels that look like class indices (0, 1, ...) without data.labels', async () => {
+  const f = write('idx-nolabels.jsonl', '{"text": "great", "label": 1}\n{"text": "awful", "label": 0}\n');
+  await failsWith(loadDataset(cfg({ train_file: f, dev_fraction: 0 }), 0), f, null, /labels look like class indices \(0 to 1\); give data\.labels: \[names in index order\]/);
+  // The numbers as names, when that is what is wanted.
+  const d = await loadDataset(cfg({ train_file: f, dev_fraction: 0, labels: ['0', '1'] }), 0);
+  assert.deepEqual(d.train.map((e) => e.label), [1, 0]);
+});

@@ -79,3 +79,23 @@ test('a checkpoint whose tokenizer is not the one its weights were trained with 
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(meta));
   assert.throws(() => loadCheckpoint(dir), /tokenizer\.json: tokenizer does not match the one the checkpoint was trained with/);
 });
+
+test('a checkpoint whose config.json records no checksums names the file once', async () => {
+  await useWasm();
+  const tok = tinyTokenizer();
+  const dir = path.join(tmpDir(), 'ckpt');
+  saveCheckpoint(dir, tinyModel(tok), tok, { kind: 'base', step: 1 });
+  const meta = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+  assert.ok(meta.sha256, 'saved checkpoints record checksums');
+  delete meta.sha256;
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(meta));
+  const tokFile = path.join(dir, 'tokenizer.json');
+  assert.throws(() => loadCheckpoint(dir), (e: Error) => {
+    assert.equal(e.message, `${tokFile}: the checkpoint records no checksum for it`);
+    assert.equal(e.message.split(tokFile).length - 1, 1, 'the path appears exactly once');
+    return true;
+  });
+  // A missing tokenizer file is named once too (it used to read ".../tokenizer.json: .../tokenizer.json: missing").
+  fs.rmSync(tokFile);
+  assert.throws(() => loadCheckpoint(dir), (e: Error) => e.message === `${tokFile}: missing from the checkpoint`);
+});

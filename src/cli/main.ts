@@ -6,12 +6,14 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { GtaError } from '../util/errors.js';
 import { LOG_LEVELS } from '../util/log.js';
+import { stopAllProgress } from '../util/progress.js';
 import { BACKEND_NAMES } from '../config/schema.js';
 import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
 import { pretrainCommand } from './pretrain.js';
 import { compareCommand } from './compare.js';
 import { reportCommand } from './report.js';
+import { runsCommand } from './runs.js';
 
 export async function main(argv: string[]): Promise<number> {
   try {
@@ -68,6 +70,12 @@ export async function main(argv: string[]): Promise<number> {
         async (a) => reportCommand({ runs: a.runs as string[], out: a.out, fraction: a['threshold-fraction'], logLevel: a['log-level'] }),
       )
       .command(
+        'runs [dir]',
+        'list the runs of a runs folder (and its sweeps), newest first: mode, dataset, status, step, dev accuracy, time',
+        (y) => y.positional('dir', { type: 'string', default: 'runs', describe: 'runs folder, sweep folder or run directory' }),
+        (a) => runsCommand({ dir: a.dir }),
+      )
+      .command(
         'pretrain',
         'train the base causal language model on the benchmarks\' training text',
         (y) =>
@@ -87,6 +95,8 @@ export async function main(argv: string[]): Promise<number> {
       .parseAsync();
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (e) {
+    // A bar still drawn (the error came mid-loop) is cleared first, so the message starts its own line.
+    stopAllProgress();
     if (e instanceof GtaError) {
       process.stderr.write(`gta: error: ${e.message}\n`);
       return e.exitCode;

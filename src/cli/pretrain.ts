@@ -10,6 +10,7 @@ import { markFailed, provenance, RunDir, RUN_FILES } from '../run/run_dir.js';
 import { pretrain } from '../train/pretrain.js';
 import { GtaError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
+import { formatDuration } from '../util/format.js';
 import { openResume } from './resume.js';
 import { stopOnSignals } from './signals.js';
 
@@ -46,7 +47,7 @@ export async function pretrainCommand(a: { config?: string; resume?: string; set
       throw new GtaError(`interrupted at step ${summary.steps}; continue with: gta pretrain --resume ${run.dir}`, 130);
     }
     run.setStatus('finished', { finished: new Date().toISOString() });
-    process.stdout.write(`${summary.checkpoint}\nheld-out perplexity ${Number(summary.held_out_perplexity).toFixed(2)} after ${summary.steps} steps (${summary.wall_time_s} s); run: ${run.dir}\n`);
+    process.stdout.write(`${summary.checkpoint}\nheld-out perplexity ${Number(summary.held_out_perplexity).toFixed(2)} after ${summary.steps} steps (${formatDuration(Number(summary.wall_time_s))}); run: ${run.dir}\n`);
   } catch (e) {
     if (!(e instanceof GtaError && e.exitCode === 130)) markFailed(run, e);
     throw e;

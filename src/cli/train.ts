@@ -6,6 +6,7 @@ import { finetune } from '../train/finetune.js';
 import { prepare } from '../train/setup.js';
 import { GtaError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
+import { formatDuration } from '../util/format.js';
 import { openResume } from './resume.js';
 import { stopOnSignals } from './signals.js';
 
@@ -66,7 +67,7 @@ export async function trainCommand(a: TrainArgs): Promise<void> {
     run.setStatus('finished', { finished: new Date().toISOString() });
     const f = summary.final as { split: string; accuracy: number; f1_weighted: number; invalid_rate: number };
     process.stdout.write(
-      `${run.dir}\n${f.split}: accuracy ${f.accuracy.toFixed(4)}  f1_weighted ${f.f1_weighted.toFixed(4)}  invalid ${f.invalid_rate.toFixed(4)}  (${summary.steps} steps, ${summary.wall_time_s} s)\n`,
+      `${run.dir}\n${f.split}: accuracy ${f.accuracy.toFixed(4)}  f1_weighted ${f.f1_weighted.toFixed(4)}  invalid ${f.invalid_rate.toFixed(4)}  (${summary.steps} steps, ${formatDuration(Number(summary.wall_time_s))})\n`,
     );
   } catch (e) {
     if (!(e instanceof GtaError && e.exitCode === 130)) markFailed(run, e);

@@ -1,12 +1,21 @@
 /**
  * Reads a YAML config, applies `--set key.path=value` overrides, validates it against a zod schema and
- * returns the typed config with defaults applied. Every failure is a one-line GtaError that names the
- * file, line and column (or the --set flag) and the key path.
+ * returns the typed config with defaults applied. A failure is a GtaError that names the file, line and
+ * column (or the --set flag) and the key path of every problem at once, one line each, with the nearest
+ * valid key for an unknown one ("did you mean train.optim.lr?"). One problem is one line; several are a
+ * first line `N problems in FILE:` and then one indented line per problem, in file order.
  */
 import fs from 'node:fs';
 import { LineCounter, parseDocument, parse as parseYamlValue, stringify, isMap, type Document } from 'yaml';
 import type { z } from 'zod';
 import { GtaError } from '../util/errors.js';
+import { keyPaths, suggestKeys } from './keys.js';
+
+/**
+ * YAML aliases a config may expand (the yaml package's maxAliasCount): a real config uses a handful;
+ * nested anchors that expand exponentially ("billion laughs") are refused instead of eating memory.
+ */
+const MAX_ALIAS_COUNT = 100;
 
 export interface LoadedConfig<T> {
   config: T;
@@ -29,7 +38,14 @@ export function loadConfig<S extends z.ZodType>(schema: S, file: string, overrid
     const what = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
     throw new GtaError(`${file}:${pos.line}:${pos.col}: YAML syntax error: ${what}`);
   }
-  const raw: unknown = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {};
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0];
+    if (/alias/i.test(msg)) throw new GtaError(`${file}: too many YAML aliases: they would expand to more than ${MAX_ALIAS_COUNT} copies (${msg})`);
+    throw new GtaError(`${file}: cannot read the YAML (${msg})`);
+  }
   if (!isPlainObject(raw)) throw new GtaError(`${file}: the config must be a YAML mapping of keys to values`);
   const overridden = new Set<string>();
   for (const o of overrides) {
@@ -39,11 +55,25 @@ export function loadConfig<S extends z.ZodType>(schema: S, file: string, overrid
   }
   const result = schema.safeParse(raw);
   if (!result.success) {
-    const where = describeIssue(result.error.issues[0] as Issue, raw);
-    const loc = overridden.has(where.key) ? `--set ${where.key}` : locate(file, doc, lineCounter, where.nodePath);
-    throw new GtaError(`${loc}: ${where.key || '(top level)'}: ${where.message}`);
+    const paths = keyPaths(schema);
+    const problems = (result.error.issues as Issue[])
+      .flatMap((issue) => describeIssue(issue, raw, paths))
+      .map((p, order) => {
+        // A --set key sorts after the file's lines; within the file, by position, then zod's order.
+        const at = overridden.has(p.key) ? { text: `--set ${p.key}`, line: Infinity, col: 0 } : locate(file, doc, lineCounter, p.nodePath);
+        return { line: at.line, col: at.col, order, text: `${at.text}: ${p.key || '(top level)'}: ${p.message}` };
+      })
+      .sort((a, b) => a.line - b.line || a.col - b.col || a.order - b.order);
+    throw new GtaError(formatProblems(file, problems.map((p) => p.text)));
   }
   return { config: result.data, resolvedYaml: stringify(result.data) };
+}
+
+/** One line for one problem; otherwise a count, then each problem on its own line in file order. */
+function formatProblems(file: string, problems: string[]): string {
+  const lines = [...new Set(problems)];
+  if (lines.length === 1) return lines[0];
+  return [`${lines.length} problems in ${file}:`, ...lines.map((l) => `  ${l}`)].join('\n');
 }
 
 interface Issue {
@@ -55,13 +85,26 @@ interface Issue {
   values?: unknown[];
 }
 
-/** Turns a zod issue into the key it is about and a message a person can act on. */
-function describeIssue(issue: Issue, raw: unknown): { key: string; nodePath: string[]; message: string } {
+interface Problem {
+  key: string;
+  nodePath: string[];
+  message: string;
+}
+
+/** Turns a zod issue into the keys it is about and a message a person can act on (one per unknown key). */
+function describeIssue(issue: Issue, raw: unknown, paths: string[]): Problem[] {
   const path = issue.path.map(String);
   if (issue.code === 'unrecognized_keys' && issue.keys) {
-    const k = issue.keys[0];
-    return { key: [...path, k].join('.'), nodePath: [...path, k], message: 'unknown key' };
+    return issue.keys.map((k) => {
+      const near = suggestKeys(k, path.join('.'), paths);
+      const hint = near.length ? ` (did you mean ${near.join(' or ')}?)` : '';
+      return { key: [...path, k].join('.'), nodePath: [...path, k], message: `unknown key${hint}` };
+    });
   }
+  return [describeOne(issue, raw, path)];
+}
+
+function describeOne(issue: Issue, raw: unknown, path: string[]): Problem {
   if (issue.code === 'invalid_type') {
     const got = describeValue(getPath(raw, path));
     if (got === 'missing') return { key: path.join('.'), nodePath: path.slice(0, -1), message: `required ${issue.expected ?? 'value'} is missing` };
@@ -86,7 +129,7 @@ function describeValue(v: unknown): string {
 }
 
 /** `file:line:col` of the deepest node on the path that exists in the YAML document. */
-function locate(file: string, doc: Document, lc: LineCounter, path: string[]): string {
+function locate(file: string, doc: Document, lc: LineCounter, path: string[]): { text: string; line: number; col: number } {
   for (let n = path.length; n >= 0; n--) {
     const node = doc.getIn(path.slice(0, n), true) as { range?: [number, number, number] } | undefined;
     // For a key that is present, point at its key rather than its value when we can find the pair.
@@ -94,10 +137,10 @@ function locate(file: string, doc: Document, lc: LineCounter, path: string[]): s
     const range = pairKey?.range ?? node?.range;
     if (range) {
       const p = lc.linePos(range[0]);
-      return `${file}:${p.line}:${p.col}`;
+      return { text: `${file}:${p.line}:${p.col}`, line: p.line, col: p.col };
     }
   }
-  return file;
+  return { text: file, line: 0, col: 0 };
 }
 
 function findKeyNode(doc: Document, path: string[]): { range?: [number, number, number] } | undefined {

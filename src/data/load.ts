@@ -49,19 +49,24 @@ export async function loadDataset(cfg: DataConfig, seed: number): Promise<Datase
   const rawTest = testT && extract(testT, cfg);
 
   let labels: string[];
+  // A given list (data.labels, a built-in's labels.txt) lets a label be a class index into it.
+  let indices = true;
   if (cfg.labels !== undefined) labels = checkLabelList(cfg.labels, 'data.labels');
   else if (src.labelsFile !== undefined) labels = await readLabelsFile(src.labelsFile);
-  else labels = inferLabels(rawTrain);
+  else {
+    labels = inferLabels(rawTrain, src.train);
+    indices = false;
+  }
 
   const index = new Map(labels.map((l, i) => [l, i] as const));
-  let train = toExamples(rawTrain, src.train, labels, index);
+  let train = toExamples(rawTrain, src.train, labels, index, indices);
   let dev: Example[];
   if (rawDev !== undefined && src.dev !== undefined) {
-    dev = toExamples(rawDev, src.dev, labels, index);
+    dev = toExamples(rawDev, src.dev, labels, index, indices);
   } else {
     ({ train, dev } = carveDev(train, labels.length, cfg.dev_fraction, streamRng(seed, 'dev-carve')));
   }
-  let test = rawTest !== undefined && src.test !== undefined ? toExamples(rawTest, src.test, labels, index) : [];
+  let test = rawTest !== undefined && src.test !== undefined ? toExamples(rawTest, src.test, labels, index, indices) : [];
 
   train = subset(train, cfg.max_train_examples, streamRng(seed, 'train-subset'));
   dev = subset(dev, cfg.max_eval_examples, streamRng(seed, 'dev-subset'));
@@ -155,9 +160,24 @@ function extract(t: Table, cfg: DataConfig): RawExample[] {
   });
 }
 
-function toExamples(raw: RawExample[], file: string, labels: string[], index: Map<string, number>): Example[] {
+/** A label that reads as a class index: 0, 1, 2... (JSONL numbers arrive here as their decimal string). */
+const CLASS_INDEX = /^(0|[1-9]\d*)$/;
+
+/**
+ * Each raw label is a name of the list, or (with `indices`, when the list was given) an integer index
+ * into it: many datasets store classes as 0, 1, ... An exact name always wins, so a list of numeric
+ * names (labels: ["1", "2", "5"] for star ratings) keeps meaning names; only other integers are indices.
+ */
+function toExamples(raw: RawExample[], file: string, labels: string[], index: Map<string, number>, indices: boolean): Example[] {
   return raw.map((r) => {
-    const label = index.get(r.label);
+    let label = index.get(r.label);
+    if (label === undefined && indices && CLASS_INDEX.test(r.label)) {
+      const i = Number(r.label);
+      if (i >= labels.length) {
+        throw atLine(file, r.line, `label ${r.label} is not a class index (0 to ${labels.length - 1}: ${listNames(labels)}) nor one of the names`);
+      }
+      label = i;
+    }
     if (label === undefined) throw atLine(file, r.line, `label '${r.label}' is not one of: ${listNames(labels)}`);
     return { text: r.text, label };
   });
@@ -186,9 +206,18 @@ function checkLabelList(list: string[], where: string): string[] {
 /**
  * Sorted unique train labels. Numeric names sort as numbers (2 before 10); otherwise by code point, which
  * unlike localeCompare gives the same order on every machine, so indices are stable across hosts.
+ * Integers from 0 up (0, 1, ...) are refused: they are almost surely class indices whose names the file
+ * lacks, and a model trained on names learns more (the base model knows "positive", not "1").
  */
-function inferLabels(train: RawExample[]): string[] {
+function inferLabels(train: RawExample[], file: string): string[] {
   const names = [...new Set(train.map((r) => r.label))];
+  if (names.every((n) => CLASS_INDEX.test(n)) && names.includes('0')) {
+    const k = Math.max(...names.map(Number)) + 1;
+    const asNames = Array.from({ length: Math.min(k, 3) }, (_, i) => `"${i}"`).join(', ');
+    throw new GtaError(
+      `${file}: labels look like class indices (0 to ${k - 1}); give data.labels: [names in index order] (or data.labels: [${asNames}${k > 3 ? ', ...' : ''}] to keep the numbers as names)`,
+    );
+  }
   if (names.every((n) => /^-?\d+(\.\d+)?$/.test(n))) return names.sort((a, b) => Number(a) - Number(b));
   return names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }

@@ -131,7 +131,9 @@ export function loadCheckpoint(dir: string): Loaded {
   try {
     tokenizer = Tokenizer.fromJSON(JSON.parse(readVerified(dir, 'tokenizer.json', meta).toString('utf8')));
   } catch (e) {
-    throw new GtaError(`${tokFile}: ${(e as Error).message}`);
+    // readVerified's errors name the file already; the tokenizer's and JSON.parse's do not.
+    const msg = (e as Error).message;
+    throw e instanceof GtaError && msg.startsWith(tokFile) ? e : new GtaError(`${tokFile}: ${msg}`);
   }
   if (tokenizer.fingerprint() !== meta.tokenizer) throw new GtaError(`${tokFile}: tokenizer does not match the one the checkpoint was trained with`);
   if (tokenizer.vocabSize !== arch.data.vocab_size)

@@ -97,10 +97,14 @@ function tableCells(rows: CompareRow[]): { header: string[]; body: string[][] } 
 /** Column names holding counts (steps, tokens...), shown as integers even when averaged over seeds. */
 const COUNT_COLUMN = /\b(steps?|tokens?|counts?|examples?|epochs?|seeds?)\b/i;
 
+/** Column names holding seconds: one decimal is all a wall time can tell. */
+const SECONDS_COLUMN = /\b(seconds?|secs?|time_s|wall_time_s)\b/i;
+
 function formatCell(column: string, v: Stat | number | null | undefined): string {
   if (v === null || v === undefined) return '–';
   const count = COUNT_COLUMN.test(column) || (typeof v === 'number' && Number.isInteger(v));
-  const fmt = (x: number) => (!Number.isFinite(x) ? '–' : count ? String(Math.round(x)) : x.toFixed(4));
+  const seconds = SECONDS_COLUMN.test(column);
+  const fmt = (x: number) => (!Number.isFinite(x) ? '–' : seconds ? x.toFixed(1) : count ? String(Math.round(x)) : x.toFixed(4));
   return typeof v === 'number' ? fmt(v) : `${fmt(v.mean)} ± ${fmt(v.std)}`;
 }
 

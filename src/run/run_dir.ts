@@ -9,6 +9,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { repoRoot } from '../util/paths.js';
 import { GtaError, writeError } from '../util/errors.js';
+import { EventWriter, rewriteEvents } from './tensorboard.js';
 
 export type RunStatus = 'running' | 'finished' | 'failed' | 'interrupted';
 
@@ -21,6 +22,8 @@ export const RUN_FILES = {
   samples: 'samples.jsonl',
   predictions: 'predictions.jsonl',
   summary: 'summary.json',
+  /** A folder: metrics.jsonl again as TensorBoard event files (src/run/tensorboard.ts). */
+  tensorboard: 'tb',
 } as const;
 type JsonlFile = typeof RUN_FILES.metrics | typeof RUN_FILES.samples | typeof RUN_FILES.predictions;
 
@@ -28,6 +31,9 @@ type JsonlFile = typeof RUN_FILES.metrics | typeof RUN_FILES.samples | typeof RU
 export type CheckpointName = 'latest' | 'best';
 
 export class RunDir {
+  /** The event file this process appends metrics to; started at the first metrics line. */
+  private events?: EventWriter;
+
   /** Use create, createAt, open or resumable. */
   constructor(readonly dir: string) {}
 
@@ -105,12 +111,23 @@ export class RunDir {
     return JSON.parse(fs.readFileSync(this.file(name), 'utf8')) as T;
   }
 
-  /** Appends one JSON object as one line (a single write call: a crash cannot split it). */
+  /**
+   * Appends one JSON object as one line (a single write call: a crash cannot split it). A metrics line
+   * also goes to the run's TensorBoard event file, as one event of its numeric values.
+   */
   appendJsonl(name: JsonlFile, record: object): void {
     try {
       fs.appendFileSync(this.file(name), JSON.stringify(record) + '\n');
     } catch (e) {
       throw writeError(this.file(name), e);
+    }
+    if (name !== RUN_FILES.metrics) return;
+    const tb = this.file(RUN_FILES.tensorboard);
+    try {
+      this.events ??= EventWriter.create(tb);
+      this.events.append(record as Record<string, unknown>);
+    } catch (e) {
+      throw writeError(tb, e);
     }
   }
 
@@ -151,13 +168,22 @@ export class RunDir {
 
   /**
    * Prepares a resume from a checkpoint at `step`: drops what was written after it, so no step appears
-   * twice, and records the resume in run.json.
+   * twice, and records the resume in run.json. tb/ is rewritten as one new event file holding the kept
+   * metrics lines (at their original wall times), so TensorBoard too shows each step once.
    */
   resumeAt(step: number, overrides: string[]): void {
     for (const name of [RUN_FILES.metrics, RUN_FILES.samples] as const) {
       if (!fs.existsSync(this.file(name))) continue;
       const kept = this.readJsonl(name).filter((l) => Number(l.step) <= step);
       this.writeFile(name, kept.map((l) => JSON.stringify(l) + '\n').join(''));
+    }
+    const started = Date.parse(String(this.info<{ started?: string }>().started)) / 1000;
+    const tb = this.file(RUN_FILES.tensorboard);
+    try {
+      // A point the old files lack gets the run's start plus its time_s (training time: close enough).
+      this.events = rewriteEvents(tb, this.readJsonl(RUN_FILES.metrics), (r) => (Number.isFinite(started) ? started + Number(r.time_s ?? 0) : Date.now() / 1000));
+    } catch (e) {
+      throw writeError(tb, e);
     }
     for (const name of [RUN_FILES.summary, RUN_FILES.predictions]) fs.rmSync(this.file(name), { force: true });
     const prev = this.info<{ resumes?: unknown[] }>();
