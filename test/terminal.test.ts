@@ -127,7 +127,7 @@ test('gta train in a real terminal (tmux): the result line is clean, every eval 
     const lines = screen.split('\n').map((l) => l.trimEnd());
     const result = lines.find((l) => l.startsWith('dev: accuracy'));
     assert.ok(result, screen);
-    assert.match(result, /^dev: accuracy \d\.\d{4} {2}f1_weighted \d\.\d{4} {2}invalid \d\.\d{4} {2}\(60 steps, \d+\.\d s\)$/);
+    assert.match(result, /^dev: accuracy \d\.\d{4} {2}f1_weighted \d\.\d{4} {2}generate_accuracy \d\.\d{4} {2}invalid \d\.\d{4} {2}\(60 steps, \d+\.\d s\)$/);
     assert.equal(lines.filter((l) => /INFO: eval \{"step":(20|40),/.test(l)).length, 2, screen);
     assert.ok(!lines.some((l) => /[█░]/.test(l)), `a bar frame was left:\n${screen}`);
   } finally {

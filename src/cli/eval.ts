@@ -62,7 +62,7 @@ export async function evalCommand(a: EvalArgs): Promise<void> {
   run.writeFile(`${name}.predictions.jsonl`, res.predictions.map((p) => JSON.stringify(p)).join('\n') + '\n');
   const m = res.metrics;
   process.stdout.write(
-    `${a.split} (${a.checkpoint}, step ${meta.step}): accuracy ${m.accuracy.toFixed(4)}  f1_weighted ${m.f1_weighted.toFixed(4)}  f1_macro ${m.f1_macro.toFixed(4)}  invalid ${m.invalid_rate.toFixed(4)}  n=${m.n}\n`,
+    `${a.split} (${a.checkpoint}, step ${meta.step}): accuracy ${m.accuracy.toFixed(4)}  f1_weighted ${m.f1_weighted.toFixed(4)}  f1_macro ${m.f1_macro.toFixed(4)}  generate_accuracy ${m.generate_accuracy.toFixed(4)}  invalid ${m.invalid_rate.toFixed(4)}  n=${m.n}\n`,
   );
   log.info({ file: run.file(`${name}.json`) }, 'eval written');
 }

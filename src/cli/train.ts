@@ -65,9 +65,9 @@ export async function trainCommand(a: TrainArgs): Promise<void> {
       throw new GtaError(`interrupted at step ${summary.steps}; continue with: gta train --resume ${run.dir}`, 130);
     }
     run.setStatus('finished', { finished: new Date().toISOString() });
-    const f = summary.final as { split: string; accuracy: number; f1_weighted: number; invalid_rate: number };
+    const f = summary.final as { split: string; accuracy: number; f1_weighted: number; generate_accuracy: number; invalid_rate: number };
     process.stdout.write(
-      `${run.dir}\n${f.split}: accuracy ${f.accuracy.toFixed(4)}  f1_weighted ${f.f1_weighted.toFixed(4)}  invalid ${f.invalid_rate.toFixed(4)}  (${summary.steps} steps, ${formatDuration(Number(summary.wall_time_s))})\n`,
+      `${run.dir}\n${f.split}: accuracy ${f.accuracy.toFixed(4)}  f1_weighted ${f.f1_weighted.toFixed(4)}  generate_accuracy ${f.generate_accuracy.toFixed(4)}  invalid ${f.invalid_rate.toFixed(4)}  (${summary.steps} steps, ${formatDuration(Number(summary.wall_time_s))})\n`,
     );
   } catch (e) {
     if (!(e instanceof GtaError && e.exitCode === 130)) markFailed(run, e);

@@ -1,16 +1,22 @@
 /**
- * Scores a model on a list of examples: greedy decoding, the label parsed from <answer>...</answer>,
- * classification metrics and one prediction record per example. SFT runs decode freely until EOS;
- * RL and GTA runs decode their completion format (free or structured, as they were trained) and also
- * report the format-valid rate and, for GTA, how the answer relates to the guess.
+ * Scores a model on a list of examples, the same way for every mode. The decision is whole-label
+ * scoring (src/sample/label_scores.ts) at the answer (and GTA's guess): the most probable whole label
+ * under structured decoding's restriction, after the structure the mode was trained on (SFT:
+ * `<answer>`; RL: a greedy think, then `<answer>`; GTA: the scored guess, a greedy think, then
+ * `<answer>`). That is the headline accuracy and F1, and it cannot be invalid. Free generation is
+ * measured beside it, as the mode decodes on its own (SFT: greedy over the whole vocabulary until EOS;
+ * RL and GTA: their rl.decoding): `generate_accuracy`, `invalid_rate` (no valid label in the output)
+ * and, for RL and GTA, the format-valid rate. GTA also reports how the scored answer relates to the
+ * scored guess.
  */
 import { MODE_TRAITS, type Completion, type Mode } from '../config/modes.js';
 import type { Transformer } from '../model/transformer.js';
 import type { Tokenizer } from '../tokenizer/bpe.js';
 import type { Example } from '../data/types.js';
 import { parseAnswer, type PromptBuilder } from '../task/prompt.js';
+import { scoreLabels } from '../sample/label_scores.js';
 import { sampleCompletions } from '../sample/rollout.js';
-import { parseCompletion, structureSpec, type Decoding } from '../task/structure.js';
+import { parseCompletion, structureSpec, type Decoding, type StructureSpec } from '../task/structure.js';
 import { Rng } from '../util/rng.js';
 import { classificationMetrics, type ClassificationMetrics } from './metrics.js';
 import { greedyGenerate } from '../sample/decode.js';
@@ -19,14 +25,19 @@ export interface Prediction {
   index: number;
   text: string;
   gold: string;
+  /** The scored decision. */
   predicted: string | null;
   correct: boolean;
+  /** The scored structure as text (what the decision reads as a completion). */
   output: string;
   guess?: string | null;
+  /** Free generation: its output, the label it names (null when none), and for RL and GTA whether its structure is well formed. */
+  generated: string;
+  generated_predicted: string | null;
   well_formed?: boolean;
 }
 
-/** GTA and RL extras: how often the structure was valid, and (GTA) guess versus answer. */
+/** GTA and RL extras: how often generation's structure was valid, and (GTA) the scored guess versus the scored answer. */
 export interface StructureMetrics {
   format_valid_rate: number;
   guess_accuracy?: number;
@@ -38,7 +49,8 @@ export interface StructureMetrics {
 }
 
 export interface EvalResult {
-  metrics: ClassificationMetrics & Partial<StructureMetrics>;
+  /** invalid_rate is free generation's; the rest is the scored decision's, plus generate_accuracy. */
+  metrics: ClassificationMetrics & { generate_accuracy: number } & Partial<StructureMetrics>;
   predictions: Prediction[];
   examplesPerSecond: number;
 }
@@ -59,9 +71,13 @@ export interface EvalContext {
 }
 
 interface Decoded {
+  /** The scored structure's tokens, its answer, and (GTA) its guess. */
   tokens: number[];
-  answer: number | null;
-  guess?: number | null;
+  answer: number;
+  guess?: number;
+  /** Free generation's tokens, the label they name, and whether their structure is well formed (RL, GTA). */
+  generated: number[];
+  generatedAnswer: number | null;
   wellFormed?: boolean;
 }
 
@@ -87,9 +103,16 @@ export function evaluate(ctx: EvalContext, examples: Example[]): EvalResult {
     correct: out[i].answer === e.label,
     output: ctx.tokenizer.decode(out[i].tokens),
     ...(ctx.format === 'gta' ? { guess: name(out[i].guess) } : {}),
+    generated: ctx.tokenizer.decode(out[i].generated),
+    generated_predicted: name(out[i].generatedAnswer),
     ...(ctx.format !== 'answer' ? { well_formed: out[i].wellFormed } : {}),
   }));
-  const metrics: EvalResult['metrics'] = classificationMetrics(gold, out.map((d) => d.answer), ctx.labels);
+  const n = Math.max(1, examples.length);
+  const metrics: EvalResult['metrics'] = {
+    ...classificationMetrics(gold, out.map((d) => d.answer), ctx.labels),
+    invalid_rate: out.filter((d) => d.generatedAnswer === null).length / n,
+    generate_accuracy: out.filter((d, i) => d.generatedAnswer === gold[i]).length / n,
+  };
   if (ctx.format !== 'answer') Object.assign(metrics, structureMetrics(out, gold, ctx.format === 'gta'));
   const seconds = (performance.now() - start) / 1000;
   return { metrics, predictions, examplesPerSecond: examples.length / Math.max(seconds, 1e-9) };
@@ -97,28 +120,44 @@ export function evaluate(ctx: EvalContext, examples: Example[]): EvalResult {
 
 function decoder(ctx: EvalContext): (prompts: number[][]) => Decoded[] {
   const tok = ctx.tokenizer;
+  const labels = ctx.labels.map((l) => tok.encode(l));
+  const [answerOpen, answerClose, guessOpen, guessClose] = (['<answer>', '</answer>', '<guess>', '</guess>'] as const).map((t) => tok.id(t));
+  const score = (prefixes: number[][], close: number) => scoreLabels(ctx.model, prefixes, labels, close, tok.padId).best;
+  const answerTail = (label: number) => [...labels[label], answerClose, tok.eosId];
+  const greedy = (spec: StructureSpec, decoding: Decoding, prompts: number[][]) =>
+    sampleCompletions(ctx.model, prompts, { spec, decoding, temperature: 1, topP: 1, maxNewTokens: ctx.maxNewTokens, greedy: true, rng: new Rng(0), padId: tok.padId });
   if (ctx.format === 'answer') {
-    return (prompts) =>
-      greedyGenerate(ctx.model, prompts, { maxNewTokens: ctx.maxNewTokens, stopId: tok.eosId, padId: tok.padId }).map((tokens) => ({
-        tokens,
-        answer: parseAnswer(tok, tokens, ctx.labels),
-      }));
+    return (prompts) => {
+      const answers = score(prompts.map((p) => [...p, answerOpen]), answerClose);
+      const generated = greedyGenerate(ctx.model, prompts, { maxNewTokens: ctx.maxNewTokens, stopId: tok.eosId, padId: tok.padId });
+      return prompts.map((_, i) => ({ tokens: [answerOpen, ...answerTail(answers[i])], answer: answers[i], generated: generated[i], generatedAnswer: parseAnswer(tok, generated[i], ctx.labels) }));
+    };
   }
-  const spec = structureSpec(tok, ctx.format, ctx.labels, ctx.thinkMaxTokens ?? 8);
-  return (prompts) =>
-    sampleCompletions(ctx.model, prompts, {
-      spec,
-      decoding: ctx.decoding ?? 'structured',
-      temperature: 1,
-      topP: 1,
-      maxNewTokens: ctx.maxNewTokens,
-      greedy: true,
-      rng: new Rng(0),
-      padId: tok.padId,
-    }).map((c) => {
-      const p = parseCompletion(spec, c.tokens);
-      return { tokens: c.tokens, answer: p.answer, guess: p.guess, wellFormed: p.wellFormed };
-    });
+  const think = ctx.thinkMaxTokens ?? 8;
+  const decoding = ctx.decoding ?? 'structured';
+  const rlSpec = structureSpec(tok, 'rl', ctx.labels, think);
+  const ownSpec = structureSpec(tok, ctx.format, ctx.labels, think);
+  /** A greedy structured think after each prefix, up to and including `<answer>`. */
+  const thinkThenAnswer = (prefixes: number[][]) => greedy(rlSpec, 'structured', prefixes).map((c) => c.tokens.slice(0, c.tokens.indexOf(answerOpen) + 1));
+  return (prompts) => {
+    const generated = greedy(ownSpec, decoding, prompts).map((c) => ({ tokens: c.tokens, parsed: parseCompletion(ownSpec, c.tokens) }));
+    let guesses: number[] | undefined;
+    let heads = prompts.map(() => [] as number[]);
+    if (ctx.format === 'gta') {
+      guesses = score(prompts.map((p) => [...p, guessOpen]), guessClose);
+      heads = guesses.map((g) => [guessOpen, ...labels[g], guessClose]);
+    }
+    const thinks = thinkThenAnswer(prompts.map((p, i) => [...p, ...heads[i]]));
+    const answers = score(prompts.map((p, i) => [...p, ...heads[i], ...thinks[i]]), answerClose);
+    return prompts.map((_, i) => ({
+      tokens: [...heads[i], ...thinks[i], ...answerTail(answers[i])],
+      answer: answers[i],
+      ...(guesses ? { guess: guesses[i] } : {}),
+      generated: generated[i].tokens,
+      generatedAnswer: generated[i].parsed.answer,
+      wellFormed: generated[i].parsed.wellFormed,
+    }));
+  };
 }
 
 export function structureMetrics(out: { answer: number | null; guess?: number | null; wellFormed?: boolean }[], gold: number[], gta: boolean): StructureMetrics {

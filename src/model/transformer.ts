@@ -222,6 +222,11 @@ export class Transformer {
     return matMulFast(hidden, this.w('tok_emb'), false, true) as tf.Tensor2D;
   }
 
+  /** The logits of a few tokens only: [N, d] hidden states -> [N, ids.length] (a slice of logits()'s columns). */
+  logitsOf(hidden: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
+    return matMulFast(hidden, gatherRows(this.w('tok_emb') as tf.Tensor2D, ids), false, true) as tf.Tensor2D;
+  }
+
   private qkv(l: number, h: tf.Tensor3D, B: number, T: number): { q: tf.Tensor4D; k: tf.Tensor4D; v: tf.Tensor4D } {
     const { d_model: d, n_heads: H } = this.arch;
     const dh = d / H;

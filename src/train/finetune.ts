@@ -84,6 +84,7 @@ function outcome(res: EvalResult): EvalOutcome {
     'eval/accuracy': m.accuracy,
     'eval/f1_weighted': m.f1_weighted,
     'eval/f1_macro': m.f1_macro,
+    'eval/generate_accuracy': m.generate_accuracy,
     'eval/invalid_rate': m.invalid_rate,
   };
   for (const k of ['format_valid_rate', 'guess_accuracy', 'revision_rate', 'revisions_fixed', 'revisions_broke'] as const) {
