@@ -74,7 +74,8 @@ export const TrainSchema = z
     steps: positiveInt.optional(),
     epochs: z.number().positive().default(1),
     batch_size: positiveInt.default(32),
-    dropout: z.number().min(0).lt(1).default(0.1),
+    /** Default 0.1 in mode sft (and sft_then_rl's SFT phase); the RL passes of rl and gta run without dropout, as TRL's GRPO, so there it must be 0. */
+    dropout: z.number().min(0).lt(1).optional(),
     optim: OptimSchema.prefault({}),
     eval_every: positiveInt.default(250),
     checkpoint_every: positiveInt.default(500),
@@ -157,6 +158,13 @@ export const TrainConfigSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
+    if ((c.mode === 'rl' || c.mode === 'gta') && c.train.dropout) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['train', 'dropout'],
+        message: `mode ${c.mode} trains without dropout (its rollouts and RL passes run the model as it samples); set train.dropout to 0 or leave it out`,
+      });
+    }
     if (MODE_TRAITS[c.mode].grouped && c.train.batch_size % c.rl.group_size !== 0) {
       ctx.addIssue({
         code: 'custom',
@@ -164,7 +172,9 @@ export const TrainConfigSchema = z
         message: `train.batch_size ${c.train.batch_size} is not a multiple of rl.group_size ${c.rl.group_size} (each prompt gets group_size completions)`,
       });
     }
-  });
+  })
+  // train.dropout's default by mode (so the resolved config states the value a run used)
+  .transform((c) => ({ ...c, train: { ...c.train, dropout: c.train.dropout ?? (c.mode === 'rl' || c.mode === 'gta' ? 0 : 0.1) } }));
 
 export const PretrainConfigSchema = z
   .object({

@@ -2,7 +2,7 @@
  * Mode gta (Guess-Think-Answer, arXiv 2509.12108): completions `<guess>LABEL</guess><think>...</think>
  * <answer>LABEL</answer>` sampled and scored as in rl.ts, with the guess span masked out of the RL loss
  * (rl_tokens.ts). The guess is trained instead by cross-entropy on the gold label of a teacher-forced
- * `prompt <guess>GOLD`, and the step's gradient combines the two under gta.gradient_constraint:
+ * `prompt <guess>GOLD` (guessExample), and the step's gradient combines the two under gta.gradient_constraint:
  * L = lambda_sft * L_SFT + lambda_rl * L_RL.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -12,13 +12,23 @@ import type { RngState } from '../util/rng.js';
 import type { AdamW } from './adamw.js';
 import { combineGradients } from './grad_constraint.js';
 import type { Runner, StepOutput } from './loop.js';
-import { policyUpdate, rlSetup, rollout } from './rl.js';
+import type { Decoding } from '../task/structure.js';
+import { policyUpdate, rlSetup, rollout, type RlExample } from './rl.js';
 import type { Prepared } from './setup.js';
 import { sftGrads, type SftExample } from './sft.js';
 
+/**
+ * The teacher-forced example of L_SFT: `prompt <guess>` then the gold label in structured decoding,
+ * where the decoder forces both tags; in free decoding the model must write the tags itself, so
+ * they are targets too (`prompt` then `<guess> GOLD </guess>`).
+ */
+export function guessExample(e: RlExample, decoding: Decoding, tags: { open: number; close: number }): SftExample {
+  return decoding === 'structured' ? { prompt: [...e.prompt, tags.open], target: e.goldTokens } : { prompt: e.prompt, target: [tags.open, ...e.goldTokens, tags.close] };
+}
+
 export function gtaRunner(cfg: TrainConfig, p: Prepared, optimizer: AdamW): Runner {
   const s = rlSetup(cfg, p, optimizer, 'gta');
-  const guessOpen = p.tokenizer.id('<guess>');
+  const tags = { open: p.tokenizer.id('<guess>'), close: p.tokenizer.id('</guess>') };
   let conflicts = 0;
   let steps = 0;
   return {
@@ -27,7 +37,7 @@ export function gtaRunner(cfg: TrainConfig, p: Prepared, optimizer: AdamW): Runn
     headline: ['reward/total/mean'],
     step(indices, lr): StepOutput {
       const batch = indices.map((i) => s.train[i]);
-      const guess: SftExample[] = batch.map((e) => ({ prompt: [...e.prompt, guessOpen], target: e.goldTokens }));
+      const guess = batch.map((e) => guessExample(e, cfg.rl.decoding, tags));
       const r = rollout(s.ctx, batch);
       let conflict = false;
       const u = policyUpdate(s.ctx, r, lr, (gRl) => {

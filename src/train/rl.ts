@@ -12,8 +12,8 @@ import { gatherRows } from '../backend/gather_rows.js';
 import { smallWork } from '../backend/select.js';
 import { sampleCompletions, type Completion } from '../sample/rollout.js';
 import { scoreRewards, REWARD_NAMES, type Scored } from '../task/rewards.js';
-import { parseCompletion, structureSpec, type CompletionFormat, type StructureSpec } from '../task/structure.js';
-import { mean, std } from '../util/stats.js';
+import { maxStructuredLength, parseCompletion, structureSpec, type CompletionFormat, type StructureSpec } from '../task/structure.js';
+import { mean, stdUnbiased } from '../util/stats.js';
 import { Clock } from '../util/clock.js';
 import { Rng, STREAMS, type RngState } from '../util/rng.js';
 import { stopGradient } from '../util/tf_extra.js';
@@ -82,7 +82,8 @@ export function rollout(ctx: RlContext, batch: RlExample[]): Rollout {
   const N = completions.length;
   const metrics: Record<string, number> = {
     'reward/total/mean': mean(scored.total),
-    'reward/total/std': std(scored.total),
+    // TRL's reward_std: the mean of each group's (unbiased) std
+    'reward/total/std': mean(adv.groupStd),
     'reward/frac_zero_std': adv.fracZeroStd,
     'completions/mean_length': rolloutTokens / N,
     'completions/clipped_ratio': completions.filter((c) => c.truncated).length / N,
@@ -91,7 +92,7 @@ export function rollout(ctx: RlContext, batch: RlExample[]): Rollout {
   };
   for (const name of REWARD_NAMES) {
     metrics[`reward/${name}/mean`] = mean(scored.components[name]);
-    metrics[`reward/${name}/std`] = std(scored.components[name]);
+    metrics[`reward/${name}/std`] = stdUnbiased(scored.components[name]);
   }
   return { prompts, unique: batch.map((e) => e.prompt), group: G, completions, scored, advantages: adv.advantages, metrics, rolloutTokens };
 }
@@ -104,17 +105,29 @@ export type GradientHook = (gRl: Grads) => { grads: Grads; metrics: Record<strin
  * against the log-probabilities at sampling time). Returns the last update's metrics and the real
  * tokens of the batch; with no trainable completion token the step applies nothing.
  */
-export function policyUpdate(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHook): { metrics: Record<string, number>; tokens: number } {
+export function policyUpdate(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHook): PolicyUpdate {
   return smallWork(() => update(ctx, r, lr, hook));
 }
 
-function update(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHook): { metrics: Record<string, number>; tokens: number } {
+/**
+ * What a policy update logs: the mean over its rl.num_iterations updates of each iteration's metrics
+ * (loss, KL, clip ratio, entropy, gradient norm, the hook's), as TRL averages them, and each
+ * iteration's own.
+ */
+export interface PolicyUpdate {
+  metrics: Record<string, number>;
+  iterations: Record<string, number>[];
+  tokens: number;
+}
+
+function update(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHook): PolicyUpdate {
   const { model, rl } = ctx;
   // each group's prompt once, its completions after it (as the rollout decoded them)
   const cont = buildContinuation(r.unique, r.completions.map((c) => c.tokens), r.group, ctx.padId);
   const rowOf = sharedRows(r.group, r.unique.length, cont.width);
   const sel = selectRlTokens(r.completions, rowOf, { format: ctx.format, maskTruncated: rl.mask_truncated_completions, spec: ctx.spec, vocab: model.arch.vocab_size });
   const metrics: Record<string, number> = {};
+  const iterations: Record<string, number>[] = [];
   if (sel.M > 0) {
     const clock = new Clock();
     const b = new PolicyBatch(cont, r.group, sel, rl.temperature);
@@ -138,7 +151,8 @@ function update(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHook): { 
           epsHigh: rl.epsilon_high ?? rl.epsilon,
           beta: rl.beta,
           lossType: rl.loss_type,
-          maxCompletionLength: sel.L,
+          // dr_grpo's constant normaliser: the longest completion the decoding can produce (TRL's max_completion_length)
+          maxCompletionLength: rl.decoding === 'structured' ? maxStructuredLength(ctx.spec) : rl.max_completion_tokens,
         });
         side = [tf.keep(g.clipRatio), tf.keep(g.kl), tf.keep(meanEntropy(logits))];
         return g.loss;
@@ -164,15 +178,16 @@ function update(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHook): { 
         tf.dispose(Object.values(step));
       }
       times['perf/optimizer_s'] += clock.lap();
-      Object.assign(metrics, { 'train/loss_rl': lossRl, clip_ratio: clipRatio, kl, entropy, 'train/grad_norm': gradNorm }, extra);
+      iterations.push({ 'train/loss_rl': lossRl, clip_ratio: clipRatio, kl, entropy, 'train/grad_norm': gradNorm, ...extra });
     }
+    for (const k of Object.keys(iterations[0])) metrics[k] = mean(iterations.map((m) => m[k]));
     Object.assign(metrics, times);
     b.dispose();
     tf.dispose([advT, ...(old ? [old] : []), ...(refLogp ? [refLogp] : [])]);
   }
   disposeInput(cont.prompt);
   disposeInput(cont.completion);
-  return { metrics, tokens: r.prompts.reduce((a, p, i) => a + p.length + r.completions[i].tokens.length, 0) };
+  return { metrics, iterations, tokens: r.prompts.reduce((a, p, i) => a + p.length + r.completions[i].tokens.length, 0) };
 }
 
 /** The selected completion tokens of one generation batch, as tensors, and their log-probabilities under a model. */

@@ -4,12 +4,6 @@ export function mean(xs: number[]): number {
   return xs.length === 0 ? 0 : xs.reduce((s, x) => s + x, 0) / xs.length;
 }
 
-/** Population standard deviation (divides by n). */
-export function std(xs: number[]): number {
-  const m = mean(xs);
-  return Math.sqrt(mean(xs.map((x) => (x - m) ** 2)));
-}
-
 /**
  * Unbiased (n-1) standard deviation, as torch.std (which TRL uses). For a single value torch gives
  * NaN; this gives 0.
