@@ -59,3 +59,27 @@ set: [train.steps=30, train.eval_every=10, train.log_every=5, data.name=tiny, tr
   assert.deepEqual(stamps(), before, 'finished runs are not trained again');
   assert.equal(read(path.join(out, 'compare.jsonl')), rows.map((x) => JSON.stringify(x)).join('\n') + '\n');
 });
+
+test('eval.test_at_end scores test once after the last dev eval; eval lines and curves carry every budget axis', async () => {
+  const { aggregate, readRun } = await import('../src/report/aggregate.js');
+  const dir = tmpDir();
+  const r = gta(['train', '--config', tinyConfig(dir), '--set', 'train.steps=40', '--set', 'train.eval_every=20', '--set', 'eval.test_at_end=true', '--log-level', 'warn'], dir);
+  assert.equal(r.code, 0, r.stderr);
+  const runDir = r.stdout.split('\n')[0];
+  const evals = jsonl(path.join(runDir, 'metrics.jsonl')).filter((l) => l.split !== 'train');
+  assert.deepEqual(evals.map((l) => [l.split, l.step]), [['dev', 20], ['dev', 40], ['test', 40]]);
+  // 16 examples a step (tinyConfig's batch; an epoch's last batch is the remainder), and tokens as counted in training
+  const seen = evals.map((l) => l.examples_seen);
+  assert.ok(seen[0] === 320 && seen[1] > 600 && seen[1] <= 640 && seen[2] === seen[1], String(seen));
+  assert.ok(evals.every((l) => l.tokens_seen > 0 && l.time_s >= 0));
+  const summary = JSON.parse(read(path.join(runDir, 'summary.json')));
+  assert.equal(summary.test.split, 'test');
+  assert.equal(summary.test.accuracy, evals[2]['eval/accuracy']);
+  const run = readRun(runDir);
+  assert.equal(run.evals.length, 2, 'the test line is not on the dev curve');
+  const agg = aggregate([run]);
+  assert.equal((agg.rows[0].columns['test accuracy'] as { mean: number }).mean, summary.test.accuracy);
+  const last = agg.curves.filter((c) => c.metrics['eval/accuracy']).pop()!;
+  assert.deepEqual(Object.keys(last.metrics).filter((k) => ['examples_seen', 'tokens_seen', 'time_s'].includes(k)).sort(), ['examples_seen', 'time_s', 'tokens_seen']);
+  assert.equal(last.metrics.examples_seen.mean, seen[1]);
+});

@@ -92,6 +92,11 @@ export const EvalSchema = z
     max_new_tokens: positiveInt.default(12),
     /** Examples scored at each periodic eval during training (the final eval uses all). */
     max_examples_during_training: positiveInt.default(500),
+    /**
+     * After the final eval on the dev split, also score the test split once (a metrics line with split
+     * 'test', summary.json's `test`): model choice and curves stay on dev, the reported number on test.
+     */
+    test_at_end: z.boolean().default(false),
   })
   .strict();
 

@@ -14,11 +14,13 @@ export interface RunRecord {
   mode: string;
   seed: number;
   status: string;
-  /** Dev evals in step order (periodic ones on a subset, the last on the whole split). */
-  evals: { step: number; time_s: number; accuracy: number; f1_weighted: number }[];
+  /** Evals of the run's eval split in step order (periodic ones on a subset, the last on the whole split), with the budget spent by then. */
+  evals: { step: number; time_s: number; examples: number; tokens: number; accuracy: number; f1_weighted: number }[];
   /** Mean total reward of each logged training step (RL and GTA). */
   rewards: { step: number; value: number }[];
   final: { accuracy: number; f1_weighted: number } | null;
+  /** The test split's score after the last step (eval.test_at_end), when the run has one. */
+  test: { accuracy: number; f1_weighted: number } | null;
   tokens: number;
 }
 
@@ -26,7 +28,10 @@ export function readRun(dir: string): RunRecord {
   const runDir = RunDir.open(dir);
   const run = runDir.info<{ status: string; mode: string; seed: number; dataset?: { name: string } }>();
   const lines = runDir.readJsonl(RUN_FILES.metrics);
-  const summary = runDir.summary<{ status: string; train_tokens: number; final?: { accuracy: number; f1_weighted: number } }>();
+  type Scores = { split: string; accuracy: number; f1_weighted: number };
+  const summary = runDir.summary<{ status: string; train_tokens: number; final?: Scores; test?: Scores }>();
+  // the curves are the eval split's; a test line written after the last step (eval.test_at_end) is not on them
+  const split = summary?.final?.split ?? lines.find((l) => l.split !== 'train' && 'eval/accuracy' in l)?.split;
   return {
     dir,
     dataset: run.dataset?.name ?? 'unknown',
@@ -34,10 +39,11 @@ export function readRun(dir: string): RunRecord {
     seed: run.seed,
     status: run.status,
     evals: lines
-      .filter((l) => l.split !== 'train' && 'eval/accuracy' in l)
-      .map((l) => ({ step: Number(l.step), time_s: Number(l.time_s), accuracy: Number(l['eval/accuracy']), f1_weighted: Number(l['eval/f1_weighted']) })),
+      .filter((l) => l.split === split && 'eval/accuracy' in l)
+      .map((l) => ({ step: Number(l.step), time_s: Number(l.time_s), examples: Number(l.examples_seen ?? NaN), tokens: Number(l.tokens_seen ?? NaN), accuracy: Number(l['eval/accuracy']), f1_weighted: Number(l['eval/f1_weighted']) })),
     rewards: lines.filter((l) => l.split === 'train' && 'reward/total/mean' in l).map((l) => ({ step: Number(l.step), value: Number(l['reward/total/mean']) })),
     final: summary?.final ? { accuracy: summary.final.accuracy, f1_weighted: summary.final.f1_weighted } : null,
+    test: summary?.test ? { accuracy: summary.test.accuracy, f1_weighted: summary.test.f1_weighted } : null,
     tokens: summary?.train_tokens ?? 0,
   };
 }
@@ -102,9 +108,11 @@ export function aggregate(runs: RunRecord[], rule: ThresholdRule = {}): Aggregat
         'best f1_weighted': stat(group.map((r) => Math.max(...r.evals.map((e) => e.f1_weighted)))),
         'steps to threshold': reach.length ? stat(reach.map((e) => e.step)) : null,
         'seconds to threshold': reach.length ? stat(reach.map((e) => e.time_s)) : null,
+        'examples to threshold': reach.length && reach.every((e) => Number.isFinite(e.examples)) ? stat(reach.map((e) => e.examples)) : null,
         'seeds reaching threshold': reach.length,
         'accuracy AUC': stat(group.map((r) => normalisedAuc(r.evals))),
         tokens: Math.round(stat(group.map((r) => r.tokens)).mean),
+        ...(group.every((r) => r.test) ? { 'test accuracy': stat(group.map((r) => r.test!.accuracy)), 'test f1_weighted': stat(group.map((r) => r.test!.f1_weighted)) } : {}),
       },
     });
     // One point per step that has an eval or a logged reward; a point holds only the metrics measured there.
@@ -113,7 +121,13 @@ export function aggregate(runs: RunRecord[], rule: ThresholdRule = {}): Aggregat
       const at = group.map((r) => r.evals.find((e) => e.step === step)).filter((e) => e !== undefined);
       const rewards = group.map((r) => r.rewards.find((x) => x.step === step)?.value).filter((v): v is number => v !== undefined);
       const metrics: Record<string, Stat> = {};
-      if (at.length) Object.assign(metrics, { 'eval/accuracy': stat(at.map((e) => e.accuracy)), 'eval/f1_weighted': stat(at.map((e) => e.f1_weighted)) });
+      if (at.length) {
+        Object.assign(metrics, { 'eval/accuracy': stat(at.map((e) => e.accuracy)), 'eval/f1_weighted': stat(at.map((e) => e.f1_weighted)) });
+        // the other budget axes at this step, to draw the curve against examples, tokens or seconds
+        for (const [axis, key] of [['examples_seen', 'examples'], ['tokens_seen', 'tokens'], ['time_s', 'time_s']] as const) {
+          if (at.every((e) => Number.isFinite(e[key]))) metrics[axis] = stat(at.map((e) => e[key]));
+        }
+      }
       if (rewards.length) metrics['reward/total/mean'] = stat(rewards);
       curves.push({ dataset, mode, step, metrics });
     }

@@ -50,6 +50,7 @@ export async function finetune(
     wall_time_s: r.wall_time_s,
     train_tokens: r.train_tokens,
     final: r.final!.summary,
+    ...(r.final!.extra ? { test: r.final!.extra } : {}),
     best_during_training: r.best,
   };
 }
@@ -72,7 +73,11 @@ function classificationEvaluator(cfg: TrainConfig, p: Prepared, run: RunDir, log
     final(step) {
       const res = score(split, `eval ${cfg.eval.split}`);
       for (const pred of res.predictions) run.appendJsonl('predictions.jsonl', { split: cfg.eval.split, step, ...pred });
-      return { ...outcome(res), summary: { split: cfg.eval.split, ...res.metrics } };
+      const final = { ...outcome(res), summary: { split: cfg.eval.split, ...res.metrics } };
+      if (!cfg.eval.test_at_end || cfg.eval.split === 'test' || p.data.test.length === 0) return final;
+      const test = score(p.data.test, 'eval test');
+      for (const pred of test.predictions) run.appendJsonl('predictions.jsonl', { split: 'test', step, ...pred });
+      return { ...final, extra: { split: 'test', ...test.metrics }, extraRecord: { split: 'test', ...outcome(test).record } };
     },
   };
 }

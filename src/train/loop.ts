@@ -24,6 +24,8 @@ export interface StepOutput {
   tokens: number;
   /** A few completions to keep in samples.jsonl (RL and GTA). */
   samples?: Record<string, unknown>[];
+  /** Training items this step consumed, when not the batch it was given (sft_then_rl's SFT phase draws its own). */
+  examples?: number;
 }
 
 /** What one training step is in a mode. */
@@ -47,6 +49,9 @@ export interface EvalOutcome {
   summary: Record<string, unknown>;
   /** Ranks periodic evaluations for checkpoints/best (higher is better), and what summary.json keeps of the best. */
   rank?: { score: number; keep: Record<string, number> };
+  /** A final evaluation of a second split (eval.test_at_end): its summary, and its metrics line (with its own split). */
+  extra?: Record<string, unknown>;
+  extraRecord?: Record<string, number | string>;
 }
 
 export interface Evaluator {
@@ -98,6 +103,8 @@ interface LoopState {
   position: SamplerPosition;
   best: Best | null;
   tokens_seen: number;
+  /** Training items consumed (labelled examples for SFT and pretraining sequences, prompts for RL and GTA). */
+  examples_seen: number;
   /** Metric sums of the log window in progress (so a resume writes the same averaged lines). */
   window: { sums: Record<string, number>; steps: number; tokens: number };
   elapsed_s: number;
@@ -120,7 +127,7 @@ export interface LoopResult {
 
 export async function trainLoop(x: LoopInput): Promise<LoopResult> {
   const { cfg, runner, model, tokenizer, optimizer, evaluator, run, log } = x;
-  let S: LoopState = { step: 0, position: { epoch: 0, batch: 0 }, best: null, tokens_seen: 0, window: { sums: {}, steps: 0, tokens: 0 }, elapsed_s: 0, last_samples: [], runner: {} };
+  let S: LoopState = { step: 0, position: { epoch: 0, batch: 0 }, best: null, tokens_seen: 0, examples_seen: 0, window: { sums: {}, steps: 0, tokens: 0 }, elapsed_s: 0, last_samples: [], runner: {} };
   if (x.resumeFrom) {
     const saved = loadTrainingState(x.resumeFrom);
     optimizer.load(saved.optimizer, saved.optimizerFile);
@@ -136,6 +143,8 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
   let pos = S.position;
   let best = S.best;
   let tokensSeen = S.tokens_seen;
+  // checkpoints from before this counter existed resume at what their step implies
+  let examplesSeen = S.examples_seen ?? 0;
   let window = { ...S.window, start: performance.now() };
   let step = S.step;
   let interrupted = false;
@@ -147,6 +156,7 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
       position: pos,
       best,
       tokens_seen: tokensSeen,
+      examples_seen: examplesSeen,
       window: { sums: window.sums, steps: window.steps, tokens: window.tokens },
       elapsed_s: elapsed(),
       last_samples: lastSamples,
@@ -154,7 +164,8 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
     };
     saveCheckpoint(run.checkpoint(name), model, tokenizer, { kind: 'training', step, optimizer: optimizer.state(), trainerState: state });
   };
-  const evalLine = (o: EvalOutcome) => ({ step, epoch: round(epochNow()), time_s: round(elapsed()), split: evaluator.split, ...o.record });
+  // every eval line carries the budget spent so far on each axis: steps, epochs, seconds, examples, tokens
+  const evalLine = (o: EvalOutcome) => ({ step, epoch: round(epochNow()), time_s: round(elapsed()), split: evaluator.split, examples_seen: examplesSeen, tokens_seen: tokensSeen, ...o.record });
 
   log.info({ steps: totalSteps, batches_per_epoch: sampler.batchesPerEpoch, train_examples: runner.lengths.length }, 'training');
   const bar = startProgress(x.label, totalSteps, log);
@@ -182,6 +193,7 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
     pos = next;
     step += 1;
     tokensSeen += r.tokens;
+    examplesSeen += r.examples ?? indices.length;
     window.steps += 1;
     window.tokens += r.tokens;
     lastSamples = r.samples ?? lastSamples;
@@ -189,7 +201,7 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
       const secs = (performance.now() - window.start) / 1000;
       const rec: Record<string, number | string> = { step, epoch: round(epochNow()), time_s: round(elapsed()), split: 'train' };
       for (const [k, v] of Object.entries(window.sums)) rec[k] = v / window.steps;
-      Object.assign(rec, { 'train/lr': lr, 'perf/tokens_per_s': window.tokens / secs, 'perf/tokens_seen': tokensSeen });
+      Object.assign(rec, { 'train/lr': lr, 'perf/tokens_per_s': window.tokens / secs, 'perf/tokens_seen': tokensSeen, 'train/examples_seen': examplesSeen });
       run.appendJsonl('metrics.jsonl', rec);
       const key = runner.headline.find((k) => k in rec) ?? runner.headline[0];
       bar.update(step, { [key.split('/').slice(-2).join('/')]: Number(rec[key] ?? NaN), 'tok/s': Math.round(Number(rec['perf/tokens_per_s'])) });
@@ -213,6 +225,7 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
   if (interrupted) return result;
   const final = evaluator.final(step);
   run.appendJsonl('metrics.jsonl', evalLine(final));
+  if (final.extraRecord) run.appendJsonl('metrics.jsonl', { ...evalLine({ ...final, record: {} }), ...final.extraRecord });
   // The final weights count as a candidate for best when no periodic eval ranked any (those used a subset).
   if (!best && final.rank) {
     best = { step, ...final.rank };

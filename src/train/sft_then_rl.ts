@@ -30,7 +30,7 @@ export function sftThenRlRunner(cfg: TrainConfig, p: Prepared, optimizer: AdamW)
       if (steps > cfg.sft_then_rl.sft_steps) return rl.step(indices, lr);
       const { indices: batch, next } = sftSampler.next(sftPos);
       sftPos = next;
-      return sft.step(batch, lr);
+      return { ...sft.step(batch, lr), examples: batch.length };
     },
     state: () => ({ steps, sft_position: sftPos, sft: sft.state(), rl: rl.state() }),
     restore(st) {
