@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { execFileSync } from 'node:child_process';
 import { repoRoot } from '../util/paths.js';
 import { GtaError, writeError } from '../util/errors.js';
@@ -134,9 +135,11 @@ export class RunDir {
   /** The lines of a JSONL file, parsed; a last line cut short by a crash is left out. */
   readJsonl(name: JsonlFile): Record<string, unknown>[] {
     const file = this.file(name);
-    if (!fs.existsSync(file)) return [];
+    // a finished run's large files may be kept gzipped (results/ in the repository)
+    const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : fs.existsSync(`${file}.gz`) ? zlib.gunzipSync(fs.readFileSync(`${file}.gz`)).toString('utf8') : undefined;
+    if (text === undefined) return [];
     const out: Record<string, unknown>[] = [];
-    for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    for (const line of text.split('\n')) {
       if (line.trim() === '') continue;
       try {
         out.push(JSON.parse(line) as Record<string, unknown>);
