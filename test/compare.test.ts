@@ -32,7 +32,7 @@ set: [train.steps=30, train.eval_every=10, train.log_every=5, data.name=tiny, tr
   const r = gta(['compare-baselines', '--config', cfg, '--log-level', 'warn'], dir);
   assert.equal(r.code, 0, r.stderr);
   const out = path.join(dir, 'sweep');
-  for (const f of ['compare.jsonl', 'compare.md', 'curves.jsonl', 'report.html', 'tiny-accuracy.svg', 'tiny-accuracy.png', 'tiny-reward.svg']) assert.ok(fs.existsSync(path.join(out, f)), `missing ${f}`);
+  for (const f of ['compare.jsonl', 'compare.md', 'curves.jsonl', 'report.html', 'tiny-accuracy.svg', 'tiny-accuracy.png', 'tiny-accuracy-by-examples.svg', 'tiny-accuracy-by-tokens.svg', 'tiny-accuracy-by-seconds.svg', 'tiny-reward.svg']) assert.ok(fs.existsSync(path.join(out, f)), `missing ${f}`);
   assert.match(r.stdout, /\| tiny \| sft \|/);
 
   const rows = jsonl(path.join(out, 'compare.jsonl'));

@@ -30,11 +30,16 @@ const FONT = 'DejaVu Sans';
  * plot pushes the chart title out of the picture.
  */
 const PLOTS = [
-  { metric: 'eval/accuracy', suffix: 'accuracy', title: 'eval accuracy', yTitle: 'eval accuracy' },
-  { metric: 'reward/total/mean', suffix: 'reward', title: 'mean total reward', yTitle: 'mean total reward' },
+  { metric: 'eval/accuracy', x: 'step', suffix: 'accuracy', title: 'eval accuracy', yTitle: 'eval accuracy' },
+  // the same curve against the other budgets (a mode's step is not the same amount of data or time)
+  { metric: 'eval/accuracy', x: 'examples_seen', suffix: 'accuracy-by-examples', title: 'eval accuracy by labelled examples', yTitle: 'eval accuracy' },
+  { metric: 'eval/accuracy', x: 'tokens_seen', suffix: 'accuracy-by-tokens', title: 'eval accuracy by tokens', yTitle: 'eval accuracy' },
+  { metric: 'eval/accuracy', x: 'time_s', suffix: 'accuracy-by-seconds', title: 'eval accuracy by wall seconds', yTitle: 'eval accuracy' },
+  { metric: 'reward/total/mean', x: 'step', suffix: 'reward', title: 'mean total reward', yTitle: 'mean total reward' },
 ] as const;
+const X_TITLES: Record<(typeof PLOTS)[number]['x'], string> = { step: 'step', examples_seen: 'labelled examples', tokens_seen: 'tokens', time_s: 'seconds' };
 
-/** Writes, per dataset, <dataset>-accuracy.svg/.png (eval/accuracy vs step: one line per mode with a mean +- std band) and, when any mode has 'reward/total/mean', <dataset>-reward.svg/.png; and report.html with the table and the SVGs inlined (no external scripts, styles or images). */
+/** Writes, per dataset, <dataset>-accuracy.svg/.png (eval/accuracy vs step: one line per mode with a mean +- std band), the same against labelled examples, tokens and seconds when the curves have them (-accuracy-by-examples, -by-tokens, -by-seconds), and, when any mode has 'reward/total/mean', <dataset>-reward.svg/.png; and report.html with the table and the SVGs inlined (no external scripts, styles or images). */
 export async function renderReport(
   outDir: string,
   input: ReportInput,
@@ -53,16 +58,17 @@ export async function renderReport(
   for (const dataset of unique(input.curves.map((c) => c.dataset))) {
     for (const plot of PLOTS) {
       const values = input.curves
-        .filter((c) => c.dataset === dataset && c.metrics[plot.metric] !== undefined)
+        .filter((c) => c.dataset === dataset && c.metrics[plot.metric] !== undefined && (plot.x === 'step' || c.metrics[plot.x] !== undefined))
         .map((c) => {
           const s = c.metrics[plot.metric];
           const std = Number.isFinite(s.std) ? s.std : 0; // one seed: no band rather than NaN
-          return { mode: c.mode, step: c.step, mean: s.mean, lo: s.mean - std, hi: s.mean + std };
+          // off the step axis, a point sits at the seeds' mean budget spent by that step
+          return { mode: c.mode, step: plot.x === 'step' ? c.step : c.metrics[plot.x].mean, mean: s.mean, lo: s.mean - std, hi: s.mean + std };
         })
         .sort((a, b) => a.step - b.step);
       if (values.length === 0) continue; // e.g. no reward curve when only sft ran
       const title = `${dataset}: ${plot.title}`;
-      const svg = await renderSvg(lineWithBand(values, title, plot.yTitle, modes, colours, width, height));
+      const svg = await renderSvg(lineWithBand(values, title, X_TITLES[plot.x], plot.yTitle, modes, colours, width, height));
       const base = path.join(outDir, `${safeName(dataset)}-${plot.suffix}`);
       fs.writeFileSync(`${base}.svg`, svg);
       fs.writeFileSync(`${base}.png`, svgToPng(svg, width, height));
@@ -112,13 +118,13 @@ interface BandPoint { mode: string; step: number; mean: number; lo: number; hi: 
 
 /** Vega-lite: a translucent mean ± std area under a mean line with points, one colour per mode. */
 function lineWithBand(
-  values: BandPoint[], title: string, yTitle: string, modes: string[], colours: string[], width: number, height: number,
+  values: BandPoint[], title: string, xTitle: string, yTitle: string, modes: string[], colours: string[], width: number, height: number,
 ): TopLevelSpec {
   // Only this plot's modes in the legend, each with its report-wide colour.
   const shown = modes.filter((m) => values.some((v) => v.mode === m));
   const range = shown.map((m) => colours[modes.indexOf(m)]);
   const color = { field: 'mode', type: 'nominal', title: 'mode', scale: { domain: shown, range } } as const;
-  const x = { field: 'step', type: 'quantitative', title: 'step' } as const;
+  const x = { field: 'step', type: 'quantitative', title: xTitle } as const;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: title, subtitle: 'line: mean over seeds; band: mean ± std' },
