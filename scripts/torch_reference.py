@@ -172,6 +172,18 @@ def read_safetensors(path):
 # ----------------------------------------------------------------------------------------------- bench
 
 
+def setup(p, a):
+    """Checks the model and device flags the bench subcommands share; sets threads and the seed; returns the device."""
+    if a.d_model % a.heads:
+        p.error("--d-model must be divisible by --heads")
+    if a.device == "cuda" and not torch.cuda.is_available():
+        print("torch_reference: --device cuda but torch.cuda.is_available() is false", file=sys.stderr)
+        sys.exit(2)
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    return torch.device(a.device)
+
+
 def bench(argv):
     # Defaults: configs/pretrain-base.yaml `model:` (bench.ts passes them all explicitly anyway).
     p = argparse.ArgumentParser(prog="torch_reference.py [bench]", description="scripts/bench.ts's `lm` measurement in PyTorch")
@@ -190,15 +202,7 @@ def bench(argv):
     a = p.parse_args(argv)
     if a.seq > a.context:
         p.error(f"--seq {a.seq} exceeds --context {a.context}")
-    if a.d_model % a.heads:
-        p.error("--d-model must be divisible by --heads")
-    if a.device == "cuda" and not torch.cuda.is_available():
-        print("torch_reference: --device cuda but torch.cuda.is_available() is false", file=sys.stderr)
-        sys.exit(2)
-
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-    dev = torch.device(a.device)
+    dev = setup(p, a)
 
     model = Transformer(a.vocab, a.d_model, a.layers, a.heads, a.d_ff, a.context).to(dev)
     params = list(model.parameters())
@@ -323,15 +327,7 @@ def rl(argv):
     p.add_argument("--loss-positions", help="comma-separated completion positions (0-based) in the loss; default all N")
     p.add_argument("--guess-ce", action="store_true", help="add GTA's guess cross-entropy and drop_sft_on_conflict (needs --prompts-file with guess and gold)")
     a = p.parse_args(argv)
-    if a.d_model % a.heads:
-        p.error("--d-model must be divisible by --heads")
-    if a.device == "cuda" and not torch.cuda.is_available():
-        print("torch_reference: --device cuda but torch.cuda.is_available() is false", file=sys.stderr)
-        sys.exit(2)
-
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-    dev = torch.device(a.device)
+    dev = setup(p, a)
     pad_id, spec = 0, {}
     if a.prompts_file:
         with open(a.prompts_file) as f:
