@@ -172,6 +172,20 @@ def read_safetensors(path):
 # ----------------------------------------------------------------------------------------------- bench
 
 
+def add_model_args(p):
+    """The device, thread, timing and model flags the bench subcommands share (defaults: configs/pretrain-base.yaml)."""
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--steps", type=int, default=10, help="timed steps, after 2 warm-up steps")
+    p.add_argument("--d-model", type=int, default=128)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--d-ff", type=int, default=512)
+    p.add_argument("--vocab", type=int, default=4096)
+    p.add_argument("--context", type=int, default=128, help="max_seq_len: rows of the position embedding")
+    p.add_argument("--seed", type=int, default=1)
+
+
 def setup(p, a):
     """Checks the model and device flags the bench subcommands share; sets threads and the seed; returns the device."""
     if a.d_model % a.heads:
@@ -187,18 +201,9 @@ def setup(p, a):
 def bench(argv):
     # Defaults: configs/pretrain-base.yaml `model:` (bench.ts passes them all explicitly anyway).
     p = argparse.ArgumentParser(prog="torch_reference.py [bench]", description="scripts/bench.ts's `lm` measurement in PyTorch")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--threads", type=int, default=os.cpu_count())
+    add_model_args(p)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--seq", type=int, default=64)
-    p.add_argument("--steps", type=int, default=10, help="timed steps, after 2 warm-up steps")
-    p.add_argument("--d-model", type=int, default=128)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--d-ff", type=int, default=512)
-    p.add_argument("--vocab", type=int, default=4096)
-    p.add_argument("--context", type=int, default=128, help="max_seq_len: rows of the position embedding")
-    p.add_argument("--seed", type=int, default=1)
     a = p.parse_args(argv)
     if a.seq > a.context:
         p.error(f"--seq {a.seq} exceeds --context {a.context}")
@@ -306,16 +311,7 @@ def rl(argv):
     (synchronising CUDA), the mean over the timed steps reported. tokens counted: P * G * N.
     """
     p = argparse.ArgumentParser(prog="torch_reference.py rl", description="scripts/bench.ts's `rl` measurement in PyTorch (rollout with a KV cache + GRPO update)")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--threads", type=int, default=os.cpu_count())
-    p.add_argument("--steps", type=int, default=10, help="timed steps, after 2 warm-up steps")
-    p.add_argument("--d-model", type=int, default=128)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--d-ff", type=int, default=512)
-    p.add_argument("--vocab", type=int, default=4096)
-    p.add_argument("--context", type=int, default=128, help="max_seq_len: rows of the position embedding")
-    p.add_argument("--seed", type=int, default=1)
+    add_model_args(p)
     p.add_argument("--prompts-file", help='JSON {"prompts": [[token ids], ...], "pad_id": n, and for --guess-ce "guess": [[prompt ids + <guess>], ...], "gold": [[label ids], ...]}: the real prompts (bench.ts writes them); overrides --prompts/--prompt-len')
     p.add_argument("--prompts", type=int, default=8, help="P, without --prompts-file: random prompts of --prompt-len tokens")
     p.add_argument("--prompt-len", type=int, default=24)

@@ -69,26 +69,28 @@ test('a disk that fills up: one line naming the file, exit 1, run not marked fin
   assert.deepEqual(fs.readdirSync(path.join(runDir, 'checkpoints')).filter((f) => f.includes('.tmp-')), [], 'no half-written folder left');
 });
 
-test('a checkpoint whose tokenizer is not the one its weights were trained with is refused', async () => {
+/** A saved tiny checkpoint whose config.json `edit` has changed; returns its folder. */
+async function checkpointWithMeta(edit: (meta: Record<string, unknown>) => void): Promise<string> {
   await useWasm();
   const tok = tinyTokenizer();
   const dir = path.join(tmpDir(), 'ckpt');
   saveCheckpoint(dir, tinyModel(tok), tok, { kind: 'base', step: 1 });
   const meta = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
-  meta.tokenizer = '0123456789abcdef';
+  edit(meta);
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(meta));
+  return dir;
+}
+
+test('a checkpoint whose tokenizer is not the one its weights were trained with is refused', async () => {
+  const dir = await checkpointWithMeta((meta) => void (meta.tokenizer = '0123456789abcdef'));
   assert.throws(() => loadCheckpoint(dir), /tokenizer\.json: tokenizer does not match the one the checkpoint was trained with/);
 });
 
 test('a checkpoint whose config.json records no checksums names the file once', async () => {
-  await useWasm();
-  const tok = tinyTokenizer();
-  const dir = path.join(tmpDir(), 'ckpt');
-  saveCheckpoint(dir, tinyModel(tok), tok, { kind: 'base', step: 1 });
-  const meta = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
-  assert.ok(meta.sha256, 'saved checkpoints record checksums');
-  delete meta.sha256;
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(meta));
+  const dir = await checkpointWithMeta((meta) => {
+    assert.ok(meta.sha256, 'saved checkpoints record checksums');
+    delete meta.sha256;
+  });
   const tokFile = path.join(dir, 'tokenizer.json');
   assert.throws(() => loadCheckpoint(dir), (e: Error) => {
     assert.equal(e.message, `${tokFile}: the checkpoint records no checksum for it`);

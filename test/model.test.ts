@@ -2,11 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { gatherRows } from '../src/backend/gather_rows.js';
-import { buildContinuation, buildInput, disposeInput, targetPositions } from '../src/model/batch.js';
+import { buildContinuation, buildInput, concatenatedRows, disposeInput, targetPositions } from '../src/model/batch.js';
 import { stepBias } from '../src/sample/decode.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.js';
 import { decodeSafetensors, encodeSafetensors } from '../src/model/safetensors.js';
-import { concatenatedRows, sharedRows } from '../src/train/rl_tokens.js';
 import { lossAtRows } from '../src/train/sft.js';
 import { disposeCache, type DecodeCache } from '../src/model/transformer.js';
 import { maxAbsDiff, tinyModel, tinyTokenizer, tmpDir, useWasm } from './helpers/tiny.js';
@@ -139,7 +138,7 @@ test('forwardShared: completions after a shared prompt get the hidden states and
   const rowsPlain = concatenatedRows(conts.map((_, i) => prompts[Math.floor(i / G)].length), buildInput(conts.map((c, i) => [...prompts[Math.floor(i / G)], ...c]), tok.padId).layout);
   const full = buildInput(conts.map((c, i) => [...prompts[Math.floor(i / G)], ...c]), tok.padId);
   const shared = buildContinuation(prompts, conts, G, tok.padId);
-  const rowsShared = sharedRows(G, prompts.length, shared.width);
+  const rowsShared = shared.rowOf;
   // every token's predicting row, in both layouts
   const pairs = conts.flatMap((c, i) => c.map((_, j) => [rowsPlain(i, j), rowsShared(i, j)]));
   const plainIdx = tf.tensor1d(pairs.map((p) => p[0]), 'int32');
@@ -148,8 +147,7 @@ test('forwardShared: completions after a shared prompt get the hidden states and
   const w = tf.randomNormal([pairs.length, d], 0, 1, 'float32', 11);
   const viaPlain = () => gatherRows(tf.reshape(model.forward(full.input).hidden, [-1, d]) as tf.Tensor2D, plainIdx) as tf.Tensor2D;
   const viaShared = () => {
-    const r = model.forwardShared(shared.prompt, shared.completion, G);
-    return gatherRows(tf.concat([r.promptLast, tf.reshape(r.hidden, [-1, d])], 0) as tf.Tensor2D, sharedIdx) as tf.Tensor2D;
+    return gatherRows(model.forwardShared(shared.prompt, shared.completion, G), sharedIdx) as tf.Tensor2D;
   };
   assert.ok(maxAbsDiff(viaPlain().dataSync(), viaShared().dataSync()) < 1e-5);
   const grad = (f: () => tf.Tensor2D) => model.byParamName(tf.variableGrads(() => tf.sum(tf.mul(f(), w)) as tf.Scalar).grads);

@@ -113,16 +113,21 @@ export function smallWork<T>(fn: () => T): T {
  */
 async function initTorch(): Promise<string> {
   const { builtVersion, loadNative } = await import('./torch/native.js');
-  const { chooseThreads } = await import('./torch/threads.js');
+  const { chooseThreads, ompWaitPolicy } = await import('./torch/threads.js');
   // before the addon loads: libgomp reads its wait policy once, when it starts
-  const choice = chooseThreads(builtVersion());
-  process.env.OMP_WAIT_POLICY = choice.waitPolicy;
+  process.env.OMP_WAIT_POLICY = ompWaitPolicy();
   const { registerTorch } = await import('./torch/register.js');
   const info = loadNative().info();
   const device = process.env.GTA_TORCH_DEVICE || (info.cudaDevices > 0 ? 'cuda:0' : 'cpu');
-  const backend = registerTorch(device, device === 'cpu' ? choice.threads : os.availableParallelism());
+  if (device !== 'cpu') {
+    registerTorch(device, os.availableParallelism());
+    await activate('torch');
+    return `libtorch ${info.version} ${device}`;
+  }
+  // measured (once per machine) only where the CPU does the work
+  const choice = chooseThreads(builtVersion());
+  const backend = registerTorch(device, choice.threads);
   await activate('torch');
-  if (device !== 'cpu') return `libtorch ${info.version} ${device}`;
   torchThreads = { set: (n) => backend.native.setThreads(n), large: choice.threads, small: choice.small };
   const times = (w: 'large' | 'small') => Object.entries(choice.measured?.[w] ?? {}).map(([n, ms]) => `${n}t ${ms} ms`).join(', ');
   const how = choice.measured ? `${choice.source}: large ${times('large')}; small ${times('small')}` : choice.source;

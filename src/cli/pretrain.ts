@@ -6,13 +6,12 @@ import { initBackend } from '../backend/select.js';
 import { loadConfig } from '../config/load.js';
 import { PretrainConfigSchema, type PretrainConfig } from '../config/schema.js';
 import { BUILTIN_DATASETS } from '../data/registry.js';
-import { markFailed, provenance, RunDir, RUN_FILES } from '../run/run_dir.js';
+import { provenance, RunDir, RUN_FILES } from '../run/run_dir.js';
 import { pretrain } from '../train/pretrain.js';
 import { GtaError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
 import { formatDuration } from '../util/format.js';
-import { openResume } from './resume.js';
-import { stopOnSignals } from './signals.js';
+import { openResume, runToEnd } from './run_lifecycle.js';
 
 export async function pretrainCommand(a: { config?: string; resume?: string; set: string[]; backend?: string; logLevel: string }): Promise<void> {
   const log = createLogger(a.logLevel);
@@ -38,22 +37,13 @@ export async function pretrainCommand(a: { config?: string; resume?: string; set
     run.writeJson(RUN_FILES.info, { status: 'running', mode: 'pretrain', seed: config.seed, config_file: a.config, overrides, backend, started: new Date().toISOString(), ...provenance() });
     log.info({ run: run.dir }, 'run directory');
   }
-  const signals = stopOnSignals((s) => log.warn(`${s}: stopping after this step (again to quit at once)`));
-  try {
-    const summary = await pretrain(config, run, log, signals.requested, resumeFrom);
-    run.writeJson(RUN_FILES.summary, summary);
-    if (summary.status === 'interrupted') {
-      run.setStatus('interrupted', { step: summary.steps });
-      throw new GtaError(`interrupted at step ${summary.steps}; continue with: gta pretrain --resume ${run.dir}`, 130);
-    }
-    run.setStatus('finished', { finished: new Date().toISOString() });
-    process.stdout.write(`${summary.checkpoint}\nheld-out perplexity ${Number(summary.held_out_perplexity).toFixed(2)} after ${summary.steps} steps (${formatDuration(Number(summary.wall_time_s))}); run: ${run.dir}\n`);
-  } catch (e) {
-    if (!(e instanceof GtaError && e.exitCode === 130)) markFailed(run, e);
-    throw e;
-  } finally {
-    signals.dispose();
-  }
+  await runToEnd(
+    run,
+    'pretrain',
+    log,
+    (shouldStop) => pretrain(config, run, log, shouldStop, resumeFrom),
+    (summary) => `${summary.checkpoint}\nheld-out perplexity ${Number(summary.held_out_perplexity).toFixed(2)} after ${summary.steps} steps (${formatDuration(Number(summary.wall_time_s))}); run: ${run.dir}\n`,
+  );
 }
 
 async function startBackend(config: PretrainConfig, log: ReturnType<typeof createLogger>) {

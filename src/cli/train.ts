@@ -1,14 +1,13 @@
 /** `gta train --config FILE` (one fine-tuning run) and `gta train --resume DIR|latest` (continue one). */
 import { loadConfig } from '../config/load.js';
 import { TrainConfigSchema, type TrainConfig } from '../config/schema.js';
-import { markFailed, provenance, RunDir, RUN_FILES } from '../run/run_dir.js';
+import { provenance, RunDir, RUN_FILES } from '../run/run_dir.js';
 import { finetune } from '../train/finetune.js';
 import { prepare } from '../train/setup.js';
 import { GtaError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
 import { formatDuration } from '../util/format.js';
-import { openResume } from './resume.js';
-import { stopOnSignals } from './signals.js';
+import { openResume, runToEnd } from './run_lifecycle.js';
 
 export interface TrainArgs {
   config?: string;
@@ -56,23 +55,14 @@ export async function trainCommand(a: TrainArgs): Promise<void> {
     });
     log.info({ run: run.dir }, 'run directory');
   }
-  const signals = stopOnSignals((s) => log.warn(`${s}: stopping after this step (again to quit at once)`));
-  try {
-    const summary = await finetune(config, prepared, run, log, signals.requested, resumeFrom);
-    run.writeJson(RUN_FILES.summary, summary);
-    if (summary.status === 'interrupted') {
-      run.setStatus('interrupted', { step: summary.steps });
-      throw new GtaError(`interrupted at step ${summary.steps}; continue with: gta train --resume ${run.dir}`, 130);
-    }
-    run.setStatus('finished', { finished: new Date().toISOString() });
-    const f = summary.final as { split: string; accuracy: number; f1_weighted: number; generate_accuracy: number; invalid_rate: number };
-    process.stdout.write(
-      `${run.dir}\n${f.split}: accuracy ${f.accuracy.toFixed(4)}  f1_weighted ${f.f1_weighted.toFixed(4)}  generate_accuracy ${f.generate_accuracy.toFixed(4)}  invalid ${f.invalid_rate.toFixed(4)}  (${summary.steps} steps, ${formatDuration(Number(summary.wall_time_s))})\n`,
-    );
-  } catch (e) {
-    if (!(e instanceof GtaError && e.exitCode === 130)) markFailed(run, e);
-    throw e;
-  } finally {
-    signals.dispose();
-  }
+  await runToEnd(
+    run,
+    'train',
+    log,
+    (shouldStop) => finetune(config, prepared, run, log, shouldStop, resumeFrom),
+    (summary) => {
+      const f = summary.final as { split: string; accuracy: number; f1_weighted: number; generate_accuracy: number; invalid_rate: number };
+      return `${run.dir}\n${f.split}: accuracy ${f.accuracy.toFixed(4)}  f1_weighted ${f.f1_weighted.toFixed(4)}  generate_accuracy ${f.generate_accuracy.toFixed(4)}  invalid ${f.invalid_rate.toFixed(4)}  (${summary.steps} steps, ${formatDuration(Number(summary.wall_time_s))})\n`;
+    },
+  );
 }

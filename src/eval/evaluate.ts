@@ -138,7 +138,10 @@ function decoder(ctx: EvalContext): (prompts: number[][]) => Decoded[] {
   const rlSpec = structureSpec(tok, 'rl', ctx.labels, think);
   const ownSpec = structureSpec(tok, ctx.format, ctx.labels, think);
   /** A greedy structured think after each prefix, up to and including `<answer>`. */
-  const thinkThenAnswer = (prefixes: number[][]) => greedy(rlSpec, 'structured', prefixes).map((c) => c.tokens.slice(0, c.tokens.indexOf(answerOpen) + 1));
+  const upToAnswer = (tokens: number[]) => tokens.slice(0, tokens.indexOf(answerOpen) + 1);
+  const thinkThenAnswer = (prefixes: number[][]) => greedy(rlSpec, 'structured', prefixes).map((c) => upToAnswer(c.tokens));
+  // RL's own structured generation is that same greedy think from the prompt: reuse it rather than decode twice
+  const reuseThink = ctx.format === 'rl' && decoding === 'structured';
   return (prompts) => {
     const generated = greedy(ownSpec, decoding, prompts).map((c) => ({ tokens: c.tokens, parsed: parseCompletion(ownSpec, c.tokens) }));
     let guesses: number[] | undefined;
@@ -147,7 +150,7 @@ function decoder(ctx: EvalContext): (prompts: number[][]) => Decoded[] {
       guesses = score(prompts.map((p) => [...p, guessOpen]), guessClose);
       heads = guesses.map((g) => [guessOpen, ...labels[g], guessClose]);
     }
-    const thinks = thinkThenAnswer(prompts.map((p, i) => [...p, ...heads[i]]));
+    const thinks = reuseThink ? generated.map((g) => upToAnswer(g.tokens)) : thinkThenAnswer(prompts.map((p, i) => [...p, ...heads[i]]));
     const answers = score(prompts.map((p, i) => [...p, ...heads[i], ...thinks[i]]), answerClose);
     return prompts.map((_, i) => ({
       tokens: [...heads[i], ...thinks[i], ...answerTail(answers[i])],

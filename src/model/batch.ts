@@ -66,13 +66,23 @@ export function disposeInput(input: ModelInput): void {
   tf.dispose([input.ids, input.positions, input.bias]);
 }
 
+/** The row predicting token j after prompt i in a forward pass over prompt + continuation sequences (buildInput's layout, flattened to [B*T]). */
+export function concatenatedRows(promptLengths: number[], layout: BatchLayout): (i: number, j: number) => number {
+  return (i, j) => i * layout.T + layout.pad[i] + promptLengths[i] + j - 1;
+}
+
 /**
  * The inputs of Transformer.forwardShared: the distinct prompts (left-padded, as buildInput), and each
  * row's continuation after its group's prompt, right-padded to the longest: its positions go on from
  * the prompt's length, and each token sees its prompt's real tokens and the continuation's tokens up
  * to itself. Rows come in groups of `group` consecutive rows per prompt.
  */
-export function buildContinuation(prompts: number[][], continuations: number[][], group: number, padId: number): { prompt: ModelInput; completion: ModelInput; promptLayout: BatchLayout; width: number } {
+export function buildContinuation(
+  prompts: number[][],
+  continuations: number[][],
+  group: number,
+  padId: number,
+): { prompt: ModelInput; completion: ModelInput; width: number; rowOf: (i: number, j: number) => number } {
   const { input: prompt, layout: pl } = buildInput(prompts, padId);
   const B = continuations.length;
   if (B !== prompts.length * group) throw new Error(`${B} continuations for ${prompts.length} prompts in groups of ${group}`);
@@ -96,7 +106,8 @@ export function buildContinuation(prompts: number[][], continuations: number[][]
   return {
     prompt,
     completion: { ids: tf.tensor2d(ids, [B, Tc], 'int32'), positions: tf.tensor2d(pos, [B, Tc], 'int32'), bias: tf.tensor4d(bias, [B, 1, Tc, Tp + Tc]) },
-    promptLayout: pl,
     width: Tc,
+    // the row of forwardShared's output that predicts token j of continuation i: its prompt's last for j = 0, else its own j - 1
+    rowOf: (i, j) => (j === 0 ? Math.floor(i / group) : prompts.length + i * Tc + j - 1),
   };
 }

@@ -173,11 +173,12 @@ export class Transformer {
    * computed once (as decoding does): `prompt` is the B / group prompts, left-padded; `completion`
    * holds every row's tokens after its prompt ([B, Tc] ids and positions, bias [B, 1, Tc, Tp + Tc]
    * over the prompt's keys, then the completion's own). Returns the hidden states after the final
-   * layer norm at the prompts' last column ([B / group, d]: they predict each completion's first
-   * token) and at every completion token ([B, Tc, d]). The same values as a forward pass over the
-   * concatenated sequences, to float rounding; no dropout.
+   * layer norm as rows [B / group + B * Tc, d]: first each prompt's last column (it predicts its
+   * completions' first token), then every completion token, row by row (buildContinuation's rowOf
+   * says which row predicts which token). The same values as a forward pass over the concatenated
+   * sequences, to float rounding; no dropout.
    */
-  forwardShared(prompt: ModelInput, completion: ModelInput, group: number): { promptLast: tf.Tensor2D; hidden: tf.Tensor3D } {
+  forwardShared(prompt: ModelInput, completion: ModelInput, group: number): tf.Tensor2D {
     const [P, Tp] = prompt.ids.shape;
     const [B, Tc] = completion.ids.shape;
     const d = this.arch.d_model;
@@ -191,8 +192,8 @@ export class Transformer {
       xp = this.block(l, xp, p.q, p.k, p.v, prompt.bias, P, Tp, {});
       xc = this.blockAfterAttention(l, xc, prefixAttention(c.q, p.k, p.v, c.k, c.v, completion.bias, scale, group), B, Tc, {});
     }
-    const last = tf.reshape(tf.slice(this.layerNorm(xp, 'ln_f'), [0, Tp - 1, 0], [P, 1, d]), [P, d]) as tf.Tensor2D;
-    return { promptLast: last, hidden: this.layerNorm(xc, 'ln_f') };
+    const last = tf.reshape(tf.slice(this.layerNorm(xp, 'ln_f'), [0, Tp - 1, 0], [P, 1, d]), [P, d]);
+    return tf.concat([last, tf.reshape(this.layerNorm(xc, 'ln_f'), [B * Tc, d])], 0) as tf.Tensor2D;
   }
 
   /**

@@ -35,7 +35,7 @@ export class RunDir {
   /** The event file this process appends metrics to; started at the first metrics line. */
   private events?: EventWriter;
 
-  /** Use create, createAt, open or resumable. */
+  /** A run directory as it is (open and resumable check it first). */
   constructor(readonly dir: string) {}
 
   /** Creates `<outputDir>/<name>-<UTC time>` (with a suffix if that exists already). */
@@ -72,10 +72,20 @@ export class RunDir {
    */
   static resumable(arg: string, command: 'train' | 'pretrain', root = 'runs'): RunDir {
     const ofCommand = (r: RunDir) => (r.info<{ mode?: string }>().mode === 'pretrain' ? 'pretrain' : 'train') === command;
-    const run = arg === 'latest' ? newestUnfinished(root, ofCommand) : RunDir.open(arg);
+    const run = arg === 'latest' ? RunDir.newestUnfinished(root, ofCommand) : RunDir.open(arg);
     if (!ofCommand(run)) throw new GtaError(`${run.dir}: not a ${command} run; continue it with gta ${command === 'train' ? 'pretrain' : 'train'} --resume`);
     if (!run.hasCheckpoint('latest')) throw new GtaError(`${run.dir}: has no checkpoint to resume from (${run.checkpoint('latest')})`);
     return run;
+  }
+
+  private static newestUnfinished(root: string, wanted: (r: RunDir) => boolean): RunDir {
+    const candidates = (fs.existsSync(root) ? fs.readdirSync(root) : [])
+      .map((d) => path.join(root, d))
+      .filter((d) => fs.existsSync(path.join(d, RUN_FILES.info)) && fs.existsSync(path.join(d, 'checkpoints', 'latest')))
+      .filter((d) => runStatus(d) !== 'finished' && wanted(new RunDir(d)))
+      .sort((x, y) => fs.statSync(path.join(y, RUN_FILES.info)).mtimeMs - fs.statSync(path.join(x, RUN_FILES.info)).mtimeMs);
+    if (candidates.length === 0) throw new GtaError(`${root}: no unfinished run with a checkpoint to resume`);
+    return new RunDir(candidates[0]);
   }
 
   checkpoint(name: CheckpointName | string): string {
@@ -161,8 +171,19 @@ export class RunDir {
 
   /** The step of the last line of metrics.jsonl (0 when there is none). */
   lastStep(): number {
-    const lines = this.readJsonl(RUN_FILES.metrics);
-    return lines.length ? Number(lines[lines.length - 1].step) : 0;
+    const file = this.file(RUN_FILES.metrics);
+    if (!fs.existsSync(file)) return Number(this.readJsonl(RUN_FILES.metrics).at(-1)?.step ?? 0);
+    // a sweep's progress asks every few seconds while the file grows: parse its last whole line only
+    const text = fs.readFileSync(file, 'utf8').trimEnd();
+    for (let end = text.length; end > 0; ) {
+      const start = text.lastIndexOf('\n', end - 1) + 1;
+      try {
+        return Number((JSON.parse(text.slice(start, end)) as { step: number }).step);
+      } catch {
+        end = start - 1; // a line cut short by a crash
+      }
+    }
+    return 0;
   }
 
   setStatus(status: RunStatus, extra: Record<string, unknown> = {}): void {
@@ -194,15 +215,6 @@ export class RunDir {
   }
 }
 
-function newestUnfinished(root: string, wanted: (r: RunDir) => boolean): RunDir {
-  const candidates = (fs.existsSync(root) ? fs.readdirSync(root) : [])
-    .map((d) => path.join(root, d))
-    .filter((d) => fs.existsSync(path.join(d, RUN_FILES.info)) && fs.existsSync(path.join(d, 'checkpoints', 'latest')))
-    .filter((d) => runStatus(d) !== 'finished' && wanted(new RunDir(d)))
-    .sort((x, y) => fs.statSync(path.join(y, RUN_FILES.info)).mtimeMs - fs.statSync(path.join(x, RUN_FILES.info)).mtimeMs);
-  if (candidates.length === 0) throw new GtaError(`${root}: no unfinished run with a checkpoint to resume`);
-  return new RunDir(candidates[0]);
-}
 
 /** The run directories a path stands for: itself, or the runs of a sweep folder (`<sweep>/runs/*`). */
 export function runDirsIn(dir: string): string[] {

@@ -63,13 +63,10 @@ export function scoreLabels(model: Transformer, prefixes: number[][], labels: nu
   const column = new Map(vocab.map((id, i) => [id, i]));
   const P = prefixes.length;
   const input = buildContinuation(prefixes, prefixes.flatMap(() => conts), L, padId);
-  // the row that predicts token j of continuation c: the prefix's last for j = 0, else the continuation's j - 1
-  const rowOf = (c: number, j: number) => (j === 0 ? Math.floor(c / L) : P + c * input.width + j - 1);
   const rows: number[] = [];
-  for (let p = 0; p < P; p++) for (let l = 0; l < L; l++) for (const s of steps[l]) rows.push(rowOf(p * L + l, s.position));
+  for (let p = 0; p < P; p++) for (let l = 0; l < L; l++) for (const s of steps[l]) rows.push(input.rowOf(p * L + l, s.position));
   const values = tf.tidy(() => {
-    const { promptLast, hidden } = model.forwardShared(input.prompt, input.completion, L);
-    const all = tf.concat([promptLast, tf.reshape(hidden, [-1, model.arch.d_model])], 0) as tf.Tensor2D;
+    const all = model.forwardShared(input.prompt, input.completion, L);
     return model.logitsOf(gatherRows(all, tf.tensor1d(rows, 'int32')) as tf.Tensor2D, tf.tensor1d(vocab, 'int32')).dataSync() as Float32Array;
   });
   disposeInput(input.prompt);

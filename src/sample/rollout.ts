@@ -71,25 +71,8 @@ export function sampleCompletions(model: Transformer, prompts: number[][], o: Sa
 }
 
 /** The candidate ids of an Allowed set, in the order sampling walks them (non-special ids ascending, then the extra tags). */
-export function candidates(a: Allowed, specials: Set<number>, V: number): number[] {
-  const out: number[] = [];
-  forEachCandidate(a, isSpecialMask(specials, V), (id) => void out.push(id));
-  return out;
-}
-
-/** Calls `f` on every candidate of `a` in candidates()'s order, without building the list. */
-function forEachCandidate(a: Allowed, special: Uint8Array, f: (id: number) => void): void {
-  if (a.kind === 'only') {
-    for (const id of a.ids) f(id);
-    return;
-  }
-  const V = special.length;
-  if (a.kind === 'all') {
-    for (let i = 0; i < V; i++) f(i);
-    return;
-  }
-  for (let i = 0; i < V; i++) if (!special[i]) f(i);
-  for (const id of a.plus) f(id);
+export function candidates(a: Allowed, specials: Set<number>, V: number): Int32Array | number[] {
+  return candidateIds(a, isSpecialMask(specials, V));
 }
 
 const masks = new WeakMap<Set<number>, Uint8Array>();
@@ -107,9 +90,9 @@ function isSpecialMask(specials: Set<number>, V: number): Uint8Array {
 /** The allowed token with the largest logit (the lowest id among equals, as argmax over the restricted logits). */
 function greedyChoice(logits: Float32Array, a: Allowed, specials: Set<number>): number {
   let best = -1;
-  forEachCandidate(a, isSpecialMask(specials, logits.length), (id) => {
+  for (const id of candidates(a, specials, logits.length)) {
     if (best < 0 || logits[id] > logits[best] || (logits[id] === logits[best] && id < best)) best = id;
-  });
+  }
   return best;
 }
 
@@ -126,7 +109,8 @@ function candidateIds(a: Allowed, special: Uint8Array): Int32Array | number[] {
   let out = byKey.get(key);
   if (!out) {
     const list: number[] = [];
-    forEachCandidate(a, special, (id) => void list.push(id));
+    for (let i = 0; i < special.length; i++) if (a.kind === 'all' || !special[i]) list.push(i);
+    if (a.kind === 'text') list.push(...a.plus);
     byKey.set(key, (out = Int32Array.from(list)));
   }
   return out;
@@ -134,7 +118,7 @@ function candidateIds(a: Allowed, special: Uint8Array): Int32Array | number[] {
 
 /** Samples from softmax(logits / temperature) over the allowed set, cut to the top-p nucleus. */
 export function sampleFrom(logits: Float32Array, a: Allowed, specials: Set<number>, temperature: number, topP: number, rng: Rng): number {
-  const ids = candidateIds(a, isSpecialMask(specials, logits.length));
+  const ids = candidates(a, specials, logits.length);
   const n = ids.length;
   if (n === 1) return ids[0];
   if (probs.length < n) probs = new Float64Array(n + 16);

@@ -50,7 +50,7 @@ export async function finetune(
     wall_time_s: r.wall_time_s,
     train_tokens: r.train_tokens,
     final: r.final!.summary,
-    ...(r.final!.extra ? { test: r.final!.extra } : {}),
+    ...(r.final!.also ? { test: r.final!.also.summary } : {}),
     best_during_training: r.best,
   };
 }
@@ -77,7 +77,7 @@ function classificationEvaluator(cfg: TrainConfig, p: Prepared, run: RunDir, log
       if (!cfg.eval.test_at_end || cfg.eval.split === 'test' || p.data.test.length === 0) return final;
       const test = score(p.data.test, 'eval test');
       for (const pred of test.predictions) run.appendJsonl('predictions.jsonl', { split: 'test', step, ...pred });
-      return { ...final, extra: { split: 'test', ...test.metrics }, extraRecord: { split: 'test', ...outcome(test).record } };
+      return { ...final, also: { split: 'test', record: outcome(test).record, summary: { split: 'test', ...test.metrics } } };
     },
   };
 }

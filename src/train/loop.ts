@@ -49,9 +49,8 @@ export interface EvalOutcome {
   summary: Record<string, unknown>;
   /** Ranks periodic evaluations for checkpoints/best (higher is better), and what summary.json keeps of the best. */
   rank?: { score: number; keep: Record<string, number> };
-  /** A final evaluation of a second split (eval.test_at_end): its summary, and its metrics line (with its own split). */
-  extra?: Record<string, unknown>;
-  extraRecord?: Record<string, number | string>;
+  /** The final evaluation's score on a second split too (eval.test_at_end): its metrics line and summary. */
+  also?: { split: string; record: Record<string, number>; summary: Record<string, unknown> };
 }
 
 export interface Evaluator {
@@ -165,7 +164,7 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
     saveCheckpoint(run.checkpoint(name), model, tokenizer, { kind: 'training', step, optimizer: optimizer.state(), trainerState: state });
   };
   // every eval line carries the budget spent so far on each axis: steps, epochs, seconds, examples, tokens
-  const evalLine = (o: EvalOutcome) => ({ step, epoch: round(epochNow()), time_s: round(elapsed()), split: evaluator.split, examples_seen: examplesSeen, tokens_seen: tokensSeen, ...o.record });
+  const evalLine = (record: Record<string, number>, split = evaluator.split) => ({ step, epoch: round(epochNow()), time_s: round(elapsed()), split, examples_seen: examplesSeen, tokens_seen: tokensSeen, ...record });
 
   log.info({ steps: totalSteps, batches_per_epoch: sampler.batchesPerEpoch, train_examples: runner.lengths.length }, 'training');
   const bar = startProgress(x.label, totalSteps, log);
@@ -209,7 +208,7 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
     }
     if (step % cfg.eval_every === 0 && step < totalSteps) {
       const res = evaluator.periodic(step);
-      run.appendJsonl('metrics.jsonl', evalLine(res));
+      run.appendJsonl('metrics.jsonl', evalLine(res.record));
       for (const sample of lastSamples) run.appendJsonl('samples.jsonl', { step, ...sample });
       log.info({ step, ...(res.rank?.keep ?? res.record) }, 'eval');
       if (res.rank && (!best || res.rank.score > best.score)) {
@@ -224,8 +223,8 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
   const result: LoopResult = { status: 'interrupted', steps: step, epochs: round(step / sampler.batchesPerEpoch), wall_time_s: elapsed(), train_tokens: tokensSeen };
   if (interrupted) return result;
   const final = evaluator.final(step);
-  run.appendJsonl('metrics.jsonl', evalLine(final));
-  if (final.extraRecord) run.appendJsonl('metrics.jsonl', { ...evalLine({ ...final, record: {} }), ...final.extraRecord });
+  run.appendJsonl('metrics.jsonl', evalLine(final.record));
+  if (final.also) run.appendJsonl('metrics.jsonl', evalLine(final.also.record, final.also.split));
   // The final weights count as a candidate for best when no periodic eval ranked any (those used a subset).
   if (!best && final.rank) {
     best = { step, ...final.rank };

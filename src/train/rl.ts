@@ -22,7 +22,7 @@ import type { Grads } from './grad_constraint.js';
 import { groupAdvantages, grpoLoss } from './grpo.js';
 import { meanEntropy } from './losses.js';
 import type { Runner, StepOutput } from './loop.js';
-import { rlTokenLogp, rlTokenTensors, selectRlTokens, sharedRows, type RlTokens } from './rl_tokens.js';
+import { rlTokenLogp, rlTokenTensors, selectRlTokens, type RlTokens } from './rl_tokens.js';
 import type { Prepared } from './setup.js';
 
 export interface RlExample {
@@ -46,8 +46,7 @@ export interface RlContext {
 
 /** A scored generation batch: every prompt repeated G times, one completion each. */
 export interface Rollout {
-  /** Every completion's prompt (each prompt `group` times in a row), and the distinct ones. */
-  prompts: number[][];
+  /** The distinct prompts; completion i continues unique[floor(i / group)]. */
   unique: number[][];
   group: number;
   completions: Completion[];
@@ -61,7 +60,6 @@ export interface Rollout {
 export function rollout(ctx: RlContext, batch: RlExample[]): Rollout {
   const { rl, spec } = ctx;
   const G = rl.group_size;
-  const prompts = batch.flatMap((e) => Array.from({ length: G }, () => e.prompt));
   const gold = batch.flatMap((e) => Array.from({ length: G }, () => e.gold));
   const t0 = performance.now();
   const completions = sampleCompletions(ctx.model, batch.map((e) => e.prompt), {
@@ -94,7 +92,7 @@ export function rollout(ctx: RlContext, batch: RlExample[]): Rollout {
     metrics[`reward/${name}/mean`] = mean(scored.components[name]);
     metrics[`reward/${name}/std`] = stdUnbiased(scored.components[name]);
   }
-  return { prompts, unique: batch.map((e) => e.prompt), group: G, completions, scored, advantages: adv.advantages, metrics, rolloutTokens };
+  return { unique: batch.map((e) => e.prompt), group: G, completions, scored, advantages: adv.advantages, metrics, rolloutTokens };
 }
 
 /** Turns the RL gradient into the step's gradient (new tensors; the caller disposes both), with its metrics (and its own perf/*_s times). */
@@ -124,8 +122,7 @@ function update(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHook): Po
   const { model, rl } = ctx;
   // each group's prompt once, its completions after it (as the rollout decoded them)
   const cont = buildContinuation(r.unique, r.completions.map((c) => c.tokens), r.group, ctx.padId);
-  const rowOf = sharedRows(r.group, r.unique.length, cont.width);
-  const sel = selectRlTokens(r.completions, rowOf, { format: ctx.format, maskTruncated: rl.mask_truncated_completions, spec: ctx.spec, vocab: model.arch.vocab_size });
+  const sel = selectRlTokens(r.completions, cont.rowOf, { format: ctx.format, maskTruncated: rl.mask_truncated_completions, spec: ctx.spec, vocab: model.arch.vocab_size });
   const metrics: Record<string, number> = {};
   const iterations: Record<string, number>[] = [];
   if (sel.M > 0) {
@@ -187,7 +184,7 @@ function update(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHook): Po
   }
   disposeInput(cont.prompt);
   disposeInput(cont.completion);
-  return { metrics, iterations, tokens: r.prompts.reduce((a, p, i) => a + p.length + r.completions[i].tokens.length, 0) };
+  return { metrics, iterations, tokens: r.completions.reduce((a, c, i) => a + r.unique[Math.floor(i / r.group)].length + c.tokens.length, 0) };
 }
 
 /** The selected completion tokens of one generation batch, as tensors, and their log-probabilities under a model. */
@@ -207,8 +204,7 @@ class PolicyBatch {
 
   /** Per-token log-probabilities [N, L] (padding slots read a constant 0) and the restricted logits. */
   logp(m: Transformer): { logp: tf.Tensor2D; logits: tf.Tensor2D } {
-    const { promptLast, hidden } = m.forwardShared(this.input.prompt, this.input.completion, this.group);
-    const rows = tf.concat([promptLast, tf.reshape(hidden, [-1, m.arch.d_model])], 0) as tf.Tensor2D;
+    const rows = m.forwardShared(this.input.prompt, this.input.completion, this.group);
     return rlTokenLogp(m.logits(gatherRows(rows, this.rows) as tf.Tensor2D), this.t, this.sel, this.temperature);
   }
 

@@ -6,7 +6,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { pickLogProbs } from '../backend/fused.js';
 import { gatherRows } from '../backend/gather_rows.js';
-import type { BatchLayout } from '../model/batch.js';
 import { NEG_INF } from '../model/transformer.js';
 import { candidates, type Completion } from '../sample/rollout.js';
 import { choiceCount, type CompletionFormat, type StructureSpec } from '../task/structure.js';
@@ -74,16 +73,6 @@ export function selectRlTokens(comps: Completion[], rowOf: (completion: number, 
   const mask = new Float32Array(N * L);
   perComp.forEach((r, i) => r.forEach((m, j) => ((index[i * L + j] = m), (mask[i * L + j] = 1))));
   return { rows: Int32Array.from(rows), targets: Int32Array.from(targets), biasRows, biasIndex: Int32Array.from(biasIndex), vocab: o.vocab, index, mask, M, N, L };
-}
-
-/** The row predicting token j of completion i in a forward pass over the concatenated prompt + completion sequences (buildInput's layout, flattened to [B*T]). */
-export function concatenatedRows(promptLengths: number[], layout: BatchLayout): (i: number, j: number) => number {
-  return (i, j) => i * layout.T + layout.pad[i] + promptLengths[i] + j - 1;
-}
-
-/** The same in Transformer.forwardShared's output, stacked as [promptLast (P rows); hidden flattened (B * width rows)]. */
-export function sharedRows(group: number, prompts: number, width: number): (i: number, j: number) => number {
-  return (i, j) => (j === 0 ? Math.floor(i / group) : prompts + i * width + j - 1);
 }
 
 /** The tensors rlTokenLogp needs, made once per batch (the caller disposes them). */

@@ -77,6 +77,11 @@ function writeCache(key: string, entry: CacheEntry): void {
   }
 }
 
+/** OMP_WAIT_POLICY as the environment sets it, else PASSIVE (idle threads sleep). */
+export function ompWaitPolicy(): WaitPolicy {
+  return (process.env.OMP_WAIT_POLICY?.toUpperCase() as WaitPolicy | undefined) ?? 'PASSIVE';
+}
+
 /**
  * The thread counts and wait policy for this process. Call before the addon loads (the wait policy
  * must be in the environment when libgomp starts); `libtorch` is the version the addon was built
@@ -84,7 +89,7 @@ function writeCache(key: string, entry: CacheEntry): void {
  */
 export function chooseThreads(libtorch: string): ThreadChoice {
   const cores = os.availableParallelism();
-  const waitPolicy = (process.env.OMP_WAIT_POLICY?.toUpperCase() as WaitPolicy | undefined) ?? 'PASSIVE';
+  const waitPolicy = ompWaitPolicy();
   const fixed = Number(process.env.GTA_THREADS);
   if (fixed > 0) return { threads: fixed, small: fixed, waitPolicy, source: 'GTA_THREADS' };
   if (cores === 1) return { threads: 1, small: 1, waitPolicy, source: 'one core' };
