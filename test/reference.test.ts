@@ -64,7 +64,7 @@ test('gta report: reference rows first for each dataset, and the paired differen
   const r = gta(['report', sweep, '--out', out, '--log-level', 'warn'], dir);
   assert.equal(r.code, 0, r.stderr);
   const rows = jsonl(path.join(out, 'compare.jsonl'));
-  assert.deepEqual(rows.map((x) => x.mode), ['majority', 'bow-logreg', 'sft', 'gta']);
+  assert.deepEqual(rows.map((x) => x.arm), ['majority', 'bow-logreg', 'sft', 'gta']);
   assert.equal(rows[0].seeds, 1);
   assert.ok(rows[1].columns['test accuracy'].mean > 0.95, JSON.stringify(rows[1]));
   assert.equal(rows[0].columns['best accuracy'], null, 'a reference has no curve');

@@ -20,13 +20,13 @@ function syntheticInput(): ReportInput {
       for (let i = 0; i < 5; i++) {
         const metrics: CurvePoint['metrics'] = { 'eval/accuracy': { mean: 0.4 + 0.1 * i + 0.03 * k, std: 0.01 + 0.01 * i, n: 3 } };
         if (mode !== 'sft') metrics['reward/total/mean'] = { mean: 0.2 * i - k * 0.1, std: 0.05, n: 3 };
-        curves.push({ dataset, mode, step: 50 * i, metrics });
+        curves.push({ dataset, arm: mode, step: 50 * i, metrics });
       }
     }
   }
   const rows: CompareRow[] = DATASETS.flatMap((dataset) =>
     MODES.map((mode) => ({
-      dataset, mode, seeds: 3,
+      dataset, arm: mode, seeds: 3,
       columns: { 'final accuracy': { mean: 0.8, std: 0.01, n: 3 }, 'steps to threshold': null, tokens: 1000 },
     })),
   );
@@ -42,7 +42,7 @@ function pngSize(buf: Buffer): { width: number; height: number } {
 
 test('markdownTable: mean ± std with 4 decimals for rates, integers for counts, – for null', () => {
   const rows: CompareRow[] = [{
-    dataset: 'sst2', mode: 'gta', seeds: 3,
+    dataset: 'sst2', arm: 'gta', seeds: 3,
     columns: {
       'final accuracy': { mean: 0.81234, std: 0.01236, n: 3 },
       'steps to threshold': { mean: 250.4, std: 30.6, n: 3 },
@@ -51,7 +51,7 @@ test('markdownTable: mean ± std with 4 decimals for rates, integers for counts,
     },
   }];
   assert.equal(markdownTable(rows), [
-    '| dataset | mode | seeds | final accuracy | steps to threshold | AUC | tokens |',
+    '| dataset | arm | seeds | final accuracy | steps to threshold | AUC | tokens |',
     '| --- | --- | --- | --- | --- | --- | --- |',
     '| sst2 | gta | 3 | 0.8123 ± 0.0124 | 250 ± 31 | – | 123456 |',
     '',

@@ -58,7 +58,7 @@ test('pairedBootstrap: identical differences give a zero-width interval at that 
 
 test('pairedComparisons: pairs by seed, uses test when every run has it, pools seeds per example', () => {
   const run = (mode: string, seed: number, dev: number, testAcc: number | null): RunRecord => ({
-    dir: `${mode}-${seed}`, dataset: 'd', mode, seed, status: 'finished', evals: [], rewards: [], tokens: 0,
+    dir: `${mode}-${seed}`, dataset: 'd', mode, arm: mode, seed, status: 'finished', evals: [], rewards: [], tokens: 0,
     final: { accuracy: dev, f1_weighted: dev }, test: testAcc === null ? null : { accuracy: testAcc, f1_weighted: testAcc },
   });
   const records = [run('sft', 1, 0.5, 0.6), run('sft', 2, 0.5, 0.62), run('gta', 1, 0.7, 0.62), run('gta', 2, 0.7, 0.66), run('gta', 3, 0.7, 0.7), run('rl', 1, 0.55, null), run('rl', 2, 0.6, null)];

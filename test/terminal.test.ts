@@ -29,7 +29,7 @@ test('formatDuration and formatNumber: as many digits as a reader can use', () =
 });
 
 test('markdownTable: seconds with one decimal', () => {
-  const rows: CompareRow[] = [{ dataset: 'sst2', mode: 'sft', seeds: 2, columns: { 'seconds to threshold': { mean: 42.07345, std: 3.14159, n: 2 }, 'final accuracy': { mean: 0.81234, std: 0.01, n: 2 } } }];
+  const rows: CompareRow[] = [{ dataset: 'sst2', arm: 'sft', seeds: 2, columns: { 'seconds to threshold': { mean: 42.07345, std: 3.14159, n: 2 }, 'final accuracy': { mean: 0.81234, std: 0.01, n: 2 } } }];
   assert.match(markdownTable(rows), /\| sst2 \| sft \| 2 \| 42\.1 ± 3\.1 \| 0\.8123 ± 0\.0100 \|/);
 });
 

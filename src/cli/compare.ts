@@ -8,7 +8,7 @@ import { loadConfig } from '../config/load.js';
 import { CompareConfigSchema } from '../config/schema.js';
 import { runSweep, type SweepRun } from '../compare/sweep.js';
 import { runStatus } from '../run/run_dir.js';
-import { writeReport } from '../report/write.js';
+import { SWEEP_FILE, writeReport, type ReportOptions } from '../report/write.js';
 import { GtaError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
 
@@ -35,19 +35,25 @@ export async function compareCommand(a: CompareArgs): Promise<void> {
   const out = config.output_dir ?? path.join('runs', config.name);
   const runs: SweepRun[] = [];
   for (const dataset of config.datasets) {
-    for (const mode of config.modes) {
-      const file = config.config_template.replaceAll('{dataset}', dataset).replaceAll('{mode}', mode);
-      if (!fs.existsSync(file)) throw new GtaError(`${a.config}: config_template: no run config ${file} for dataset '${dataset}', mode '${mode}'`);
+    for (const arm of config.arms) {
+      const template = arm.config_template ?? config.config_template;
+      const file = template.replaceAll('{dataset}', dataset).replaceAll('{mode}', arm.mode);
+      if (!fs.existsSync(file)) throw new GtaError(`${a.config}: config_template: no run config ${file} for dataset '${dataset}', arm '${arm.name}'`);
       for (const seed of config.seeds) {
-        runs.push({ dataset, mode, seed, config: file, dir: path.join(out, 'runs', `${dataset}-${mode}-seed${seed}`), overrides: [...config.set, ...a.set, `seed=${seed}`] });
+        const overrides = [...config.set, ...arm.set, ...a.set, `mode=${arm.mode}`, `seed=${seed}`, `arm=${arm.name}`];
+        runs.push({ dataset, arm: arm.name, seed, config: file, dir: path.join(out, 'runs', `${dataset}-${arm.name}-seed${seed}`), overrides });
       }
     }
   }
+  const report: ReportOptions = { title: config.name, threshold: config.threshold, pairs: config.pairs };
+  fs.mkdirSync(out, { recursive: true });
+  // what `gta report` needs to rebuild this report from the folder alone
+  fs.writeFileSync(path.join(out, SWEEP_FILE), JSON.stringify(report, null, 2) + '\n');
   log.info({ runs: runs.length, jobs: config.jobs, out }, 'sweep');
   const outcomes = await runSweep(runs, config.jobs, log, a.backend ? ['--backend', a.backend] : []);
   const failed = outcomes.filter((o) => !o.ok);
   const finished = runs.filter((r) => runStatus(r.dir) === 'finished').map((r) => r.dir);
   if (finished.length === 0) throw new GtaError(`no run of the sweep finished (${failed.map((f) => `${f.run.dir}: ${f.error}`).join('; ')})`, 1);
-  await writeReport(finished, out, config.name, config.threshold, log);
+  await writeReport(finished, out, report, log);
   if (failed.length) throw new GtaError(`${failed.length} of ${runs.length} runs failed: ${failed.map((f) => `${f.run.dir}: ${f.error}`).join('; ')}; the report covers the others`, 1);
 }

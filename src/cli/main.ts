@@ -66,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
           y
             .positional('runs', { type: 'string', array: true, demandOption: true })
             .option('out', { type: 'string', default: 'report', describe: 'output folder' })
-            .option('threshold-fraction', { type: 'number', default: 0.95, describe: 'threshold = this x the best mode\'s final mean accuracy' }),
+            .option('threshold-fraction', { type: 'number', describe: 'threshold = this x the best arm\'s final mean accuracy (default: the sweep\'s, else 0.95)' }),
         async (a) => reportCommand({ runs: a.runs as string[], out: a.out, fraction: a['threshold-fraction'], logLevel: a['log-level'] }),
       )
       .command(

@@ -43,6 +43,7 @@ export async function trainCommand(a: TrainArgs): Promise<void> {
     run.writeJson(RUN_FILES.info, {
       status: 'running',
       mode: config.mode,
+      ...(config.arm ? { arm: config.arm } : {}),
       seed: config.seed,
       config_file: a.config,
       overrides,

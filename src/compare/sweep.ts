@@ -1,5 +1,5 @@
 /**
- * Runs every (dataset, mode, seed) of a sweep as an ordinary `gta train` in a worker process, up to
+ * Runs every (dataset, arm, seed) of a sweep as an ordinary `gta train` in a worker process, up to
  * `jobs` at a time. Each run has a fixed directory, so running the sweep again skips finished runs,
  * resumes interrupted ones from their checkpoint, and restarts ones that never saved one.
  */
@@ -14,7 +14,8 @@ import { startProgress } from '../util/progress.js';
 
 export interface SweepRun {
   dataset: string;
-  mode: string;
+  /** The arm's name (its mode, unless the sweep names arms). */
+  arm: string;
   seed: number;
   config: string;
   dir: string;
@@ -41,7 +42,7 @@ export async function runSweep(runs: SweepRun[], jobs: number, log: Logger, extr
   let done = outcomes.length;
   bar.update(done, { running: 0 });
   const active = new Set<SweepRun>();
-  const progressOf = () => [...active].map((r) => `${r.dataset}/${r.mode}/s${r.seed}@${lastStep(r.dir)}`).join(' ');
+  const progressOf = () => [...active].map((r) => `${r.dataset}/${r.arm}/s${r.seed}@${lastStep(r.dir)}`).join(' ');
   const ticker = setInterval(() => bar.update(done, { running: progressOf() }), 2000);
   const queue = [...todo];
   const worker = async () => {

@@ -3,7 +3,7 @@
  * Every object is strict, so a misspelt key is an error rather than a silently ignored setting.
  */
 import { z } from 'zod';
-import { MODES, MODE_TRAITS } from './modes.js';
+import { MODES, MODE_TRAITS, type Mode } from './modes.js';
 
 /** The TensorFlow.js backends (src/backend/select.ts); named here so that parsing a config loads no tfjs. */
 export const BACKEND_NAMES = ['auto', 'torch', 'wasm', 'cpu', 'webgpu', 'tensorflow'] as const;
@@ -144,6 +144,8 @@ export const GtaSchema = z
 export const TrainConfigSchema = z
   .object({
     name: runName.default('run'),
+    /** What a comparison calls this run (compare-baselines sets it to the run's arm); default: the mode. */
+    arm: runName.optional(),
     seed: z.number().int().default(1),
     backend: z.enum(BACKEND_NAMES).default('auto'),
     mode: z.enum(MODES).default('sft'),
@@ -213,27 +215,66 @@ export const PretrainConfigSchema = z
   })
   .strict();
 
-/** A sweep for `gta compare-baselines`: every (dataset, mode, seed) is an ordinary run. */
+/** A sweep's arms when it names none: each mode on its own config. */
+const DEFAULT_SWEEP_MODES: readonly Mode[] = ['sft', 'rl', 'gta'];
+
+/** One arm of a sweep: a mode on a run config, with its own overrides (e.g. an ablation). */
+const ArmSchema = z
+  .object({
+    name: runName,
+    mode: z.enum(MODES),
+    /** The arm's run config; {dataset} and {mode} are filled in (default: the sweep's config_template). */
+    config_template: z.string().optional(),
+    /** Overrides for this arm's runs, applied after the sweep's `set`. */
+    set: z.array(z.string()).default([]),
+  })
+  .strict();
+type Arm = z.infer<typeof ArmSchema>;
+
+/**
+ * A sweep for `gta compare-baselines`: every (dataset, arm, seed) is an ordinary run. `modes: [sft, rl,
+ * gta]` is shorthand for arms named after their modes; `arms` names variants of a mode (matched
+ * budgets, ablations), and `pairs` says which arms the paired statistics compare.
+ */
 export const CompareConfigSchema = z
   .object({
     name: runName,
     /** Where the sweep's runs, tables, curves and report go (default runs/<name>). */
     output_dir: z.string().optional(),
     datasets: z.array(z.string()).min(1),
-    modes: z.array(z.enum(MODES)).min(1).default(['sft', 'rl', 'gta']),
+    modes: z.array(z.enum(MODES)).min(1).optional(),
+    arms: z.array(ArmSchema).min(1).optional(),
+    /** Paired differences to report, as [a, b] for a minus b (default: gta-sft, gta-rl, rl-sft where those arms exist). */
+    pairs: z.array(z.tuple([runName, runName])).min(1).optional(),
     seeds: z.array(z.number().int()).min(1).default([1, 2, 3]),
     jobs: positiveInt.default(2),
     /** The run config of each cell; {dataset} and {mode} are filled in. */
     config_template: z.string().default('configs/{dataset}-{mode}.yaml'),
     /** Overrides applied to every run (as with --set), e.g. ["train.steps=200"]. */
     set: z.array(z.string()).default([]),
-    /** "Steps to threshold" uses fraction x the best mode's final mean accuracy, or an absolute accuracy. */
+    /** "Steps to threshold" uses fraction x the best arm's final mean accuracy, or an absolute accuracy. */
     threshold: z
       .object({ fraction: z.number().gt(0).max(1).default(0.95), absolute: z.number().gt(0).max(1).optional() })
       .strict()
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.modes && c.arms) ctx.addIssue({ code: 'custom', path: ['modes'], message: 'give modes or arms, not both (modes: [m] is arms: [{ name: m, mode: m }])' });
+    const names = (c.arms ?? []).map((a) => a.name);
+    names.forEach((n, i) => {
+      if (names.indexOf(n) !== i) ctx.addIssue({ code: 'custom', path: ['arms', i, 'name'], message: `arm '${n}' is named twice` });
+    });
+    const known: readonly string[] = c.arms ? names : (c.modes ?? DEFAULT_SWEEP_MODES);
+    (c.pairs ?? []).forEach((p, i) => {
+      p.forEach((n, j) => {
+        if (!known.includes(n)) ctx.addIssue({ code: 'custom', path: ['pairs', i, j], message: `'${n}' is not an arm of this sweep (${known.join(', ')})` });
+      });
+      if (p[0] === p[1]) ctx.addIssue({ code: 'custom', path: ['pairs', i], message: `a pair compares two different arms, got '${p[0]}' twice` });
+    });
+  })
+  // one shape for the runner: every sweep as arms
+  .transform(({ modes, arms, ...c }) => ({ ...c, arms: arms ?? (modes ?? DEFAULT_SWEEP_MODES).map((m): Arm => ({ name: m, mode: m, set: [] })) }));
 
 export type CompareConfig = z.infer<typeof CompareConfigSchema>;
 export type ModelArch = z.infer<typeof ModelArchSchema>;

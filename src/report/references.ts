@@ -13,7 +13,7 @@ import { RUN_FILES } from '../run/run_dir.js';
 import type { RunRecord } from './aggregate.js';
 import type { CompareRow, Stat } from './render.js';
 
-/** The reference modes, in the order their rows come (before the trained modes). */
+/** The reference rows' arms, in the order their rows come (before the trained arms). */
 export const REFERENCE_MODES = ['majority', 'bow-logreg'] as const;
 type ReferenceMode = (typeof REFERENCE_MODES)[number];
 
@@ -46,17 +46,17 @@ export async function referenceRows(records: RunRecord[], columnOrder: string[],
       warn(dataset, e as Error);
       continue;
     }
-    for (const mode of REFERENCE_MODES) {
-      const { dev, test } = refs[mode];
+    for (const arm of REFERENCE_MODES) {
+      const { dev, test } = refs[arm];
       const values: Record<string, Stat> = {
         'final accuracy': one(dev.accuracy),
         'final f1_weighted': one(dev.f1_weighted),
         ...(test ? { 'test accuracy': one(test.accuracy), 'test f1_weighted': one(test.f1_weighted) } : {}),
       };
-      // the trained modes' columns in their order ('–' where a reference has no value: no curve, no tokens),
+      // the trained arms' columns in their order ('–' where a reference has no value: no curve, no tokens),
       // so the rows coming first do not reorder the table
       const columns: CompareRow['columns'] = Object.fromEntries(columnOrder.map((c) => [c, values[c] ?? null]));
-      rows.push({ dataset, mode, seeds: 1, columns: { ...columns, ...values } });
+      rows.push({ dataset, arm, seeds: 1, columns: { ...columns, ...values } });
     }
   }
   return rows;

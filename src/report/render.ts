@@ -10,16 +10,16 @@ import { compile, type TopLevelSpec } from 'vega-lite';
 import { Resvg } from '@resvg/resvg-js';
 
 export interface Stat { mean: number; std: number; n: number }
-/** One point of a convergence curve: a (dataset, mode, step) with mean and std over seeds. */
-export interface CurvePoint { dataset: string; mode: string; step: number; metrics: Record<string, Stat> }  // keys like 'eval/accuracy', 'eval/f1_weighted', 'reward/total/mean'
+/** One point of a convergence curve: a (dataset, arm, step) with mean and std over seeds. */
+export interface CurvePoint { dataset: string; arm: string; step: number; metrics: Record<string, Stat> }  // keys like 'eval/accuracy', 'eval/f1_weighted', 'reward/total/mean'
 /** One row of the comparison table. */
-export interface CompareRow { dataset: string; mode: string; seeds: number; columns: Record<string, Stat | number | null> }  // e.g. 'final accuracy': Stat, 'best accuracy': Stat, 'steps to threshold': Stat|null, 'AUC': Stat, 'tokens': number
+export interface CompareRow { dataset: string; arm: string; seeds: number; columns: Record<string, Stat | number | null> }  // e.g. 'final accuracy': Stat, 'best accuracy': Stat, 'steps to threshold': Stat|null, 'AUC': Stat, 'tokens': number
 export interface ReportInput { title: string; rows: CompareRow[]; curves: CurvePoint[]; notes?: string[] }
 export interface RenderedFiles { svg: string[]; png: string[]; html: string }
 
-/** Fixed colours for the known modes so sft/rl/gta look the same in every plot and report. */
+/** Fixed colours for the arms named after the modes, so sft/rl/gta look the same in every plot and report. */
 const MODE_COLOURS: Record<string, string> = { sft: '#4c78a8', rl: '#f58518', gta: '#54a24b' };
-/** Colours handed out, in order, to any other modes (tableau10 minus the three above). */
+/** Colours handed out, in order, to any other arms (tableau10 minus the three above). */
 const EXTRA_COLOURS = ['#e45756', '#72b7b2', '#eeca3b', '#b279a2', '#ff9da6', '#9d755d', '#bab0ac'];
 /** A font Debian ships (fonts-dejavu-core), so resvg's PNG text matches the SVG's metrics. */
 const FONT = 'DejaVu Sans';
@@ -39,7 +39,7 @@ const PLOTS = [
 ] as const;
 const X_TITLES: Record<(typeof PLOTS)[number]['x'], string> = { step: 'step', examples_seen: 'labelled examples', tokens_seen: 'tokens', time_s: 'seconds' };
 
-/** Writes, per dataset, <dataset>-accuracy.svg/.png (eval/accuracy vs step: one line per mode with a mean +- std band), the same against labelled examples, tokens and seconds when the curves have them (-accuracy-by-examples, -by-tokens, -by-seconds), and, when any mode has 'reward/total/mean', <dataset>-reward.svg/.png; and report.html with the table and the SVGs inlined (no external scripts, styles or images). */
+/** Writes, per dataset, <dataset>-accuracy.svg/.png (eval/accuracy vs step: one line per arm with a mean +- std band), the same against labelled examples, tokens and seconds when the curves have them (-accuracy-by-examples, -by-tokens, -by-seconds), and, when any arm has 'reward/total/mean', <dataset>-reward.svg/.png; and report.html with the table and the SVGs inlined (no external scripts, styles or images). */
 export async function renderReport(
   outDir: string,
   input: ReportInput,
@@ -49,9 +49,9 @@ export async function renderReport(
   const height = opts?.height ?? 360;
   fs.mkdirSync(outDir, { recursive: true });
 
-  // One mode -> colour mapping for the whole report, so a mode keeps its colour across datasets.
-  const modes = orderModes(unique([...input.rows.map((r) => r.mode), ...input.curves.map((c) => c.mode)]));
-  const colours = modes.map((m, i) => MODE_COLOURS[m] ?? EXTRA_COLOURS[i % EXTRA_COLOURS.length]);
+  // One arm -> colour mapping for the whole report, so an arm keeps its colour across datasets.
+  const arms = orderArms(unique([...input.rows.map((r) => r.arm), ...input.curves.map((c) => c.arm)]));
+  const colours = arms.map((m, i) => MODE_COLOURS[m] ?? EXTRA_COLOURS[i % EXTRA_COLOURS.length]);
 
   const files: RenderedFiles = { svg: [], png: [], html: path.join(outDir, 'report.html') };
   const figures: string[] = [];
@@ -63,12 +63,12 @@ export async function renderReport(
           const s = c.metrics[plot.metric];
           const std = Number.isFinite(s.std) ? s.std : 0; // one seed: no band rather than NaN
           // off the step axis, a point sits at the seeds' mean budget spent by that step
-          return { mode: c.mode, step: plot.x === 'step' ? c.step : c.metrics[plot.x].mean, mean: s.mean, lo: s.mean - std, hi: s.mean + std };
+          return { arm: c.arm, step: plot.x === 'step' ? c.step : c.metrics[plot.x].mean, mean: s.mean, lo: s.mean - std, hi: s.mean + std };
         })
         .sort((a, b) => a.step - b.step);
       if (values.length === 0) continue; // e.g. no reward curve when only sft ran
       const title = `${dataset}: ${plot.title}`;
-      const svg = await renderSvg(lineWithBand(values, title, X_TITLES[plot.x], plot.yTitle, modes, colours, width, height));
+      const svg = await renderSvg(lineWithBand(values, title, X_TITLES[plot.x], plot.yTitle, arms, colours, width, height));
       const base = path.join(outDir, `${safeName(dataset)}-${plot.suffix}`);
       fs.writeFileSync(`${base}.svg`, svg);
       fs.writeFileSync(`${base}.png`, svgToPng(svg, width, height));
@@ -95,8 +95,8 @@ export function markdownTable(rows: CompareRow[]): string {
 function tableCells(rows: CompareRow[]): { header: string[]; body: string[][] } {
   const columns = unique(rows.flatMap((r) => Object.keys(r.columns)));
   return {
-    header: ['dataset', 'mode', 'seeds', ...columns],
-    body: rows.map((r) => [r.dataset, r.mode, String(r.seeds), ...columns.map((c) => formatCell(c, r.columns[c]))]),
+    header: ['dataset', 'arm', 'seeds', ...columns],
+    body: rows.map((r) => [r.dataset, r.arm, String(r.seeds), ...columns.map((c) => formatCell(c, r.columns[c]))]),
   };
 }
 
@@ -114,16 +114,16 @@ function formatCell(column: string, v: Stat | number | null | undefined): string
   return typeof v === 'number' ? fmt(v) : `${fmt(v.mean)} ± ${fmt(v.std)}`;
 }
 
-interface BandPoint { mode: string; step: number; mean: number; lo: number; hi: number }
+interface BandPoint { arm: string; step: number; mean: number; lo: number; hi: number }
 
-/** Vega-lite: a translucent mean ± std area under a mean line with points, one colour per mode. */
+/** Vega-lite: a translucent mean ± std area under a mean line with points, one colour per arm. */
 function lineWithBand(
-  values: BandPoint[], title: string, xTitle: string, yTitle: string, modes: string[], colours: string[], width: number, height: number,
+  values: BandPoint[], title: string, xTitle: string, yTitle: string, arms: string[], colours: string[], width: number, height: number,
 ): TopLevelSpec {
-  // Only this plot's modes in the legend, each with its report-wide colour.
-  const shown = modes.filter((m) => values.some((v) => v.mode === m));
-  const range = shown.map((m) => colours[modes.indexOf(m)]);
-  const color = { field: 'mode', type: 'nominal', title: 'mode', scale: { domain: shown, range } } as const;
+  // Only this plot's arms in the legend, each with its report-wide colour.
+  const shown = arms.filter((m) => values.some((v) => v.arm === m));
+  const range = shown.map((m) => colours[arms.indexOf(m)]);
+  const color = { field: 'arm', type: 'nominal', title: 'arm', scale: { domain: shown, range } } as const;
   const x = { field: 'step', type: 'quantitative', title: xTitle } as const;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -226,8 +226,8 @@ function unique(xs: string[]): string[] {
   return [...new Set(xs)];
 }
 
-/** sft, rl, gta first (the modes being compared), then any others in order of appearance. */
-function orderModes(modes: string[]): string[] {
-  const known = Object.keys(MODE_COLOURS).filter((m) => modes.includes(m));
-  return [...known, ...modes.filter((m) => !known.includes(m))];
+/** sft, rl, gta first (the modes being compared), then any other arms in order of appearance. */
+function orderArms(arms: string[]): string[] {
+  const known = Object.keys(MODE_COLOURS).filter((m) => arms.includes(m));
+  return [...known, ...arms.filter((m) => !known.includes(m))];
 }

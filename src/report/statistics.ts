@@ -1,6 +1,6 @@
 /**
- * Is one mode better than another? Two answers, both as 95% intervals of a paired difference in
- * accuracy: a t-interval over seeds (how much the difference moves with the training seed) and a
+ * Is one arm (a mode, or a variant of one) better than another? Two answers, both as 95% intervals of
+ * a paired difference in accuracy: a t-interval over seeds (how much the difference moves with the training seed) and a
  * paired bootstrap over test examples (how much it moves with the examples that were drawn). Pure
  * functions: the caller reads the runs and their predictions.
  */
@@ -8,8 +8,8 @@ import { Rng, streamRng } from '../util/rng.js';
 import { mean, stdUnbiased } from '../util/stats.js';
 import type { RunRecord } from './aggregate.js';
 
-/** The pairs every comparison reports, as a minus b. */
-export const PAIRS = [['gta', 'sft'], ['gta', 'rl'], ['rl', 'sft']] as const;
+/** The pairs a comparison reports unless its sweep names others, as a minus b (those whose arms ran). */
+export const DEFAULT_PAIRS: readonly (readonly [string, string])[] = [['gta', 'sft'], ['gta', 'rl'], ['rl', 'sft']];
 /** Bootstrap resamples: enough for a stable 2.5% percentile (50 resamples below it). */
 export const BOOTSTRAP_SAMPLES = 2000;
 
@@ -82,7 +82,7 @@ export function quantileSorted(sorted: number[], q: number): number {
 }
 
 /**
- * Paired bootstrap of mean(a - b) over examples (a[i], b[i]: per-example correctness of two modes on
+ * Paired bootstrap of mean(a - b) over examples (a[i], b[i]: per-example correctness of two arms on
  * the same example, each averaged over its seeds): resample examples with replacement B times and
  * take the 95% percentile interval of the resampled means.
  */
@@ -101,12 +101,12 @@ export function pairedBootstrap(a: number[], b: number[], rng: Rng, samples = BO
   return { mean: mean(d), interval: [quantileSorted(means, tail), quantileSorted(means, 1 - tail)] };
 }
 
-/** An interval that holds 0 (or none at all) says the data cannot tell the two modes apart. */
+/** An interval that holds 0 (or none at all) says the data cannot tell the two arms apart. */
 export function excludesZero(interval: Interval | null): boolean | null {
   return interval === null ? null : interval[0] > 0 || interval[1] < 0;
 }
 
-/** One line of stats.jsonl: mode a minus mode b on one dataset. */
+/** One line of stats.jsonl: arm a minus arm b on one dataset. */
 export interface PairStats {
   dataset: string;
   a: string;
@@ -133,14 +133,14 @@ export interface PairStats {
 export type Correctness = Map<string, Map<number, number>>;
 
 /**
- * The paired comparisons of PAIRS on every dataset where both modes ran: runs are paired by seed;
+ * The paired comparisons of `pairs` on every dataset where both arms ran: runs are paired by seed;
  * `correctness(run)` gives a run's per-example correctness (undefined if it has none).
  */
-export function pairedComparisons(records: RunRecord[], correctness: (r: RunRecord) => Correctness | undefined): PairStats[] {
+export function pairedComparisons(records: RunRecord[], correctness: (r: RunRecord) => Correctness | undefined, pairs = DEFAULT_PAIRS): PairStats[] {
   const out: PairStats[] = [];
   for (const dataset of [...new Set(records.map((r) => r.dataset))].sort()) {
-    const bySeed = (mode: string) => new Map(records.filter((r) => r.dataset === dataset && r.mode === mode).map((r) => [r.seed, r]));
-    for (const [a, b] of PAIRS) {
+    const bySeed = (arm: string) => new Map(records.filter((r) => r.dataset === dataset && r.arm === arm).map((r) => [r.seed, r]));
+    for (const [a, b] of pairs) {
       const ra = bySeed(a);
       const rb = bySeed(b);
       const seeds = [...ra.keys()].filter((s) => rb.has(s)).sort((x, y) => x - y);
@@ -166,7 +166,7 @@ export function pairedComparisons(records: RunRecord[], correctness: (r: RunReco
   return out;
 }
 
-/** Seeds pooled per mode: per example, the mean correctness over that mode's runs; examples matched by index. */
+/** Seeds pooled per arm: per example, the mean correctness over that arm's runs; examples matched by index. */
 function bootstrapPair(runsA: RunRecord[], runsB: RunRecord[], split: string, correctness: (r: RunRecord) => Correctness | undefined, rng: Rng) {
   const of = (runs: RunRecord[]) => runs.map((r) => correctness(r)?.get(split));
   const ca = of(runsA);

@@ -25,9 +25,9 @@ export function statsSummary(stats: PairStats[]): string {
 /** How each interval was made, pair by pair. */
 export function statsDetails(stats: PairStats[]): string {
   const lines = [
-    `Accuracy of mode a minus mode b, runs paired by seed, on the test split when every run of the pair has a test score, else on the eval split. ` +
+    `Accuracy of arm a minus arm b, runs paired by seed, on the test split when every run of the pair has a test score, else on the eval split. ` +
       `t: mean ± t(0.975, n−1) · sd / √n over the per-seed differences (none for one seed). ` +
-      `Bootstrap: per example, correctness averaged over each mode's seeds, examples matched by index; ${BOOTSTRAP_SAMPLES} resamples of the examples with replacement (seeded), 2.5th and 97.5th percentiles of the mean difference. ` +
+      `Bootstrap: per example, correctness averaged over each arm's seeds, examples matched by index; ${BOOTSTRAP_SAMPLES} resamples of the examples with replacement (seeded), 2.5th and 97.5th percentiles of the mean difference. ` +
       `"significant": every interval computed excludes 0.`,
     '',
   ];

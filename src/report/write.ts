@@ -9,16 +9,23 @@ import { RUN_FILES, RunDir } from '../run/run_dir.js';
 import { aggregate, readRun, type RunRecord, type ThresholdRule } from './aggregate.js';
 import { referenceRows, withReferences } from './references.js';
 import { markdownTable, renderReport } from './render.js';
-import { pairedComparisons, type Correctness } from './statistics.js';
+import { DEFAULT_PAIRS, pairedComparisons, type Correctness } from './statistics.js';
 import { statsDetails, statsNotes, statsSummary } from './stats_markdown.js';
 
+/** What a report is of: its title, the threshold rule, and the pairs its statistics compare (default DEFAULT_PAIRS). */
+export interface ReportOptions { title: string; threshold: ThresholdRule; pairs?: [string, string][] }
+
+/** A sweep folder's report options, written by compare-baselines so `gta report` on the folder rebuilds the same report. */
+export const SWEEP_FILE = 'sweep.json';
+
 /** Aggregates finished runs and writes compare.jsonl, compare.md, curves.jsonl, stats.jsonl and the rendered report. */
-export async function writeReport(dirs: string[], out: string, title: string, threshold: ThresholdRule, log: Logger): Promise<void> {
+export async function writeReport(dirs: string[], out: string, opts: ReportOptions, log: Logger): Promise<void> {
+  const { title, threshold } = opts;
   const records = dirs.map(readRun);
   const agg = aggregate(records, threshold);
   const refs = await referenceRows(records, Object.keys(agg.rows[0]?.columns ?? {}), (dataset, err) => log.warn({ dataset, err: err.message }, 'no reference rows for this dataset'));
   const rows = withReferences(agg.rows, refs);
-  const stats = pairedComparisons(records, correctnessOf());
+  const stats = pairedComparisons(records, correctnessOf(), opts.pairs ?? DEFAULT_PAIRS);
   fs.mkdirSync(out, { recursive: true });
   fs.writeFileSync(path.join(out, 'compare.jsonl'), rows.map((r) => JSON.stringify({ ...r, threshold: agg.thresholds[r.dataset] })).join('\n') + '\n');
   fs.writeFileSync(path.join(out, 'curves.jsonl'), agg.curves.map((c) => JSON.stringify(c)).join('\n') + '\n');
@@ -27,7 +34,7 @@ export async function writeReport(dirs: string[], out: string, title: string, th
   const notes = Object.entries(agg.thresholds).map(([d, t]) => `${d}: threshold accuracy ${t.toFixed(4)}`);
   const summary = stats.length ? `Paired differences in accuracy (95% intervals):\n\n${statsSummary(stats)}` : '';
   // the headline first (is a mode better?), then the table it summarises, then how the intervals were made
-  const md = [`# ${title}`, ...(stats.length ? ['## Paired differences (95% intervals)', statsSummary(stats), '## All modes'] : []), table, notes.map((n) => `- ${n}`).join('\n'), ...(stats.length ? ['## How the intervals were computed', statsDetails(stats)] : [])];
+  const md = [`# ${title}`, ...(stats.length ? ['## Paired differences (95% intervals)', statsSummary(stats), '## All arms'] : []), table, notes.map((n) => `- ${n}`).join('\n'), ...(stats.length ? ['## How the intervals were computed', statsDetails(stats)] : [])];
   fs.writeFileSync(path.join(out, 'compare.md'), md.map((s) => s.trimEnd()).join('\n\n') + '\n');
   const files = await renderReport(out, { title, rows, curves: agg.curves, notes: [...notes, ...statsNotes(stats), `runs: ${dirs.length}`] });
   process.stdout.write(`${summary ? `${summary}\n` : ''}${table}\n${notes.join('\n')}\nreport: ${files.html}\n`);
