@@ -14,6 +14,7 @@ const LAYERS = [
   ['train'],
   ['report'],
   ['compare'],
+  ['queue'],
   ['cli'],
 ];
 

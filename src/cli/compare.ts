@@ -1,12 +1,21 @@
 /**
  * `gta compare-baselines --config FILE`: runs the sweep (SFT vs RL vs GTA over seeds), then aggregates
- * it into compare.jsonl, compare.md, curves.jsonl and report.html with the curves as SVG and PNG.
+ * it into compare.jsonl, compare.md, curves.jsonl and report.html with the curves as SVG and PNG. The
+ * runs execute in worker processes here, or with `--queue URL` as jobs that `gta worker` processes on
+ * any machine pull. The sweep folder is locked while a coordinator uses it, so a second one started on
+ * the same sweep is refused with one line instead of running (and deleting) the same runs.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { CompareConfigSchema } from '../config/schema.js';
-import { runSweep, type SweepRun } from '../compare/sweep.js';
+import { runSweep, type SweepExecutor, type SweepRun } from '../compare/sweep.js';
+import { LocalExecutor } from '../compare/local.js';
+import { QueueExecutor } from '../queue/coordinator.js';
+import { sweepKey } from '../queue/job.js';
+import { parseRedisUrl } from '../queue/redis.js';
+import { lockFolder } from '../util/folder_lock.js';
 import { runStatus } from '../run/run_dir.js';
 import { SWEEP_FILE, writeReport, type ReportOptions } from '../report/write.js';
 import { GtaError } from '../util/errors.js';
@@ -21,6 +30,10 @@ export interface CompareArgs {
   set: string[];
   backend?: string;
   logLevel: string;
+  /** A Redis URL: the runs become jobs there for `gta worker` processes. */
+  queue?: string;
+  /** The sweep folder is on storage every worker mounts at the same path: workers write the runs there. */
+  shared?: boolean;
 }
 
 export async function compareCommand(a: CompareArgs): Promise<void> {
@@ -31,6 +44,8 @@ export async function compareCommand(a: CompareArgs): Promise<void> {
     ...(a.seeds ? [`seeds=[${a.seeds.join(',')}]`] : []),
     ...(a.jobs ? [`jobs=${a.jobs}`] : []),
   ];
+  if (a.shared && !a.queue) throw new GtaError('--shared is for a sweep over --queue (a local sweep writes its folder itself)');
+  const target = a.queue ? parseRedisUrl(a.queue) : undefined;
   const { config } = loadConfig(CompareConfigSchema, a.config, flags);
   const out = config.output_dir ?? path.join('runs', config.name);
   const runs: SweepRun[] = [];
@@ -46,11 +61,19 @@ export async function compareCommand(a: CompareArgs): Promise<void> {
     }
   }
   const report: ReportOptions = { title: config.name, threshold: config.threshold, pairs: config.pairs };
-  fs.mkdirSync(out, { recursive: true });
+  await lockFolder(out, `gta compare-baselines --config ${a.config}`);
   // what `gta report` needs to rebuild this report from the folder alone
   fs.writeFileSync(path.join(out, SWEEP_FILE), JSON.stringify(report, null, 2) + '\n');
-  log.info({ runs: runs.length, jobs: config.jobs, out }, 'sweep');
-  const outcomes = await runSweep(runs, config.jobs, log, a.backend ? ['--backend', a.backend] : []);
+  let executor: SweepExecutor;
+  if (target) {
+    // the backend flag travels as an override, as `gta train --backend` makes it one
+    if (a.backend) for (const r of runs) r.overrides.push(`backend=${a.backend}`);
+    executor = new QueueExecutor({ target, key: sweepKey(config.name, out, os.hostname(), a.shared === true), sharedDir: a.shared ? path.resolve(out) : undefined }, log);
+  } else {
+    executor = new LocalExecutor(config.jobs, a.backend ? ['--backend', a.backend] : []);
+  }
+  log.info({ runs: runs.length, ...(target ? { queue: target.shown } : { jobs: config.jobs }), out }, 'sweep');
+  const outcomes = await runSweep(runs, executor, log);
   const failed = outcomes.filter((o) => !o.ok);
   const finished = runs.filter((r) => runStatus(r.dir) === 'finished').map((r) => r.dir);
   if (finished.length === 0) throw new GtaError(`no run of the sweep finished (${failed.map((f) => `${f.run.dir}: ${f.error}`).join('; ')})`, 1);

@@ -14,6 +14,7 @@ import { pretrainCommand } from './pretrain.js';
 import { compareCommand } from './compare.js';
 import { reportCommand } from './report.js';
 import { runsCommand } from './runs.js';
+import { workerCommand } from './worker.js';
 
 export async function main(argv: string[]): Promise<number> {
   try {
@@ -55,9 +56,23 @@ export async function main(argv: string[]): Promise<number> {
             .option('modes', { type: 'string', array: true, describe: 'override the modes (sft, rl, gta)' })
             .option('seeds', { type: 'number', array: true, describe: 'override the seeds' })
             .option('jobs', { type: 'number', describe: 'runs in parallel (worker processes)' })
-            .option('set', { type: 'string', array: true, default: [], describe: 'override a key of every run config' }),
+            .option('set', { type: 'string', array: true, default: [], describe: 'override a key of every run config' })
+            .option('queue', { type: 'string', describe: 'redis://[user:password@]host:port[/db]: run the runs as jobs there, for gta worker processes (password also from GTA_REDIS_PASSWORD)' })
+            .option('shared', { type: 'boolean', describe: 'with --queue: the sweep folder is on storage every worker mounts at the same path, and workers write the runs there' }),
         async (a) =>
-          compareCommand({ config: a.config, datasets: a.datasets as string[] | undefined, modes: a.modes as string[] | undefined, seeds: a.seeds as number[] | undefined, jobs: a.jobs, set: a.set as string[], backend: a.backend, logLevel: a['log-level'] }),
+          compareCommand({ config: a.config, datasets: a.datasets as string[] | undefined, modes: a.modes as string[] | undefined, seeds: a.seeds as number[] | undefined, jobs: a.jobs, set: a.set as string[], backend: a.backend, logLevel: a['log-level'], queue: a.queue, shared: a.shared }),
+      )
+      .command(
+        'worker',
+        'run sweep jobs from a Redis queue (gta compare-baselines --queue) until stopped',
+        (y) =>
+          y
+            .option('queue', { type: 'string', demandOption: true, describe: 'redis://[user:password@]host:port[/db] (password also from GTA_REDIS_PASSWORD)' })
+            .option('jobs', { type: 'number', default: 1, describe: 'jobs at once, each in its own process with its share of the cores' })
+            .option('allow', { type: 'string', array: true, default: [], describe: 'a folder jobs may read and write (a shared sweep folder, data, checkpoints) besides datasets/ and checkpoints/' })
+            .option('runs', { type: 'string', default: 'runs/worker', describe: 'where runs of sweeps without shared storage are trained' })
+            .option('stall-s', { type: 'number', default: 30, describe: 'seconds without lock renewal after which a dead worker\'s job goes to another worker' }),
+        async (a) => workerCommand({ queue: a.queue, jobs: a.jobs, allow: a.allow as string[], runs: a.runs, stallS: a['stall-s'], backend: a.backend, logLevel: a['log-level'] }),
       )
       .command(
         'report <runs..>',

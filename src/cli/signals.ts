@@ -19,3 +19,15 @@ export function stopOnSignals(onFirst: (signal: string) => void): { requested: (
     },
   };
 }
+
+/**
+ * A run that another gta process started over an IPC channel (a sweep's or a queue worker's child)
+ * stops when that process goes away, as on SIGTERM: a killed worker must not leave its run training on
+ * as an orphan while the queue gives the job to another worker.
+ */
+export function stopWithParent(): void {
+  if (!process.channel) return;
+  // the channel alone must not keep this process alive once the run is over
+  process.channel.unref();
+  process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+}

@@ -8,6 +8,8 @@ import { GtaError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
 import { formatDuration } from '../util/format.js';
 import { openResume, runToEnd } from './run_lifecycle.js';
+import { claimRunDir, lockRunDir } from '../run/run_lock.js';
+import { stopWithParent } from './signals.js';
 
 export interface TrainArgs {
   config?: string;
@@ -21,6 +23,7 @@ export interface TrainArgs {
 
 export async function trainCommand(a: TrainArgs): Promise<void> {
   const log = createLogger(a.logLevel);
+  stopWithParent();
   const overrides = a.backend ? [...a.set, `backend=${a.backend}`] : a.set;
   if (a.resume !== undefined && a.config !== undefined) throw new GtaError('give --config (a new run) or --resume (continue one), not both');
   if (a.resume === undefined && a.config === undefined) throw new GtaError('gta train needs --config FILE (or --resume RUN_DIR|latest)');
@@ -31,14 +34,23 @@ export async function trainCommand(a: TrainArgs): Promise<void> {
   if (a.resume !== undefined) {
     let step: number;
     ({ run, resumeFrom, config, step } = openResume(a.resume, 'train', TrainConfigSchema, overrides));
+    await lockRunDir(run.dir, 'gta train --resume');
     prepared = await prepare(config, log, resumeFrom);
     run.resumeAt(step, overrides);
     log.info({ run: run.dir, step }, 'resuming run');
   } else {
     const loaded = loadConfig(TrainConfigSchema, a.config!, overrides);
     config = loaded.config;
-    prepared = await prepare(config, log);
-    run = a.runDir ? RunDir.createAt(a.runDir) : RunDir.create(config.output_dir, config.name);
+    // the run directory is locked before anything is written there, and released when this process exits
+    const claim = a.runDir ? await claimRunDir(a.runDir, 'gta train') : undefined;
+    try {
+      prepared = await prepare(config, log);
+    } catch (e) {
+      await claim?.discard();
+      throw e;
+    }
+    run = a.runDir ? new RunDir(a.runDir) : RunDir.create(config.output_dir, config.name);
+    if (!a.runDir) await lockRunDir(run.dir, 'gta train');
     run.writeFile(RUN_FILES.config, loaded.resolvedYaml);
     run.writeJson(RUN_FILES.info, {
       status: 'running',

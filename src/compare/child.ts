@@ -1,0 +1,56 @@
+/**
+ * One sweep run as a `gta train` child process, the same for a local sweep and a queue worker: it
+ * continues a run that has a checkpoint, and otherwise (re)starts it in its directory (`gta train
+ * --run-dir` empties one left without a checkpoint, under the run directory's lock). The child gets an
+ * IPC channel so that it stops if this process dies (src/cli/signals.ts, stopWithParent), and argv is an
+ * array: nothing from a config or a queue job reaches a shell.
+ */
+import path from 'node:path';
+import os from 'node:os';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { repoRoot } from '../util/paths.js';
+import { RunDir, runStatus } from '../run/run_dir.js';
+
+export type RunAction = 'trained' | 'resumed';
+
+/** The `gta train` arguments for a run in `dir`; overrides go as `--set=k=v`, so none can pass for an option. */
+export function trainArgs(dir: string, config: string, overrides: string[]): { action: RunAction; args: string[] } {
+  const resumable = runStatus(dir) !== null && new RunDir(dir).hasCheckpoint('latest');
+  return resumable
+    ? { action: 'resumed', args: ['train', '--resume', dir] }
+    : { action: 'trained', args: ['train', '--config', config, '--run-dir', dir, ...overrides.map((o) => `--set=${o}`)] };
+}
+
+export interface ChildRun {
+  child: ChildProcess;
+  done: Promise<{ code: number; stderr: string }>;
+}
+
+/**
+ * Starts `gta <args>` in a child process. With several jobs the cores are shared out among the
+ * children (the torch backend would otherwise take the count measured for a machine of its own in
+ * each); one job chooses as a lone run does.
+ */
+export function startChild(args: string[], jobs: number): ChildRun {
+  const share = jobs > 1 ? { GTA_THREADS: String(Math.max(1, Math.floor(os.availableParallelism() / jobs))) } : {};
+  const child = spawn(process.execPath, [path.join(repoRoot(), 'bin', 'gta'), ...args], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: { ...share, ...process.env } });
+  const done = new Promise<{ code: number; stderr: string }>((resolve) => {
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-20000);
+    });
+    child.on('exit', (code, signal) => resolve({ code: code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1), stderr }));
+  });
+  return { child, done };
+}
+
+/** The child's own one-line error ("gta: error: ..."), else its last line. */
+export function errorLine(stderr: string): string {
+  const lines = stderr.trim().split('\n');
+  return lines.find((l) => l.startsWith('gta: ')) ?? lines[lines.length - 1] ?? 'no output';
+}
+
+/** The last step a run has logged (0 before it has a run directory). */
+export function lastStep(dir: string): number {
+  return runStatus(dir) === null ? 0 : new RunDir(dir).lastStep();
+}
