@@ -150,9 +150,12 @@ export const TrainConfigSchema = z
     backend: z.enum(BACKEND_NAMES).default('auto'),
     mode: z.enum(MODES).default('sft'),
     output_dir: z.string().default('runs'),
-    /** A base checkpoint folder (from `gta pretrain`), or "scratch" to start from random weights. */
+    /**
+     * A base checkpoint folder (from `gta pretrain`), a local Hugging Face model folder (GPT-2, Llama,
+     * Mistral, Qwen2, Qwen3: src/model/hf_model.ts), or "scratch" to start from random weights.
+     */
     init: z.string().default('checkpoints/base'),
-    /** Used only when init is "scratch"; otherwise the checkpoint's own architecture is used. */
+    /** Used only when init is "scratch"; otherwise the checkpoint's or model's own architecture is used. */
     model: ModelArchSchema.prefault({}),
     data: DataSchema,
     /** The prompt: {text} is replaced by the example's text. */

@@ -11,7 +11,7 @@
  */
 import { MODE_TRAITS, type Completion, type Mode } from '../config/modes.js';
 import type { Transformer } from '../model/transformer.js';
-import type { Tokenizer } from '../tokenizer/bpe.js';
+import type { TextTokenizer } from '../tokenizer/types.js';
 import type { Example } from '../data/types.js';
 import { parseAnswer, type PromptBuilder } from '../task/prompt.js';
 import { scoreLabels } from '../sample/label_scores.js';
@@ -57,7 +57,7 @@ export interface EvalResult {
 
 export interface EvalContext {
   model: Transformer;
-  tokenizer: Tokenizer;
+  tokenizer: TextTokenizer;
   prompts: PromptBuilder;
   labels: string[];
   batchSize: number;

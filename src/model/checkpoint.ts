@@ -8,19 +8,20 @@ import fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { ModelArchSchema, type ModelArch } from '../config/schema.js';
-import { Tokenizer } from '../tokenizer/bpe.js';
+import { tokenizerFromJSON } from '../tokenizer/from_json.js';
+import type { TextTokenizer } from '../tokenizer/types.js';
 import { GtaError, writeError } from '../util/errors.js';
 import { crashPoint } from '../util/fault.js';
+import { parseArch, type Arch } from './arch.js';
 import { Transformer } from './transformer.js';
-import { decodeSafetensors, encodeSafetensors, type NamedArray } from './safetensors.js';
+import { SafetensorsReader, sha256File, writeSafetensors, type LazyArray } from './safetensors.js';
 
 export const CHECKPOINT_FORMAT = 'gta-checkpoint';
 
 export interface CheckpointMeta {
   format: typeof CHECKPOINT_FORMAT;
   version: 1;
-  arch: ModelArch;
+  arch: Arch;
   tokenizer: string;
   /** What the weights are: a pretrained base LM or a fine-tuned run's. */
   kind: 'base' | 'training';
@@ -32,7 +33,7 @@ export interface CheckpointMeta {
 
 export interface Loaded {
   model: Transformer;
-  tokenizer: Tokenizer;
+  tokenizer: TextTokenizer;
   meta: CheckpointMeta;
   dir: string;
 }
@@ -40,16 +41,16 @@ export interface Loaded {
 /** Everything a training step depends on besides weights and optimizer moments. */
 export type TrainerState = { step: number };
 
-/** An optimizer's state as named arrays (optimizer.safetensors) and its update count. */
+/** An optimizer's state as named arrays (optimizer.safetensors), read one at a time, and its update count. */
 export interface OptimizerState {
   t: number;
-  arrays: Map<string, NamedArray>;
+  arrays: Map<string, LazyArray>;
 }
 
 export function saveCheckpoint(
   dir: string,
   model: Transformer,
-  tokenizer: Tokenizer,
+  tokenizer: TextTokenizer,
   info: { kind: CheckpointMeta['kind']; step: number; optimizer?: OptimizerState; trainerState?: TrainerState },
 ): void {
   const tmp = `${dir}.tmp-${process.pid}`;
@@ -70,17 +71,21 @@ export function saveCheckpoint(
 }
 
 /** Writes and fsyncs every file of a checkpoint into `tmp`, config.json (with the checksums) last. */
-function writeFiles(tmp: string, model: Transformer, tokenizer: Tokenizer, info: Parameters<typeof saveCheckpoint>[3]): void {
+function writeFiles(tmp: string, model: Transformer, tokenizer: TextTokenizer, info: Parameters<typeof saveCheckpoint>[3]): void {
   const sha256: Record<string, string> = {};
   const put = (name: string, data: string | Buffer) => {
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
     sha256[name] = createHash('sha256').update(buf).digest('hex');
     writeSynced(path.join(tmp, name), buf);
   };
-  put('model.safetensors', encodeSafetensors(toArrays(model.params), { format: 'pt' }));
+  // the weights and moments a tensor at a time (fsynced by writeSafetensors)
+  const tensors = (name: string, arrays: Map<string, LazyArray>, metadata: Record<string, string>) => {
+    sha256[name] = writeSafetensors(path.join(tmp, name), arrays, metadata);
+  };
+  tensors('model.safetensors', toArrays(model.params), { format: 'pt' });
   put('tokenizer.json', JSON.stringify(tokenizer.toJSON()));
   crashPoint('checkpoint'); // tests: killed halfway through writing the folder
-  if (info.optimizer) put('optimizer.safetensors', encodeSafetensors(info.optimizer.arrays, { t: String(info.optimizer.t) }));
+  if (info.optimizer) tensors('optimizer.safetensors', info.optimizer.arrays, { t: String(info.optimizer.t) });
   if (info.trainerState) put('trainer_state.json', JSON.stringify(info.trainerState, null, 2));
   const meta: CheckpointMeta = {
     format: CHECKPOINT_FORMAT,
@@ -110,26 +115,26 @@ function syncDir(dir: string): void {
 function readMeta(dir: string): CheckpointMeta {
   const metaFile = path.join(dir, 'config.json');
   if (!fs.existsSync(dir)) throw new GtaError(`${dir}: no such checkpoint folder`);
-  if (!fs.existsSync(metaFile)) throw new GtaError(`${dir}: not a gta checkpoint (no config.json)`);
+  if (!fs.existsSync(metaFile)) throw new GtaError(`${metaFile}: missing (neither a gta checkpoint nor a Hugging Face model folder)`);
   let meta: CheckpointMeta;
   try {
     meta = JSON.parse(fs.readFileSync(metaFile, 'utf8'));
   } catch (e) {
     throw new GtaError(`${metaFile}: not valid JSON (${(e as Error).message})`);
   }
-  if (meta.format !== CHECKPOINT_FORMAT) throw new GtaError(`${metaFile}: not a gta checkpoint (format '${meta.format}')`);
+  if (meta.format !== CHECKPOINT_FORMAT) throw new GtaError(`${metaFile}: not a gta checkpoint (format '${meta.format}') nor a Hugging Face model config (no model_type)`);
   return meta;
 }
 
 export function loadCheckpoint(dir: string): Loaded {
   const metaFile = path.join(dir, 'config.json');
   const meta = readMeta(dir);
-  const arch = ModelArchSchema.safeParse(meta.arch);
+  const arch = parseArch(meta.arch);
   if (!arch.success) throw new GtaError(`${metaFile}: bad architecture (${arch.error.issues[0].path.join('.')}: ${arch.error.issues[0].message})`);
   const tokFile = path.join(dir, 'tokenizer.json');
-  let tokenizer: Tokenizer;
+  let tokenizer: TextTokenizer;
   try {
-    tokenizer = Tokenizer.fromJSON(JSON.parse(readVerified(dir, 'tokenizer.json', meta).toString('utf8')));
+    tokenizer = tokenizerFromJSON(JSON.parse(readVerified(dir, 'tokenizer.json', meta).toString('utf8')));
   } catch (e) {
     // readVerified's errors name the file already; the tokenizer's and JSON.parse's do not.
     const msg = (e as Error).message;
@@ -139,16 +144,16 @@ export function loadCheckpoint(dir: string): Loaded {
   if (tokenizer.vocabSize !== arch.data.vocab_size)
     throw new GtaError(`${dir}: tokenizer has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${arch.data.vocab_size}`);
   const weightsFile = path.join(dir, 'model.safetensors');
-  const { tensors } = decodeSafetensors(readVerified(dir, 'model.safetensors', meta), weightsFile);
+  const weights = verifiedTensors(dir, 'model.safetensors', meta);
   const expected = Transformer.shapes(arch.data);
-  const params = new Map<string, tf.Variable>();
   for (const [name, shape] of expected) {
-    const t = tensors.get(name);
+    const t = weights.entries.get(name);
     if (!t) throw new GtaError(`${weightsFile}: missing parameter ${name}`);
     if (t.shape.join(',') !== shape.join(',')) throw new GtaError(`${weightsFile}: parameter ${name} has shape [${t.shape}], the architecture needs [${shape}]`);
-    params.set(name, Transformer.variable(name, tf.tensor(t.data, t.shape, 'float32')));
   }
-  for (const name of tensors.keys()) if (!expected.has(name)) throw new GtaError(`${weightsFile}: unexpected parameter ${name}`);
+  for (const name of weights.entries.keys()) if (!expected.has(name)) throw new GtaError(`${weightsFile}: unexpected parameter ${name}`);
+  const params = new Map<string, tf.Variable>();
+  for (const [name, shape] of expected) params.set(name, Transformer.variable(name, tf.tensor(weights.float32(name), shape, 'float32')));
   return { model: new Transformer(arch.data, params), tokenizer, meta: { ...meta, arch: arch.data }, dir };
 }
 
@@ -156,8 +161,10 @@ export function loadCheckpoint(dir: string): Loaded {
 export function loadTrainingState(dir: string): { optimizer: OptimizerState; optimizerFile: string; trainer: TrainerState } {
   const meta = readMeta(dir);
   const optimizerFile = path.join(dir, 'optimizer.safetensors');
-  const { tensors, metadata } = decodeSafetensors(readVerified(dir, 'optimizer.safetensors', meta), optimizerFile);
-  return { optimizer: { t: Number(metadata.t ?? 0), arrays: tensors }, optimizerFile, trainer: readTrainerState(dir) };
+  const r = verifiedTensors(dir, 'optimizer.safetensors', meta);
+  const arrays = new Map<string, LazyArray>();
+  for (const [name, e] of r.entries) arrays.set(name, { dtype: 'F32', shape: e.shape, read: () => r.float32(name) });
+  return { optimizer: { t: Number(r.metadata.t ?? 0), arrays }, optimizerFile, trainer: readTrainerState(dir) };
 }
 
 /** A training checkpoint's trainer_state.json (checked against its checksum). */
@@ -180,15 +187,28 @@ function readVerified(dir: string, name: string, meta: CheckpointMeta): Buffer {
   } catch {
     throw new GtaError(`${file}: missing from the checkpoint`);
   }
-  const want = meta.sha256?.[name];
-  if (want === undefined) throw new GtaError(`${file}: the checkpoint records no checksum for it`);
-  if (createHash('sha256').update(buf).digest('hex') !== want) throw new GtaError(`${file}: corrupted or truncated (checksum mismatch)`);
+  checkSum(file, name, meta, createHash('sha256').update(buf).digest('hex'));
   return buf;
 }
 
-function toArrays(vars: Map<string, tf.Variable>): Map<string, NamedArray> {
-  const out = new Map<string, NamedArray>();
-  for (const [name, v] of vars) out.set(name, { dtype: 'F32', shape: v.shape, data: v.dataSync() as Float32Array });
+/** A checkpoint's safetensors file, its checksum verified in a streaming pass, then read a tensor at a time. */
+function verifiedTensors(dir: string, name: string, meta: CheckpointMeta): SafetensorsReader {
+  const file = path.join(dir, name);
+  if (!fs.existsSync(file)) throw new GtaError(`${file}: missing from the checkpoint`);
+  checkSum(file, name, meta, sha256File(file));
+  return new SafetensorsReader(file);
+}
+
+function checkSum(file: string, name: string, meta: CheckpointMeta, got: string): void {
+  const want = meta.sha256?.[name];
+  if (want === undefined) throw new GtaError(`${file}: the checkpoint records no checksum for it`);
+  if (got !== want) throw new GtaError(`${file}: corrupted or truncated (checksum mismatch)`);
+}
+
+/** The parameters, each read from the backend only when the writer reaches it. */
+function toArrays(vars: Map<string, tf.Variable>): Map<string, LazyArray> {
+  const out = new Map<string, LazyArray>();
+  for (const [name, v] of vars) out.set(name, { dtype: 'F32', shape: v.shape, read: () => v.dataSync() as Float32Array });
   return out;
 }
 

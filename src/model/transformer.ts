@@ -4,13 +4,19 @@
  * output head tied to the token embedding. Sequences are left-padded, so every row of a batch ends at
  * the same column and generation appends to all rows at once; the key/value cache makes each new token
  * cost one position rather than a full pass.
+ *
+ * With `arch.style` the same class runs a Hugging Face family's blocks (src/model/arch.ts): GPT-2's
+ * (GELU), or Llama's, Mistral's and Qwen's (RMSNorm, rotary positions, SwiGLU, grouped-query
+ * attention, q/k/v biases, q/k norms, an untied head). Without it every operation is gta's own, as
+ * before styles existed.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ModelArch } from '../config/schema.js';
+import { inverseFrequencies, type Arch, type DecoderStyle } from './arch.js';
 import { gatherRows } from '../backend/gather_rows.js';
 import { matMulFast } from '../backend/matmul.js';
 import { attention, dropoutMask, layerNorm, prefixAttention } from '../backend/fused.js';
 import { Rng } from '../util/rng.js';
+import { activate, applyRotary, repeatKv, rmsNorm, rotaryAngles } from './layers.js';
 
 /** The input of a forward pass: everything is built on the JS side by src/train/batch.ts. */
 export interface ModelInput {
@@ -54,17 +60,25 @@ export const NEG_INF = -1e9;
 
 let variableCounter = 0;
 
+/** cos and sin of the rotary angles of a pass's tokens, computed once for all layers. */
+type Rotary = { cos: tf.Tensor4D; sin: tf.Tensor4D } | undefined;
+
 export class Transformer {
-  readonly arch: ModelArch;
+  readonly arch: Arch;
   readonly params: Map<string, tf.Variable>;
 
   /** tfjs variable name -> parameter name (variable names must be unique across all models in a process). */
   private readonly byVariable = new Map<string, string>();
+  private readonly style?: DecoderStyle;
+  /** Rotary inverse frequencies (styles with rotary positions). */
+  private readonly invFreq?: Float32Array;
 
-  constructor(arch: ModelArch, params: Map<string, tf.Variable>) {
+  constructor(arch: Arch, params: Map<string, tf.Variable>) {
     this.arch = arch;
     this.params = params;
     for (const [name, v] of params) this.byVariable.set(v.name, name);
+    this.style = arch.style;
+    if (this.style?.rope) this.invFreq = inverseFrequencies(this.style.rope, this.style.head_dim);
   }
 
   /** A trainable variable for parameter `name`, with a process-unique tfjs name. */
@@ -84,7 +98,8 @@ export class Transformer {
   }
 
   /** Every parameter's name and shape for an architecture (one place, used by init and checkpoint loading). */
-  static shapes(arch: ModelArch): Map<string, number[]> {
+  static shapes(arch: Arch): Map<string, number[]> {
+    if (arch.style) return styledShapes(arch, arch.style);
     const { vocab_size: V, d_model: d, d_ff: ff, n_layers: L, max_seq_len: S } = arch;
     const s = new Map<string, number[]>([
       ['tok_emb', [V, d]],
@@ -107,7 +122,8 @@ export class Transformer {
    * Fresh weights: matrices N(0, 0.02) (position embeddings 0.01), the residual output projections
    * scaled by 1/sqrt(2 * layers) as in GPT-2; layer-norm gains 1, biases 0.
    */
-  static init(arch: ModelArch, seed: number): Transformer {
+  static init(arch: Arch, seed: number): Transformer {
+    if (arch.style) throw new Error('Transformer.init draws gta-style weights only; a styled model is loaded (src/model/hf_model.ts)');
     const rng = new Rng(seed);
     const residStd = 0.02 / Math.sqrt(2 * arch.n_layers);
     const params = new Map<string, tf.Variable>();
@@ -131,6 +147,12 @@ export class Transformer {
     return new Transformer(this.arch, params);
   }
 
+  /** This model, made non-trainable in place (a frozen reference that needs no copy). */
+  freeze(): this {
+    for (const v of this.params.values()) v.trainable = false;
+    return this;
+  }
+
   get numParams(): number {
     let n = 0;
     for (const v of this.params.values()) n += v.size;
@@ -150,10 +172,11 @@ export class Transformer {
   forward(input: ModelInput, opts: ForwardOptions = {}): { hidden: tf.Tensor3D; cache?: KvCache } {
     const [B, T] = input.ids.shape;
     const cache: KvCache | undefined = opts.returnCache ? { k: [], v: [] } : undefined;
-    let x = tf.add(gatherRows(this.w('tok_emb') as tf.Tensor2D, input.ids), gatherRows(this.w('pos_emb') as tf.Tensor2D, input.positions)) as tf.Tensor3D;
+    let x = this.embed(input.ids, input.positions) as tf.Tensor3D;
     x = this.dropout(x, opts);
+    const rot = this.rotary(input.positions);
     for (let l = 0; l < this.arch.n_layers; l++) {
-      const { q, k, v } = this.qkv(l, this.layerNorm(x, `blocks.${l}.ln1`), B, T);
+      const { q, k, v } = this.qkv(l, this.layerNorm(x, `blocks.${l}.ln1`), B, T, rot);
       if (cache) {
         cache.k.push(k);
         cache.v.push(v);
@@ -182,13 +205,14 @@ export class Transformer {
     const [P, Tp] = prompt.ids.shape;
     const [B, Tc] = completion.ids.shape;
     const d = this.arch.d_model;
-    const scale = 1 / Math.sqrt(d / this.arch.n_heads);
-    const embed = (input: ModelInput) => tf.add(gatherRows(this.w('tok_emb') as tf.Tensor2D, input.ids), gatherRows(this.w('pos_emb') as tf.Tensor2D, input.positions)) as tf.Tensor3D;
-    let xp = embed(prompt);
-    let xc = embed(completion);
+    const scale = this.attentionScale();
+    let xp = this.embed(prompt.ids, prompt.positions) as tf.Tensor3D;
+    let xc = this.embed(completion.ids, completion.positions) as tf.Tensor3D;
+    const rp = this.rotary(prompt.positions);
+    const rc = this.rotary(completion.positions);
     for (let l = 0; l < this.arch.n_layers; l++) {
-      const p = this.qkv(l, this.layerNorm(xp, `blocks.${l}.ln1`), P, Tp);
-      const c = this.qkv(l, this.layerNorm(xc, `blocks.${l}.ln1`), B, Tc);
+      const p = this.qkv(l, this.layerNorm(xp, `blocks.${l}.ln1`), P, Tp, rp);
+      const c = this.qkv(l, this.layerNorm(xc, `blocks.${l}.ln1`), B, Tc, rc);
       xp = this.block(l, xp, p.q, p.k, p.v, prompt.bias, P, Tp, {});
       xc = this.blockAfterAttention(l, xc, prefixAttention(c.q, p.k, p.v, c.k, c.v, completion.bias, scale, group), B, Tc, {});
     }
@@ -204,10 +228,11 @@ export class Transformer {
   step(ids: tf.Tensor1D, positions: tf.Tensor1D, bias: tf.Tensor4D, cache: DecodeCache): { hidden: tf.Tensor2D; cache: DecodeCache } {
     const B = ids.shape[0];
     const own: KvCache = { k: [], v: [] };
-    const scale = 1 / Math.sqrt(this.arch.d_model / this.arch.n_heads);
-    let x = tf.reshape(tf.add(gatherRows(this.w('tok_emb') as tf.Tensor2D, ids), gatherRows(this.w('pos_emb') as tf.Tensor2D, positions)), [B, 1, this.arch.d_model]) as tf.Tensor3D;
+    const scale = this.attentionScale();
+    let x = tf.reshape(this.embed(ids, positions), [B, 1, this.arch.d_model]) as tf.Tensor3D;
+    const rot = this.invFreq ? this.rotary(tf.reshape(positions, [B, 1]) as tf.Tensor2D) : undefined;
     for (let l = 0; l < this.arch.n_layers; l++) {
-      const cur = this.qkv(l, this.layerNorm(x, `blocks.${l}.ln1`), B, 1);
+      const cur = this.qkv(l, this.layerNorm(x, `blocks.${l}.ln1`), B, 1, rot);
       const k = cache.own ? (tf.concat([cache.own.k[l], cur.k], 2) as tf.Tensor4D) : cur.k;
       const v = cache.own ? (tf.concat([cache.own.v[l], cur.v], 2) as tf.Tensor4D) : cur.v;
       own.k.push(k);
@@ -218,17 +243,36 @@ export class Transformer {
     return { hidden: tf.reshape(this.layerNorm(x, 'ln_f'), [B, this.arch.d_model]) as tf.Tensor2D, cache: { ...cache, own } };
   }
 
-  /** Output logits for selected hidden states [N, d] -> [N, V] (the head is the tied embedding). */
+  /** Output logits for selected hidden states [N, d] -> [N, V] (the head is the tied embedding unless a style unties it). */
   logits(hidden: tf.Tensor2D): tf.Tensor2D {
-    return matMulFast(hidden, this.w('tok_emb'), false, true) as tf.Tensor2D;
+    return matMulFast(hidden, this.head(), false, true) as tf.Tensor2D;
   }
 
   /** The logits of a few tokens only: [N, d] hidden states -> [N, ids.length] (a slice of logits()'s columns). */
   logitsOf(hidden: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
-    return matMulFast(hidden, gatherRows(this.w('tok_emb') as tf.Tensor2D, ids), false, true) as tf.Tensor2D;
+    return matMulFast(hidden, gatherRows(this.head(), ids), false, true) as tf.Tensor2D;
   }
 
-  private qkv(l: number, h: tf.Tensor3D, B: number, T: number): { q: tf.Tensor4D; k: tf.Tensor4D; v: tf.Tensor4D } {
+  private head(): tf.Tensor2D {
+    return this.w(this.style && !this.style.tied ? 'head' : 'tok_emb') as tf.Tensor2D;
+  }
+
+  /** Token embeddings, plus learned position embeddings unless positions are rotary: [...ids.shape, d]. */
+  private embed(ids: tf.Tensor, positions: tf.Tensor): tf.Tensor {
+    const tok = gatherRows(this.w('tok_emb') as tf.Tensor2D, ids);
+    return this.invFreq ? tok : tf.add(tok, gatherRows(this.w('pos_emb') as tf.Tensor2D, positions));
+  }
+
+  private rotary(positions: tf.Tensor2D): Rotary {
+    return this.invFreq ? rotaryAngles(positions, this.invFreq) : undefined;
+  }
+
+  private attentionScale(): number {
+    return this.style ? 1 / Math.sqrt(this.style.head_dim) : 1 / Math.sqrt(this.arch.d_model / this.arch.n_heads);
+  }
+
+  private qkv(l: number, h: tf.Tensor3D, B: number, T: number, rot: Rotary): { q: tf.Tensor4D; k: tf.Tensor4D; v: tf.Tensor4D } {
+    if (this.style) return this.styledQkv(l, h, B, T, rot, this.style);
     const { d_model: d, n_heads: H } = this.arch;
     const dh = d / H;
     const proj = tf.add(tf.matMul(tf.reshape(h, [B * T, d]), this.w(`blocks.${l}.attn.wqkv`)), this.w(`blocks.${l}.attn.bqkv`));
@@ -236,6 +280,42 @@ export class Transformer {
     // the whole projection is about 5x slower.
     const [q, k, v] = tf.split(proj, 3, 1).map((x) => tf.transpose(tf.reshape(x, [B, T, H, dh]), [0, 2, 1, 3]) as tf.Tensor4D);
     return { q, k, v };
+  }
+
+  /**
+   * A style's queries, keys and values, [B, H, T, head_dim] each: one product for all three (their
+   * weights side by side), then per head the q/k norms, the rotary embedding, and each key/value head
+   * shared out to its query heads (so attention and the cache see H heads, as in gta's own block).
+   */
+  private styledQkv(l: number, h: tf.Tensor3D, B: number, T: number, rot: Rotary, s: DecoderStyle): { q: tf.Tensor4D; k: tf.Tensor4D; v: tf.Tensor4D } {
+    const { d_model: d, n_heads: H } = this.arch;
+    const { n_kv_heads: Hk, head_dim: dh } = s;
+    const b = `blocks.${l}.attn`;
+    const proj = this.linear(tf.reshape(h, [B * T, d]), `${b}.wqkv`, s.qkv_bias ? `${b}.bqkv` : undefined);
+    const [q0, k0, v0] = tf.split(proj, [H * dh, Hk * dh, Hk * dh], 1);
+    let q = tf.reshape(q0, [B, T, H, dh]) as tf.Tensor4D;
+    let k = tf.reshape(k0, [B, T, Hk, dh]) as tf.Tensor4D;
+    if (s.qk_norm) {
+      q = rmsNorm(q, this.w(`${b}.q_norm`) as tf.Tensor1D, s.norm_eps);
+      k = rmsNorm(k, this.w(`${b}.k_norm`) as tf.Tensor1D, s.norm_eps);
+    }
+    const heads = (x: tf.Tensor4D) => tf.transpose(x, [0, 2, 1, 3]) as tf.Tensor4D;
+    q = heads(q);
+    k = heads(k);
+    let v = heads(tf.reshape(v0, [B, T, Hk, dh]) as tf.Tensor4D);
+    if (rot) {
+      q = applyRotary(q, rot);
+      k = applyRotary(k, rot);
+    }
+    k = repeatKv(k, H / Hk);
+    v = repeatKv(v, H / Hk);
+    return { q, k, v };
+  }
+
+  /** x W (+ b): [N, in] -> [N, out]. */
+  private linear(x: tf.Tensor2D, w: string, b?: string): tf.Tensor2D {
+    const y = tf.matMul(x, this.w(w));
+    return (b ? tf.add(y, this.w(b)) : y) as tf.Tensor2D;
   }
 
   /** Attention over (k, v) for queries q, then the MLP; both pre-norm with residual connections. */
@@ -250,13 +330,14 @@ export class Transformer {
     T: number,
     opts: ForwardOptions,
   ): tf.Tensor3D {
-    const { d_model: d, n_heads: H } = this.arch;
+    const H = this.arch.n_heads;
     const mask = opts.dropout && opts.dropout > 0 ? dropoutMask([B, H, T, k.shape[2]], opts.dropout, this.rng(opts).seed()) : undefined;
-    return this.blockAfterAttention(l, x, attention(q, k, v, bias, 1 / Math.sqrt(d / H), mask), B, T, opts);
+    return this.blockAfterAttention(l, x, attention(q, k, v, bias, this.attentionScale(), mask), B, T, opts);
   }
 
   /** The rest of block `l` after attention: its output projection, the residual, and the MLP. */
   private blockAfterAttention(l: number, x: tf.Tensor3D, att: tf.Tensor4D, B: number, T: number, opts: ForwardOptions): tf.Tensor3D {
+    if (this.style) return this.styledBlockAfterAttention(l, x, att, B, T, opts, this.style);
     const d = this.arch.d_model;
     const b = `blocks.${l}`;
     const ctx = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [B * T, d]);
@@ -268,8 +349,30 @@ export class Transformer {
     return tf.add(x, this.dropout(tf.reshape(mlp, [B, T, d]), opts)) as tf.Tensor3D;
   }
 
+  /** A style's output projection, residual and MLP: GPT-2's act(x W1 + b1) W2 + b2, or Llama's (act(x Wg) * x Wu) Wd. */
+  private styledBlockAfterAttention(l: number, x: tf.Tensor3D, att: tf.Tensor4D, B: number, T: number, opts: ForwardOptions, s: DecoderStyle): tf.Tensor3D {
+    const d = this.arch.d_model;
+    const b = `blocks.${l}`;
+    const ctx = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [B * T, this.arch.n_heads * s.head_dim]) as tf.Tensor2D;
+    const out = this.linear(ctx, `${b}.attn.wo`, s.o_bias ? `${b}.attn.bo` : undefined);
+    x = tf.add(x, this.dropout(tf.reshape(out, [B, T, d]), opts)) as tf.Tensor3D;
+    const h = tf.reshape(this.layerNorm(x, `${b}.ln2`), [B * T, d]) as tf.Tensor2D;
+    let mid: tf.Tensor2D;
+    if (s.family === 'gpt2') mid = activate(this.linear(h, `${b}.mlp.w1`, `${b}.mlp.b1`), s.activation) as tf.Tensor2D;
+    else {
+      // gate and up projections side by side: one product
+      const [gate, up] = tf.split(this.linear(h, `${b}.mlp.w13`, s.mlp_bias ? `${b}.mlp.b13` : undefined), 2, 1);
+      mid = tf.mul(activate(gate, s.activation), up) as tf.Tensor2D;
+    }
+    const mlp = this.linear(mid, `${b}.mlp.w2`, s.mlp_bias ? `${b}.mlp.b2` : undefined);
+    return tf.add(x, this.dropout(tf.reshape(mlp, [B, T, d]), opts)) as tf.Tensor3D;
+  }
+
+  /** The block's norm: gta's layer norm, or the style's (GPT-2's layer norm at its epsilon, Llama's RMSNorm). */
   private layerNorm(x: tf.Tensor3D, name: string): tf.Tensor3D {
-    return layerNorm(x, this.w(`${name}.g`) as tf.Tensor1D, this.w(`${name}.b`) as tf.Tensor1D, 1e-5);
+    const s = this.style;
+    if (s?.family === 'llama') return rmsNorm(x, this.w(`${name}.g`) as tf.Tensor1D, s.norm_eps);
+    return layerNorm(x, this.w(`${name}.g`) as tf.Tensor1D, this.w(`${name}.b`) as tf.Tensor1D, s ? s.norm_eps : 1e-5);
   }
 
   /** Inverted dropout; its seed comes from the run's RNG, so the masks are reproducible from the saved state. */
@@ -286,6 +389,43 @@ export class Transformer {
   dispose(): void {
     for (const v of this.params.values()) v.dispose();
   }
+}
+
+/**
+ * A style's parameters. Weight matrices are [in, out] as gta's own (the loader transposes Hugging Face's
+ * [out, in]); wqkv holds q, k and v side by side ([d, (H + 2 Hkv) head_dim]), w13 the gate and up
+ * projections ([d, 2 ff]).
+ */
+function styledShapes(arch: Arch, s: DecoderStyle): Map<string, number[]> {
+  const { vocab_size: V, d_model: d, d_ff: ff, n_layers: L, max_seq_len: S, n_heads: H } = arch;
+  const { n_kv_heads: Hk, head_dim: dh } = s;
+  const shapes = new Map<string, number[]>([['tok_emb', [V, d]]]);
+  if (!s.rope) shapes.set('pos_emb', [S, d]);
+  const norm = (name: string) => {
+    shapes.set(`${name}.g`, [d]);
+    if (s.family === 'gpt2') shapes.set(`${name}.b`, [d]);
+  };
+  const qkv = (H + 2 * Hk) * dh;
+  for (let l = 0; l < L; l++) {
+    const b = `blocks.${l}`;
+    norm(`${b}.ln1`);
+    shapes.set(`${b}.attn.wqkv`, [d, qkv]);
+    if (s.qkv_bias) shapes.set(`${b}.attn.bqkv`, [qkv]);
+    if (s.qk_norm) shapes.set(`${b}.attn.q_norm`, [dh]).set(`${b}.attn.k_norm`, [dh]);
+    shapes.set(`${b}.attn.wo`, [H * dh, d]);
+    if (s.o_bias) shapes.set(`${b}.attn.bo`, [d]);
+    norm(`${b}.ln2`);
+    if (s.family === 'gpt2') shapes.set(`${b}.mlp.w1`, [d, ff]).set(`${b}.mlp.b1`, [ff]);
+    else {
+      shapes.set(`${b}.mlp.w13`, [d, 2 * ff]);
+      if (s.mlp_bias) shapes.set(`${b}.mlp.b13`, [2 * ff]);
+    }
+    shapes.set(`${b}.mlp.w2`, [ff, d]);
+    if (s.mlp_bias) shapes.set(`${b}.mlp.b2`, [d]);
+  }
+  norm('ln_f');
+  if (!s.tied) shapes.set('head', [V, d]);
+  return shapes;
 }
 
 export function disposeCache(cache: KvCache | null | undefined): void {

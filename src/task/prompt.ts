@@ -2,7 +2,7 @@
  * Prompts and targets as token ids. Structure tags are special tokens added by id, never parsed from
  * text, so a dataset whose text happens to contain "<answer>" cannot inject one.
  */
-import type { Tokenizer } from '../tokenizer/bpe.js';
+import type { TextTokenizer } from '../tokenizer/types.js';
 
 export interface PromptBuilder {
   /** BOS, the template's text before {text}, the (truncated) example text, the text after {text}. */
@@ -11,7 +11,7 @@ export interface PromptBuilder {
   answerTarget(label: string): number[];
 }
 
-export function promptBuilder(tok: Tokenizer, template: string, maxTextTokens: number): PromptBuilder {
+export function promptBuilder(tok: TextTokenizer, template: string, maxTextTokens: number): PromptBuilder {
   const at = template.indexOf('{text}');
   const before = at > 0 ? tok.encode(template.slice(0, at)) : [];
   const after = tok.encode(template.slice(at + '{text}'.length));
@@ -29,7 +29,7 @@ export function promptBuilder(tok: Tokenizer, template: string, maxTextTokens: n
  * The label inside the first <answer>...</answer> of generated ids, or null when there is none or it
  * is not one of the labels (an invalid output: scored as wrong and counted).
  */
-export function parseAnswer(tok: Tokenizer, ids: number[], labels: string[]): number | null {
+export function parseAnswer(tok: TextTokenizer, ids: number[], labels: string[]): number | null {
   const open = ids.indexOf(tok.id('<answer>'));
   if (open < 0) return null;
   const close = ids.indexOf(tok.id('</answer>'), open + 1);

@@ -11,7 +11,7 @@
  * allowed and the format reward has to teach the structure.
  */
 import type { Completion } from '../config/modes.js';
-import type { Tokenizer } from '../tokenizer/bpe.js';
+import type { TextTokenizer } from '../tokenizer/types.js';
 
 /** The structured completion formats (src/config/modes.ts lists which mode uses which). */
 export type CompletionFormat = Exclude<Completion, 'answer'>;
@@ -38,7 +38,7 @@ export interface StructureSpec {
   specials: number[];
 }
 
-export function structureSpec(tok: Tokenizer, format: CompletionFormat, labels: string[], thinkMaxTokens: number): StructureSpec {
+export function structureSpec(tok: TextTokenizer, format: CompletionFormat, labels: string[], thinkMaxTokens: number): StructureSpec {
   return {
     format,
     labels: labels.map((l) => tok.encode(l)),
@@ -52,7 +52,8 @@ export function structureSpec(tok: Tokenizer, format: CompletionFormat, labels: 
       answerClose: tok.id('</answer>'),
       eos: tok.eosId,
     },
-    specials: [tok.padId, tok.bosId, tok.eosId, ...['<guess>', '</guess>', '<think>', '</think>', '<answer>', '</answer>'].map((t) => tok.id(t as never))],
+    // pad, bos, eos and the tags; a Hugging Face model's own special and unused ids too
+    specials: tok.specialIds(),
   };
 }
 

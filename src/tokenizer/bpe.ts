@@ -13,19 +13,9 @@
 import { createHash } from 'node:crypto';
 import { GtaError } from '../util/errors.js';
 import { pretokenize } from './pretokenize.js';
+import { SPECIAL_TOKENS, type SpecialToken, type TextTokenizer } from './types.js';
 
-export const SPECIAL_TOKENS = [
-  '<pad>',
-  '<bos>',
-  '<eos>',
-  '<guess>',
-  '</guess>',
-  '<think>',
-  '</think>',
-  '<answer>',
-  '</answer>',
-] as const;
-export type SpecialToken = (typeof SPECIAL_TOKENS)[number];
+export { SPECIAL_TOKENS, type SpecialToken };
 
 const NUM_SPECIALS = SPECIAL_TOKENS.length; // 9
 const BYTE_OFFSET = NUM_SPECIALS; // id of byte 0
@@ -56,7 +46,7 @@ const utf8 = new TextEncoder();
 // ignoreBOM: keep a leading U+FEFF instead of silently stripping it, so round trips are exact.
 const utf8Decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
-export class Tokenizer {
+export class Tokenizer implements TextTokenizer {
   readonly padId = 0;
   readonly bosId = 1;
   readonly eosId = 2;
@@ -91,6 +81,11 @@ export class Tokenizer {
     const i = SPECIAL_TOKENS.indexOf(special);
     if (i < 0) throw new Error(`unknown special token ${JSON.stringify(special)}`);
     return i;
+  }
+
+  /** The specials, ids 0..8. */
+  specialIds(): number[] {
+    return SPECIAL_TOKENS.map((_, i) => i);
   }
 
   /**

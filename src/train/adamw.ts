@@ -75,11 +75,12 @@ export class AdamW {
     return gradNorm;
   }
 
-  /** The moments as named float32 arrays (`m.<param>`, `v.<param>`) and the update count: what a checkpoint saves. */
+  /** The moments as named float32 arrays (`m.<param>`, `v.<param>`) and the update count: what a checkpoint saves (read when it writes them). */
   state(): OptimizerState {
     const arrays: OptimizerState['arrays'] = new Map();
     for (const [prefix, vars] of [['m', this.m], ['v', this.v]] as const) {
-      for (const [name, x] of vars) arrays.set(`${prefix}.${name}`, { dtype: 'F32', shape: x.shape, data: x.dataSync() as Float32Array });
+      // read when the checkpoint writer reaches it: one moment in JS memory at a time
+      for (const [name, x] of vars) arrays.set(`${prefix}.${name}`, { dtype: 'F32', shape: x.shape, read: () => x.dataSync() as Float32Array });
     }
     return { t: this.t, arrays };
   }
@@ -90,7 +91,7 @@ export class AdamW {
       for (const [name, x] of vars) {
         const a = state.arrays.get(`${prefix}.${name}`);
         if (!a || a.shape.join(',') !== x.shape.join(',')) throw new GtaError(`${source}: optimizer state for ${name} is missing or has the wrong shape`);
-        x.assign(tf.tensor(a.data, a.shape, 'float32'));
+        x.assign(tf.tensor(a.read(), a.shape, 'float32'));
       }
     }
     this.t = state.t;

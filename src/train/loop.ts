@@ -9,7 +9,7 @@ import type { OptimConfig } from '../config/schema.js';
 import { loadTrainingState, saveCheckpoint } from '../model/checkpoint.js';
 import type { Transformer } from '../model/transformer.js';
 import type { RunDir } from '../run/run_dir.js';
-import type { Tokenizer } from '../tokenizer/bpe.js';
+import type { TextTokenizer } from '../tokenizer/types.js';
 import { GtaError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { startProgress } from '../util/progress.js';
@@ -78,7 +78,7 @@ export interface LoopInput {
   cfg: LoopConfig;
   runner: Runner;
   model: Transformer;
-  tokenizer: Tokenizer;
+  tokenizer: TextTokenizer;
   optimizer: AdamW;
   evaluator: Evaluator;
   run: RunDir;

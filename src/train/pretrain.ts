@@ -13,6 +13,7 @@ import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
 import { Transformer } from '../model/transformer.js';
 import type { RunDir } from '../run/run_dir.js';
 import { Tokenizer } from '../tokenizer/bpe.js';
+import type { TextTokenizer } from '../tokenizer/types.js';
 import type { Logger } from '../util/log.js';
 import { STREAMS } from '../util/rng.js';
 import { AdamW } from './adamw.js';
@@ -40,7 +41,7 @@ export async function loadCorpus(cfg: PretrainConfig): Promise<Corpus> {
 }
 
 /** BOS + tokens + EOS, cut into pieces of at most seqLen tokens, each starting with BOS. */
-export function lmSequences(tok: Tokenizer, texts: string[], seqLen: number): SftExample[] {
+export function lmSequences(tok: TextTokenizer, texts: string[], seqLen: number): SftExample[] {
   const out: SftExample[] = [];
   for (const text of texts) {
     const ids = [...tok.encode(text), tok.eosId];
@@ -55,7 +56,7 @@ export function lmSequences(tok: Tokenizer, texts: string[], seqLen: number): Sf
 /** With `resumeFrom` (a training checkpoint of an interrupted pretraining run), the weights and tokenizer come from there. */
 export async function pretrain(cfg: PretrainConfig, run: RunDir, log: Logger, shouldStop: () => boolean, resumeFrom?: string): Promise<Record<string, unknown>> {
   const corpus = await loadCorpus(cfg);
-  let tokenizer: Tokenizer;
+  let tokenizer: TextTokenizer;
   let model: Transformer;
   if (resumeFrom) {
     ({ model, tokenizer } = loadCheckpoint(resumeFrom));

@@ -10,8 +10,10 @@ import { initBackend, type BackendInfo } from '../backend/select.js';
 import { loadDataset } from '../data/load.js';
 import type { Dataset } from '../data/types.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
+import { loadInitial } from '../model/init.js';
 import { Transformer } from '../model/transformer.js';
 import { Tokenizer } from '../tokenizer/bpe.js';
+import type { TextTokenizer } from '../tokenizer/types.js';
 import { GtaError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { promptBuilder, type PromptBuilder } from '../task/prompt.js';
@@ -21,9 +23,9 @@ export interface Prepared {
   backend: BackendInfo;
   data: Dataset;
   model: Transformer;
-  tokenizer: Tokenizer;
+  tokenizer: TextTokenizer;
   prompts: PromptBuilder;
-  /** Where the weights came from: a checkpoint folder or "scratch". */
+  /** Where the weights came from: a checkpoint folder, a Hugging Face model folder, or "scratch". */
   init: string;
   /** The initial model again (the frozen reference of the KL term), however far training has gone. */
   reference: () => Transformer;
@@ -36,11 +38,12 @@ export async function prepare(cfg: TrainConfig, log: Logger, resumeFrom?: string
   const data = await loadDataset(cfg.data, cfg.data.split_seed);
   log.info({ dataset: data.name, train: data.train.length, dev: data.dev.length, test: data.test.length, labels: data.labels.length }, 'data loaded');
   let model: Transformer;
-  let tokenizer: Tokenizer;
+  let tokenizer: TextTokenizer;
   // From scratch, the tokenizer is trained on the training text and the weights drawn from the seed,
-  // both deterministic, so the initial model can be rebuilt at any time.
-  const initial = (tok: Tokenizer) =>
-    cfg.init === 'scratch' ? Transformer.init({ ...cfg.model, vocab_size: tok.vocabSize }, cfg.seed) : loadCheckpoint(cfg.init).model;
+  // both deterministic, so the initial model can be rebuilt at any time (a Hugging Face model's tag
+  // rows are drawn from the seed too).
+  const initial = (tok: TextTokenizer) =>
+    cfg.init === 'scratch' ? Transformer.init({ ...cfg.model, vocab_size: tok.vocabSize }, cfg.seed) : loadInitial(cfg.init, cfg.seed).model;
   if (resumeFrom) {
     ({ model, tokenizer } = loadCheckpoint(resumeFrom));
   } else if (cfg.init === 'scratch') {
@@ -50,7 +53,7 @@ export async function prepare(cfg: TrainConfig, log: Logger, resumeFrom?: string
     );
     model = initial(tokenizer);
   } else {
-    ({ model, tokenizer } = loadCheckpoint(cfg.init));
+    ({ model, tokenizer } = loadInitial(cfg.init, cfg.seed));
   }
   log.info({ init: cfg.init, params: model.numParams, arch: model.arch }, 'model ready');
   const prompts = promptBuilder(tokenizer, cfg.prompt.template, cfg.data.max_text_tokens);
@@ -58,15 +61,16 @@ export async function prepare(cfg: TrainConfig, log: Logger, resumeFrom?: string
   return { backend, data, model, tokenizer, prompts, init: cfg.init, reference: () => frozenInitial(resumeFrom ? initial(tokenizer) : undefined, model) };
 }
 
-/** A frozen copy of the initial weights: `fresh` when they had to be rebuilt (then disposed), else `model`. */
+/**
+ * The initial weights, frozen: `fresh` (rebuilt on resume) frozen where it is, else a frozen copy of
+ * `model` before it trains. One extra copy of the weights either way (4 bytes a parameter).
+ */
 function frozenInitial(fresh: Transformer | undefined, model: Transformer): Transformer {
-  const frozen = (fresh ?? model).frozenCopy();
-  fresh?.dispose();
-  return frozen;
+  return fresh ? fresh.freeze() : model.frozenCopy();
 }
 
 /** The longest prompt plus the longest completion must fit the model's context. */
-function checkFits(cfg: TrainConfig, data: Dataset, prompts: PromptBuilder, model: Transformer, tok: Tokenizer): void {
+function checkFits(cfg: TrainConfig, data: Dataset, prompts: PromptBuilder, model: Transformer, tok: TextTokenizer): void {
   const overhead = prompts.prompt('').length;
   const completion = MODE_TRAITS[cfg.mode].completion;
   const answer =

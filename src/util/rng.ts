@@ -97,4 +97,6 @@ export const STREAMS = {
   periodicEval: (splitSeed: number) => new Rng(splitSeed + 17),
   /** Which held-out sequences pretraining measures perplexity on. */
   heldOut: (seed: number) => new Rng(seed),
+  /** The embedding rows of the tags a Hugging Face model gets (src/model/hf_model.ts). */
+  newTokens: (seed: number) => new Rng(seed ^ 0x7a95),
 };
