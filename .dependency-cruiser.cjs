@@ -6,7 +6,7 @@
 const LAYERS = [
   ['util'],
   ['config'],
-  ['backend', 'data', 'tokenizer'],
+  ['backend', 'data', 'tokenizer', 'dist'],
   ['model'],
   ['run', 'task'],
   ['sample'],

@@ -5,7 +5,7 @@
  *   2. the Python torch that `python3` imports (pip or conda wheels ship libtorch and its headers);
  *   3. Debian's libtorch-dev (headers in /usr/include, libraries in /usr/lib/<triplet>).
  * `node native/find_libtorch.mjs` prints the result as JSON; binding.gyp asks for single fields
- * (`includes`, `libdirs`, `libs`, `defines`, `ldflags`) as space-separated words.
+ * (`includes`, `libdirs`, `libs`, `defines`, `distDefines`, `ldflags`) as space-separated words.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -39,6 +39,11 @@ function fromDebian() {
   return { how: 'Debian libtorch-dev', includes: ['/usr/include', '/usr/include/torch/csrc/api/include'], libdir, abi: 1 };
 }
 
+function hasGloo(includes) {
+  const c10d = includes.some((d) => existsSync(path.join(d, 'torch', 'csrc', 'distributed', 'c10d', 'ProcessGroupGloo.hpp')));
+  return c10d && [...includes, '/usr/include'].some((d) => existsSync(path.join(d, 'gloo', 'config.h')));
+}
+
 export function findLibtorch() {
   const found = (process.env.LIBTORCH && fromDir(process.env.LIBTORCH, `$LIBTORCH (${process.env.LIBTORCH})`)) || fromPython() || fromDebian();
   if (!found) return null;
@@ -54,6 +59,9 @@ export function findLibtorch() {
     libdirs: [found.libdir],
     libs: names.map((n) => `-l${n}`),
     defines: [`_GLIBCXX_USE_CXX11_ABI=${found.abi ?? 1}`],
+    // data-parallel training (native/dist.cc): c10d's Gloo process group needs the Gloo headers too
+    // (Debian: libgloo-dev), which libtorch's own include folder may lack
+    distDefines: hasGloo(includes) ? ['GTA_DIST', 'USE_C10D_GLOO'] : [],
     // --no-as-needed keeps libtorch_cuda loaded (it registers the CUDA kernels) though no symbol is used.
     ldflags: ['-Wl,--no-as-needed', `-Wl,-rpath,${found.libdir}`],
   };

@@ -21,6 +21,9 @@
 #include <string>
 #include <vector>
 
+// dist.cc: the process group of data-parallel training.
+void RegisterDist(Napi::Env env, Napi::Object exports);
+
 namespace {
 
 std::vector<at::Tensor> slots;
@@ -312,6 +315,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("liveTensors", Napi::Function::New(env, LiveTensors));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("info", Napi::Function::New(env, Info));
+  RegisterDist(env, exports);
   return exports;
 }
 

@@ -23,8 +23,12 @@
  * twice: doing gta's work (the loss on the completion positions gta trains, see gtaLossPositions, plus
  * GTA's guess cross-entropy and drop_sft_on_conflict), the base of the ratios, and as plain GRPO (the
  * loss on every completion token, no guess cross-entropy), printed beside it.
+ *
+ * With --nproc N (torch): the lm, sft and rl steps of one process at 1 thread and at N threads, and of
+ * N data-parallel ranks of 1 thread each on loopback (src/dist: each rank its shard of the same global
+ * batch, gradients averaged), one after another; tokens/s count the whole batch.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -48,6 +52,8 @@ import { BatchSampler } from '../src/train/sampler.js';
 import type { Prepared } from '../src/train/setup.js';
 import { sftStep, type SftExample } from '../src/train/sft.js';
 import { Rng } from '../src/util/rng.js';
+import { joinWorld, world } from '../src/dist/world.js';
+import { freePort } from '../src/cli/launch.js';
 import { repoRoot } from '../src/util/paths.js';
 
 const args = await yargs(hideBin(process.argv))
@@ -67,8 +73,16 @@ const args = await yargs(hideBin(process.argv))
   .option('reference', { type: 'boolean', describe: 'also time the lm and rl steps in PyTorch (scripts/torch_reference.py); default: on when torch is measured' })
   .option('reference-device', { choices: ['auto', 'cpu', 'cuda'] as const, default: 'auto' as const, describe: "PyTorch's device; auto: cuda when a backend runs on CUDA/NVIDIA, else cpu" })
   .option('reference-threads', { type: 'string', describe: "comma-separated PyTorch thread counts to time the reference at (e.g. 1,2); the fastest is the one compared against. Default: $GTA_THREADS, else every core (the torch backend's setting)" })
+  .option('nproc', { type: 'number', default: 1, describe: 'also time N data-parallel ranks against one process at 1 and N threads (torch)' })
+  .option('json', { type: 'boolean', default: false, hidden: true, describe: 'print the first backend\'s result as one JSON line (--nproc runs its measurements so)' })
   .strict()
   .parseAsync();
+
+if (args.nproc > 1 && !process.env.RANK) {
+  await compareRanks(args.nproc);
+  process.exit(0);
+}
+await joinWorld();
 
 const backends = args.backend.split(',').map((s) => s.trim()) as BackendName[];
 for (const b of backends) if (!BACKEND_NAMES.includes(b)) throw new Error(`--backend: unknown backend '${b}' (expected ${BACKEND_NAMES.join(', ')})`);
@@ -174,13 +188,15 @@ interface Result {
   evalPerS?: number;
 }
 
-function time(model: Transformer, opt: AdamW, batches: SftExample[][]): Speed {
-  for (const b of batches.slice(0, 2)) sftStep(model, opt, b, 1e-4, tok.padId, {});
+async function time(model: Transformer, opt: AdamW, batches: SftExample[][]): Promise<Speed> {
+  // data-parallel: each rank steps on its shard; the tokens counted are the whole batch's
+  for (const b of batches.slice(0, 2)) await sftStep(model, opt, world().shard(b), 1e-4, tok.padId, {});
   let tokens = 0;
   let padded = 0;
   const t0 = performance.now();
   for (const b of batches.slice(2)) {
-    tokens += sftStep(model, opt, b, 1e-4, tok.padId, {}).tokens;
+    await sftStep(model, opt, world().shard(b), 1e-4, tok.padId, {});
+    tokens += b.reduce((a, e) => a + e.prompt.length + e.target.length, 0);
     padded += b.length * Math.max(...b.map((e) => e.prompt.length + e.target.length));
   }
   const s = (performance.now() - t0) / 1000;
@@ -188,21 +204,22 @@ function time(model: Transformer, opt: AdamW, batches: SftExample[][]): Speed {
 }
 
 /** gtaRunner's step (mode gta as configs/sst2-gta.yaml sets it) on this backend's model: 2 warm-up steps, then --steps timed, means. */
-function timeRl(backend: Awaited<ReturnType<typeof initBackend>>, model: Transformer, opt: AdamW): RlSpeed {
+async function timeRl(backend: Awaited<ReturnType<typeof initBackend>>, model: Transformer, opt: AdamW): Promise<RlSpeed> {
   const prepared: Prepared = { backend, data, model, tokenizer: tok, prompts, init: 'bench', reference: () => model.frozenCopy() };
   const runner = gtaRunner(gtaCfg, prepared, opt);
   if (runner.batchSize !== rlIndices.length) throw new Error(`rl: gtaRunner batch ${runner.batchSize} != ${rlIndices.length}`);
-  for (let i = 0; i < 2; i++) runner.step(rlIndices, rlLr);
+  const mine = world().shard(rlIndices);
+  for (let i = 0; i < 2; i++) await runner.step(mine, rlLr);
   const sums: Record<string, number> = {};
   let stepS = 0;
   let decoded = 0;
   let real = 0;
   for (let i = 0; i < args.steps; i++) {
     const t0 = performance.now();
-    const { metrics } = runner.step(rlIndices, rlLr);
+    const { metrics } = await runner.step(mine, rlLr);
     stepS += (performance.now() - t0) / 1000;
     for (const [k, v] of Object.entries(metrics)) if (/^perf\/.*_s$/.test(k) && !k.endsWith('_per_s')) sums[k] = (sums[k] ?? 0) + v;
-    real += metrics['perf/rollout_tokens'];
+    real += (await world().sum([metrics['perf/rollout_tokens']]))[0];
     // structured decoding keeps every row decoding until the longest completion ends (17 unless every row stopped short)
     decoded += rlIndices.length * G * rlNewTokens;
   }
@@ -223,9 +240,9 @@ async function measure(name: BackendName): Promise<Result> {
   const backend = await initBackend(name);
   const model = Transformer.init(arch, 1);
   const opt = new AdamW(model.params, { lr: 1e-4, weight_decay: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, warmup_steps: 0, schedule: 'constant', min_lr_ratio: 1, grad_clip: 1 });
-  const result: Result = { name: backend.name, device: backend.device, lm: time(model, opt, lmBatches) };
-  if (args.sft) result.sft = time(model, opt, sftBatches);
-  if (args.rl) result.rl = timeRl(backend, model, opt);
+  const result: Result = { name: backend.name, device: backend.device, lm: await time(model, opt, lmBatches) };
+  if (args.sft) result.sft = await time(model, opt, sftBatches);
+  if (args.rl) result.rl = await timeRl(backend, model, opt);
   if (args['eval-examples'] > 0) {
     const ev = evaluate({ model, tokenizer: tok, prompts, labels: data.labels, batchSize: 64, maxNewTokens: 6, format: 'answer' }, data.dev.slice(0, args['eval-examples']));
     result.evalPerS = ev.examplesPerSecond;
@@ -252,6 +269,10 @@ console.log(`tfjs ${tf.version.tfjs}; model d${arch.d_model} L${arch.n_layers} H
 if (args.rl) console.log(`rl: configs/sst2-gta.yaml step, ${rlIndices.length} prompts (${Math.min(...rlPrompts.map((p) => p.length))}-${Math.max(...rlPrompts.map((p) => p.length))} tokens) x group ${G}, ${rlNewTokens} new tokens, lr ${rlLr}`);
 const results: Result[] = [];
 for (const b of backends) results.push(await measure(b));
+if (args.json) {
+  if (world().lead) console.log(`RESULT ${JSON.stringify(results[0])}`);
+  process.exit(0);
+}
 
 const wantRef = args.reference ?? results.some((r) => r.name === 'torch');
 // By default the reference runs at the torch backend's CPU thread count: the one its device line
@@ -384,4 +405,43 @@ function reference<T extends { params: number }>(what: string, sub: (string | nu
   }
   console.log(`torch reference skipped: no python with PyTorch (${tried.join('; ')}; set $PYTHON)`);
   return undefined;
+}
+
+/** --nproc N: one process at 1 and N threads, then N ranks of 1 thread, each a child bench run (--json). */
+async function compareRanks(n: number): Promise<void> {
+  const passOn = ['--backend', 'torch', '--steps', String(args.steps), '--batch', String(args.batch), '--seq', String(args.seq), '--eval-examples', '0', '--no-reference', '--json', ...(args.sft ? [] : ['--no-sft']), ...(args.rl ? [] : ['--no-rl'])];
+  const script = new URL(import.meta.url).pathname;
+  const run = (env: Record<string, string>) =>
+    new Promise<Result>((resolve, reject) => {
+      const child = spawn(process.execPath, [script, ...passOn], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.on('exit', (code) => {
+        const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+        if (code === 0 && line) resolve(JSON.parse(line.slice(7)) as Result);
+        else if (code !== 0) reject(new Error(`bench child (${JSON.stringify(env)}) exited with code ${code}`));
+        else resolve(undefined as unknown as Result); // a rank past the first prints nothing
+      });
+    });
+  const port = await freePort();
+  const settings: [string, () => Promise<Result>][] = [
+    ['1 process, 1 thread', () => run({ GTA_THREADS: '1' })],
+    [`1 process, ${n} threads`, () => run({ GTA_THREADS: String(n) })],
+    [`${n} ranks, 1 thread each`, async () => (await Promise.all(Array.from({ length: n }, (_, r) => run({ GTA_THREADS: '1', RANK: String(r), WORLD_SIZE: String(n), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) }))))[0]],
+  ];
+  const rows: [string, Result][] = [];
+  for (const [name, measureIt] of settings) {
+    rows.push([name, await measureIt()]);
+    console.log(`${name}: done`);
+  }
+  const baseRow = rows[0][1];
+  const x = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
+  console.log(`\ndata-parallel (torch, ${os.cpus()[0]?.model ?? 'cpu'}, ${os.availableParallelism()} cores; ${args.steps} timed steps; ratios against 1 process at 1 thread)`);
+  console.log('| setting | lm tokens/s | vs | sft tokens/s | vs | rl step ms | vs |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const [name, r] of rows) {
+    const sft = r.sft && baseRow.sft ? `${Math.round(r.sft.tokensPerS)} | ${x(r.sft.tokensPerS, baseRow.sft.tokensPerS)}` : '– | –';
+    const rl = r.rl && baseRow.rl ? `${r.rl.stepMs.toFixed(0)} | ${x(baseRow.rl.stepMs, r.rl.stepMs)}` : '– | –';
+    console.log(`| ${name} | ${Math.round(r.lm.tokensPerS)} | ${x(r.lm.tokensPerS, baseRow.lm.tokensPerS)} | ${sft} | ${rl} |`);
+  }
 }

@@ -99,11 +99,17 @@ export function smallWork<T>(fn: () => T): T {
   const t = torchThreads;
   if (!t || t.small === t.large || tf.getBackend() !== 'torch') return fn();
   t.set(t.small);
+  let result: T;
   try {
-    return fn();
-  } finally {
+    result = fn();
+  } catch (e) {
     t.set(t.large);
+    throw e;
   }
+  // an asynchronous fn (a data-parallel update waits for the other ranks) keeps the count until it settles
+  if (result instanceof Promise) return result.finally(() => t.set(t.large)) as T;
+  t.set(t.large);
+  return result;
 }
 
 /**

@@ -31,8 +31,9 @@ export async function main(argv: string[]): Promise<number> {
             .option('config', { type: 'string', describe: 'YAML run config' })
             .option('resume', { type: 'string', describe: "continue a run from its latest checkpoint: a run directory, or 'latest'" })
             .option('set', { type: 'string', array: true, default: [], describe: 'override a config key: --set train.steps=100' })
+            .option('nproc', { type: 'number', describe: 'data-parallel ranks on this machine (each its shard of every batch; needs the torch addon)' })
             .option('run-dir', { type: 'string', describe: 'create exactly this run directory (default: <output_dir>/<name>-<utc time>)' }),
-        async (a) => trainCommand({ config: a.config, resume: a.resume, runDir: a['run-dir'], set: a.set as string[], backend: a.backend, logLevel: a['log-level'] }),
+        async (a) => trainCommand({ config: a.config, resume: a.resume, runDir: a['run-dir'], set: a.set as string[], backend: a.backend, logLevel: a['log-level'], nproc: a.nproc, argv }),
       )
       .command(
         'eval',

@@ -1,15 +1,23 @@
-/** `gta train --config FILE` (one fine-tuning run) and `gta train --resume DIR|latest` (continue one). */
+/**
+ * `gta train --config FILE` (one fine-tuning run) and `gta train --resume DIR|latest` (continue one);
+ * `--nproc N`, or a launcher's rank environment, makes it one rank of a data-parallel run.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { TrainConfigSchema, type TrainConfig } from '../config/schema.js';
+import { joinWorld, world, worldEnv } from '../dist/world.js';
 import { provenance, RunDir, RUN_FILES } from '../run/run_dir.js';
 import { finetune } from '../train/finetune.js';
 import { prepare } from '../train/setup.js';
 import { GtaError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
 import { formatDuration } from '../util/format.js';
+import { launchRanks, withoutNproc } from './launch.js';
 import { openResume, runToEnd } from './run_lifecycle.js';
 import { claimRunDir, lockRunDir } from '../run/run_lock.js';
-import { stopWithParent } from './signals.js';
+import { stopOnSignals, stopWithParent } from './signals.js';
 
 export interface TrainArgs {
   config?: string;
@@ -19,6 +27,10 @@ export interface TrainArgs {
   set: string[];
   backend?: string;
   logLevel: string;
+  /** Local data-parallel ranks (1: this process alone). */
+  nproc?: number;
+  /** This command's arguments, for the ranks --nproc starts. */
+  argv?: string[];
 }
 
 export async function trainCommand(a: TrainArgs): Promise<void> {
@@ -27,6 +39,17 @@ export async function trainCommand(a: TrainArgs): Promise<void> {
   const overrides = a.backend ? [...a.set, `backend=${a.backend}`] : a.set;
   if (a.resume !== undefined && a.config !== undefined) throw new GtaError('give --config (a new run) or --resume (continue one), not both');
   if (a.resume === undefined && a.config === undefined) throw new GtaError('gta train needs --config FILE (or --resume RUN_DIR|latest)');
+  const nproc = a.nproc ?? 1;
+  if (!(Number.isInteger(nproc) && nproc >= 1)) throw new GtaError(`--nproc must be a positive integer, got ${a.nproc}`);
+  if (nproc > 1 && worldEnv()) throw new GtaError('--nproc starts local ranks itself; under a launcher that sets RANK and WORLD_SIZE, leave it out');
+  if (nproc > 1) {
+    // a bad config or resume target is one line here, before any rank starts
+    if (a.resume !== undefined) openResume(a.resume, 'train', TrainConfigSchema, overrides);
+    else loadConfig(TrainConfigSchema, a.config!, overrides);
+    return launchRanks(nproc, withoutNproc(a.argv ?? process.argv.slice(2)));
+  }
+  const w = await joinWorld();
+  if (!w.lead) return followRank(a, overrides, log);
   let run: RunDir;
   let config: TrainConfig;
   let resumeFrom: string | undefined;
@@ -64,6 +87,7 @@ export async function trainCommand(a: TrainArgs): Promise<void> {
       model: { params: prepared.model.numParams, arch: prepared.model.arch },
       dataset: { name: prepared.data.name, labels: prepared.data.labels, sizes: { train: prepared.data.train.length, dev: prepared.data.dev.length, test: prepared.data.test.length }, dev_source: prepared.data.devSource },
       started: new Date().toISOString(),
+      ...(w.size > 1 ? { world_size: w.size } : {}),
       ...provenance(),
     });
     log.info({ run: run.dir }, 'run directory');
@@ -78,4 +102,22 @@ export async function trainCommand(a: TrainArgs): Promise<void> {
       return `${run.dir}\n${f.split}: accuracy ${f.accuracy.toFixed(4)}  f1_weighted ${f.f1_weighted.toFixed(4)}  generate_accuracy ${f.generate_accuracy.toFixed(4)}  invalid ${f.invalid_rate.toFixed(4)}  (${summary.steps} steps, ${formatDuration(Number(summary.wall_time_s))})\n`;
     },
   );
+}
+
+/**
+ * A rank past the first: it trains its shard of every step exactly as rank 0 does, but the run
+ * directory is rank 0's; its own bookkeeping goes to a scratch folder, removed at the end.
+ */
+async function followRank(a: TrainArgs, overrides: string[], log: ReturnType<typeof createLogger>): Promise<void> {
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), `gta-rank${world().rank}-`));
+  const signals = stopOnSignals(() => undefined);
+  try {
+    const { config, resumeFrom } = a.resume !== undefined ? openResume(a.resume, 'train', TrainConfigSchema, overrides) : { config: loadConfig(TrainConfigSchema, a.config!, overrides).config, resumeFrom: undefined };
+    const prepared = await prepare(config, log, resumeFrom);
+    const summary = await finetune(config, prepared, RunDir.createAt(path.join(scratch, 'run')), log, signals.requested, resumeFrom);
+    if (summary.status === 'interrupted') throw new GtaError(`interrupted at step ${summary.steps}`, 130);
+  } finally {
+    signals.dispose();
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
 }

@@ -29,7 +29,8 @@ export interface SampleOptions {
   greedy: boolean;
   /** Completions per prompt (a GRPO group): the prompt is prefilled once and its copies share its key/value cache. */
   repeat?: number;
-  rng: Rng;
+  /** One stream for every row, or one per prompt (its `repeat` rows draw from it in turn). */
+  rng: Rng | Rng[];
   padId: number;
 }
 
@@ -44,6 +45,7 @@ export function sampleCompletions(model: Transformer, prompts: number[][], o: Sa
   const spans: Span[][] = Array.from({ length: rows }, () => []);
   const maxNew = o.decoding === 'structured' ? maxStructuredLength(o.spec) : o.maxNewTokens;
   const eos = o.spec.tags.eos;
+  const rngOf = (row: number) => (Array.isArray(o.rng) ? o.rng[Math.floor(row / (o.repeat ?? 1))] : o.rng);
   // the set each row chooses its next token from (asked for once per token: forced() and choose() share it)
   const nextAllowed: (Allowed | undefined)[] = new Array(rows);
   const allowedOf = (row: number) => (nextAllowed[row] ??= states[row]?.allowed() ?? ALL);
@@ -57,7 +59,7 @@ export function sampleCompletions(model: Transformer, prompts: number[][], o: Sa
       const a = allowedOf(row);
       nextAllowed[row] = undefined;
       // a forced token needs no logits (and draws no random number, as sampleFrom would not either)
-      const token = a.kind === 'only' && a.ids.length === 1 ? a.ids[0] : o.greedy ? greedyChoice(logits!, a, specials) : sampleFrom(logits!, a, specials, o.temperature, o.topP, o.rng);
+      const token = a.kind === 'only' && a.ids.length === 1 ? a.ids[0] : o.greedy ? greedyChoice(logits!, a, specials) : sampleFrom(logits!, a, specials, o.temperature, o.topP, rngOf(row));
       if (!o.greedy) crashPoint('rollout'); // tests: killed while sampling (training rollouts only)
       allowed[row].push(a);
       spans[row].push(st ? st.span() : 'tag');

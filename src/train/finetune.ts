@@ -40,7 +40,8 @@ export async function finetune(
     label: 'train',
     resumeFrom,
   });
-  if (r.status === 'interrupted') return { status: r.status, steps: r.steps, wall_time_s: r.wall_time_s };
+  // (a data-parallel rank past the first finishes without the final evaluation: rank 0 makes it)
+  if (r.status === 'interrupted' || !r.final) return { status: r.status, steps: r.steps, wall_time_s: r.wall_time_s };
   return {
     status: r.status,
     mode: cfg.mode,

@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../config/schema.js';
+import { world } from '../dist/world.js';
 import { Clock } from '../util/clock.js';
 import type { RngState } from '../util/rng.js';
 import type { AdamW } from './adamw.js';
@@ -35,25 +36,27 @@ export function gtaRunner(cfg: TrainConfig, p: Prepared, optimizer: AdamW): Runn
     lengths: s.lengths,
     batchSize: s.batchSize,
     headline: ['reward/total/mean'],
-    step(indices, lr): StepOutput {
+    async step(indices, lr): Promise<StepOutput> {
       const batch = indices.map((i) => s.train[i]);
       const guess = batch.map((e) => guessExample(e, cfg.rl.decoding, tags));
       const r = rollout(s.ctx, batch);
       let conflict = false;
-      const u = policyUpdate(s.ctx, r, lr, (gRl) => {
+      const u = await policyUpdate(s.ctx, r, lr, async (gRl) => {
         const clock = new Clock();
-        const g = sftGrads(p.model, guess, p.tokenizer.padId, {});
+        const local = sftGrads(p.model, guess, p.tokenizer.padId, {});
+        // the constraint compares the whole batch's g_sft and g_rl: both are means over every rank
+        const g = await world().meanGrads(local.grads, local.targets, { loss: [local.loss, local.targets] });
         const ceSeconds = clock.lap();
         const c = combineGradients(g.grads, gRl, { lambdaSft: cfg.gta.lambda_sft, lambdaRl: cfg.gta.lambda_rl, rule: cfg.gta.gradient_constraint });
         tf.dispose(Object.values(g.grads));
         conflict = c.conflict;
-        const metrics = { 'train/loss_sft': g.loss, 'grad/cos_sft_rl': c.cosine, 'grad/conflict': c.conflict ? 1 : 0, 'perf/guess_ce_s': ceSeconds, 'perf/combine_s': clock.lap() };
+        const metrics = { 'train/loss_sft': g.scalars.loss, 'grad/cos_sft_rl': c.cosine, 'grad/conflict': c.conflict ? 1 : 0, 'perf/guess_ce_s': ceSeconds, 'perf/combine_s': clock.lap() };
         return { grads: c.grads, metrics };
       });
       steps++;
       if (conflict) conflicts++;
       const metrics = { ...r.metrics, ...u.metrics, 'perf/rollout_tokens': r.rolloutTokens, 'grad/conflict_rate': conflicts / steps };
-      return { metrics, tokens: u.tokens, samples: s.samples(indices, r) };
+      return { metrics, tokens: u.tokens, samples: s.samples(indices, r), pool: r.pool };
     },
     state: () => ({ sampling_rng: s.rngState(), conflicts, steps }),
     restore(st) {

@@ -1,7 +1,8 @@
 /**
  * The one training loop, shared by every fine-tuning mode and by pretraining: batches from the seeded
  * sampler, a warmup/decay learning rate, the non-finite policy, periodic evaluation and checkpoints,
- * metrics.jsonl lines as they happen, progress, and exact resume. What one step does is the runner's
+ * metrics.jsonl lines as they happen, progress, and exact resume. With several ranks (src/dist) every
+ * rank runs this loop on its shard of each batch; rank 0 alone evaluates and writes the run. What one step does is the runner's
  * business (sft.ts, rl.ts, gta.ts, sft_then_rl.ts, pretrain.ts); what an evaluation measures is the
  * evaluator's.
  */
@@ -10,7 +11,9 @@ import { loadTrainingState, saveCheckpoint } from '../model/checkpoint.js';
 import type { Transformer } from '../model/transformer.js';
 import type { RunDir } from '../run/run_dir.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
+import { world } from '../dist/world.js';
 import { GtaError } from '../util/errors.js';
+import { mean, stdUnbiased } from '../util/stats.js';
 import type { Logger } from '../util/log.js';
 import { startProgress } from '../util/progress.js';
 import { AdamW, NonFiniteError } from './adamw.js';
@@ -26,6 +29,8 @@ export interface StepOutput {
   samples?: Record<string, unknown>[];
   /** Training items this step consumed, when not the batch it was given (sft_then_rl's SFT phase draws its own). */
   examples?: number;
+  /** Per-item values behind `<key>/mean` and `<key>/std` metrics: with several ranks, rank 0 recomputes both over every rank's items. */
+  pool?: Record<string, number[]>;
 }
 
 /** What one training step is in a mode. */
@@ -36,7 +41,8 @@ export interface Runner {
   batchSize: number;
   /** The metrics the progress bar shows, first one present in the log window wins. */
   headline: string[];
-  step(indices: number[], lr: number): StepOutput;
+  /** One step on this rank's share of the batch (all of it in a single process). */
+  step(indices: number[], lr: number): StepOutput | Promise<StepOutput>;
   /** What a resumed run needs (RNG states, counters); saved in the checkpoint's trainer state. */
   state(): Record<string, unknown>;
   restore(state: Record<string, unknown>): void;
@@ -109,6 +115,9 @@ interface LoopState {
   elapsed_s: number;
   last_samples: Record<string, unknown>[];
   runner: Record<string, unknown>;
+  /** Data-parallel runs: how many ranks, and each rank's runner state (its own RNG streams), in rank order. */
+  world_size?: number;
+  ranks?: Record<string, unknown>[];
 }
 
 export interface LoopResult {
@@ -126,12 +135,16 @@ export interface LoopResult {
 
 export async function trainLoop(x: LoopInput): Promise<LoopResult> {
   const { cfg, runner, model, tokenizer, optimizer, evaluator, run, log } = x;
+  const w = world();
+  if (runner.batchSize % w.size !== 0) throw new GtaError(`train.batch_size: ${runner.batchSize} examples (prompts in RL and GTA) a step do not split over ${w.size} ranks; make it a multiple of ${w.size} (of ${w.size} x rl.group_size in RL and GTA)`);
   let S: LoopState = { step: 0, position: { epoch: 0, batch: 0 }, best: null, tokens_seen: 0, examples_seen: 0, window: { sums: {}, steps: 0, tokens: 0 }, elapsed_s: 0, last_samples: [], runner: {} };
   if (x.resumeFrom) {
     const saved = loadTrainingState(x.resumeFrom);
     optimizer.load(saved.optimizer, saved.optimizerFile);
     S = saved.trainer as unknown as LoopState;
-    runner.restore(S.runner);
+    const savedSize = S.world_size ?? 1;
+    if (savedSize !== w.size) throw new GtaError(`${x.resumeFrom}: saved by ${savedSize} rank${savedSize === 1 ? '' : 's'}; resume it with --nproc ${savedSize} (each rank's random streams are its own)`);
+    runner.restore(S.ranks?.[w.rank] ?? S.runner);
     log.info({ step: S.step, checkpoint: x.resumeFrom }, 'resuming');
   }
   const t0 = performance.now() - S.elapsed_s * 1000;
@@ -149,7 +162,12 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
   let interrupted = false;
   let lastSamples = S.last_samples;
   const epochNow = () => pos.epoch + pos.batch / sampler.batchesPerEpoch;
-  const save = (name: string) => {
+  // the same start everywhere: rank 0's weights
+  await w.broadcastParams(model.params);
+  /** Every rank's runner state, on rank 0: what a checkpoint needs to resume each rank exactly. */
+  const rankStates = () => w.gather(runner.state());
+  const save = (name: string, ranks: Record<string, unknown>[]) => {
+    if (!w.lead) return;
     const state: LoopState = {
       step,
       position: pos,
@@ -159,7 +177,8 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
       window: { sums: window.sums, steps: window.steps, tokens: window.tokens },
       elapsed_s: elapsed(),
       last_samples: lastSamples,
-      runner: runner.state(),
+      runner: ranks[0],
+      ...(w.size > 1 ? { world_size: w.size, ranks } : {}),
     };
     saveCheckpoint(run.checkpoint(name), model, tokenizer, { kind: 'training', step, optimizer: optimizer.state(), trainerState: state });
   };
@@ -172,7 +191,7 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
   while (step < totalSteps) {
     // Let signal handlers run between steps (the step itself is synchronous).
     await new Promise((r) => setImmediate(r));
-    if (x.shouldStop()) {
+    if (await w.any(x.shouldStop())) {
       interrupted = true;
       break;
     }
@@ -180,7 +199,7 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
     const lr = learningRate(step, totalSteps, cfg.optim);
     let r: StepOutput;
     try {
-      r = runner.step(indices, lr);
+      r = await runner.step(w.shard(indices), lr);
     } catch (e) {
       // The optimizer refuses non-finite numbers before touching the weights, so no checkpoint is poisoned.
       if (!(e instanceof NonFiniteError)) throw e;
@@ -188,6 +207,7 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
       log.warn(`${e.message} at step ${step + 1}: step skipped`);
       r = { metrics: { 'train/nonfinite_skipped': 1 }, tokens: 0 };
     }
+    r = merged(r, await w.gather({ metrics: r.metrics, tokens: r.tokens, pool: r.pool ?? {} }));
     for (const [k, v] of Object.entries(r.metrics)) window.sums[k] = (window.sums[k] ?? 0) + (Number.isFinite(v) ? v : 0);
     pos = next;
     step += 1;
@@ -206,31 +226,55 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
       bar.update(step, { [key.split('/').slice(-2).join('/')]: Number(rec[key] ?? NaN), 'tok/s': Math.round(Number(rec['perf/tokens_per_s'])) });
       window = { sums: {}, steps: 0, tokens: 0, start: performance.now() };
     }
-    if (step % cfg.eval_every === 0 && step < totalSteps) {
+    const evalNow = step % cfg.eval_every === 0 && step < totalSteps;
+    // rank 0 evaluates alone; the others hand over their state (for a best checkpoint) and go on
+    const states = evalNow || (step % cfg.checkpoint_every === 0 && step < totalSteps) ? await rankStates() : [];
+    if (evalNow && w.lead) {
       const res = evaluator.periodic(step);
       run.appendJsonl('metrics.jsonl', evalLine(res.record));
       for (const sample of lastSamples) run.appendJsonl('samples.jsonl', { step, ...sample });
       log.info({ step, ...(res.rank?.keep ?? res.record) }, 'eval');
       if (res.rank && (!best || res.rank.score > best.score)) {
         best = { step, ...res.rank };
-        save('best');
+        save('best', states);
       }
     }
-    if (step % cfg.checkpoint_every === 0 && step < totalSteps) save('latest');
+    if (step % cfg.checkpoint_every === 0 && step < totalSteps) save('latest', states);
   }
   bar.stop();
-  save('latest');
+  const states = await rankStates();
+  save('latest', states);
   const result: LoopResult = { status: 'interrupted', steps: step, epochs: round(step / sampler.batchesPerEpoch), wall_time_s: elapsed(), train_tokens: tokensSeen };
   if (interrupted) return result;
+  if (!w.lead) return { ...result, status: 'finished' };
   const final = evaluator.final(step);
   run.appendJsonl('metrics.jsonl', evalLine(final.record));
   if (final.also) run.appendJsonl('metrics.jsonl', evalLine(final.also.record, final.also.split));
   // The final weights count as a candidate for best when no periodic eval ranked any (those used a subset).
   if (!best && final.rank) {
     best = { step, ...final.rank };
-    save('best');
+    save('best', states);
   }
   return { ...result, status: 'finished', wall_time_s: round(elapsed()), final, ...(best ? { best: { step: best.step, ...best.keep } } : {}) };
+}
+
+/**
+ * A step's metrics as rank 0 logs them: each the mean over the ranks that have it (the ranks' shards
+ * are equal, and losses come already reduced), pooled means and standard deviations recomputed over
+ * every rank's items, tokens summed; rank 0's samples.
+ */
+function merged(r: StepOutput, ranks: { metrics: Record<string, number>; tokens: number; pool: Record<string, number[]> }[]): StepOutput {
+  if (ranks.length === 1) return r;
+  const metrics: Record<string, number> = {};
+  for (const k of new Set(ranks.flatMap((x) => Object.keys(x.metrics)))) {
+    const vs = ranks.map((x) => x.metrics[k]).filter((v) => v !== undefined);
+    metrics[k] = vs.reduce((a, b) => a + b, 0) / vs.length;
+  }
+  for (const k of Object.keys(ranks[0].pool)) {
+    const all = ranks.flatMap((x) => x.pool[k] ?? []);
+    Object.assign(metrics, { [`${k}/mean`]: mean(all), [`${k}/std`]: stdUnbiased(all) });
+  }
+  return { ...r, metrics, tokens: ranks.reduce((a, x) => a + x.tokens, 0) };
 }
 
 export function round(x: number): number {

@@ -16,6 +16,7 @@ import { maxStructuredLength, parseCompletion, structureSpec, type CompletionFor
 import { mean, stdUnbiased } from '../util/stats.js';
 import { Clock } from '../util/clock.js';
 import { Rng, STREAMS, type RngState } from '../util/rng.js';
+import { world } from '../dist/world.js';
 import { stopGradient } from '../util/tf_extra.js';
 import { NonFiniteError, type AdamW } from './adamw.js';
 import type { Grads } from './grad_constraint.js';
@@ -26,6 +27,8 @@ import { rlTokenLogp, rlTokenTensors, selectRlTokens, type RlTokens } from './rl
 import type { Prepared } from './setup.js';
 
 export interface RlExample {
+  /** Its index in the training split (which seeds its completions' stream). */
+  index: number;
   prompt: number[];
   gold: number;
   /** The gold label's tokens: the target of GTA's guess cross-entropy. */
@@ -53,6 +56,8 @@ export interface Rollout {
   scored: Scored;
   advantages: number[];
   metrics: Record<string, number>;
+  /** The reward components per completion, behind their mean and std metrics (StepOutput.pool). */
+  pool: Record<string, number[]>;
   rolloutTokens: number;
 }
 
@@ -61,6 +66,8 @@ export function rollout(ctx: RlContext, batch: RlExample[]): Rollout {
   const { rl, spec } = ctx;
   const G = rl.group_size;
   const gold = batch.flatMap((e) => Array.from({ length: G }, () => e.gold));
+  // each prompt's completions from its own stream, so they are the same whichever rank samples them
+  const draw = ctx.rng.nextU32();
   const t0 = performance.now();
   const completions = sampleCompletions(ctx.model, batch.map((e) => e.prompt), {
     spec,
@@ -70,7 +77,7 @@ export function rollout(ctx: RlContext, batch: RlExample[]): Rollout {
     maxNewTokens: rl.max_completion_tokens,
     greedy: false,
     repeat: G,
-    rng: ctx.rng,
+    rng: batch.map((e) => STREAMS.promptStream(draw, e.index)),
     padId: ctx.padId,
   });
   const rolloutSeconds = (performance.now() - t0) / 1000;
@@ -88,22 +95,24 @@ export function rollout(ctx: RlContext, batch: RlExample[]): Rollout {
     'perf/rollout_tokens_per_s': rolloutTokens / Math.max(rolloutSeconds, 1e-9),
     'perf/rollout_s': rolloutSeconds,
   };
+  const pool: Record<string, number[]> = {};
   for (const name of REWARD_NAMES) {
     metrics[`reward/${name}/mean`] = mean(scored.components[name]);
     metrics[`reward/${name}/std`] = stdUnbiased(scored.components[name]);
+    pool[`reward/${name}`] = scored.components[name];
   }
-  return { unique: batch.map((e) => e.prompt), group: G, completions, scored, advantages: adv.advantages, metrics, rolloutTokens };
+  return { unique: batch.map((e) => e.prompt), group: G, completions, scored, advantages: adv.advantages, metrics, pool, rolloutTokens };
 }
 
 /** Turns the RL gradient into the step's gradient (new tensors; the caller disposes both), with its metrics (and its own perf/*_s times). */
-export type GradientHook = (gRl: Grads) => { grads: Grads; metrics: Record<string, number> };
+export type GradientHook = (gRl: Grads) => Promise<{ grads: Grads; metrics: Record<string, number> }>;
 
 /**
  * rl.num_iterations optimizer updates on one rollout with the GRPO loss (PPO-style reuse: the ratio is
  * against the log-probabilities at sampling time). Returns the last update's metrics and the real
  * tokens of the batch; with no trainable completion token the step applies nothing.
  */
-export function policyUpdate(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHook): PolicyUpdate {
+export function policyUpdate(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHook): Promise<PolicyUpdate> {
   return smallWork(() => update(ctx, r, lr, hook));
 }
 
@@ -118,25 +127,36 @@ export interface PolicyUpdate {
   tokens: number;
 }
 
-function update(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHook): PolicyUpdate {
+/**
+ * What this rank's GRPO loss is a mean over, so the ranks' gradients average to the whole batch's:
+ * its completions ('grpo', 'dr_grpo') or its selected tokens ('bnpo', 'dapo').
+ */
+function lossWeight(type: RlConfig['loss_type'], sel: RlTokens): number {
+  return type === 'bnpo' || type === 'dapo' ? sel.M : sel.N;
+}
+
+async function update(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHook): Promise<PolicyUpdate> {
   const { model, rl } = ctx;
+  const w = world();
   // each group's prompt once, its completions after it (as the rollout decoded them)
   const cont = buildContinuation(r.unique, r.completions.map((c) => c.tokens), r.group, ctx.padId);
   const sel = selectRlTokens(r.completions, cont.rowOf, { format: ctx.format, maskTruncated: rl.mask_truncated_completions, spec: ctx.spec, vocab: model.arch.vocab_size });
   const metrics: Record<string, number> = {};
   const iterations: Record<string, number>[] = [];
-  if (sel.M > 0) {
+  // a rank whose shard has no trainable token still takes part in the others' updates (with weight 0)
+  const [selected] = await w.sum([sel.M]);
+  if (selected > 0) {
     const clock = new Clock();
-    const b = new PolicyBatch(cont, r.group, sel, rl.temperature);
+    const b = sel.M > 0 ? new PolicyBatch(cont, r.group, sel, rl.temperature) : undefined;
     const advT = tf.tensor1d(r.advantages);
-    const old = rl.num_iterations > 1 ? tf.tidy(() => b.logp(model).logp) : undefined;
-    const refLogp = ctx.ref && rl.beta > 0 ? tf.tidy(() => b.logp(ctx.ref!).logp) : undefined;
+    const old = b && rl.num_iterations > 1 ? tf.tidy(() => b.logp(model).logp) : undefined;
+    const refLogp = b && ctx.ref && rl.beta > 0 ? tf.tidy(() => b.logp(ctx.ref!).logp) : undefined;
     // forces the lazy results: on an asynchronous backend the time would otherwise land in the next phase
     for (const t of [old, refLogp]) t?.dataSync();
     const times = { 'perf/logp_s': clock.lap(), 'perf/backward_s': 0, 'perf/optimizer_s': 0 };
     for (let it = 0; it < rl.num_iterations; it++) {
       let side: tf.Tensor[] = [];
-      const { value, grads } = tf.variableGrads(() => {
+      const { value, grads } = b ? tf.variableGrads(() => {
         const { logp, logits } = b.logp(model);
         const g = grpoLoss({
           logp,
@@ -153,16 +173,20 @@ function update(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHook): Po
         });
         side = [tf.keep(g.clipRatio), tf.keep(g.kl), tf.keep(meanEntropy(logits))];
         return g.loss;
-      });
-      const lossRl = value.dataSync()[0];
-      const [clipRatio, kl, entropy] = side.map((t) => t.dataSync()[0]);
-      tf.dispose([value, ...side]);
-      const gRl = model.byParamName(grads);
+      }) : zeroGrads(model);
+      const [lossLocal, clipLocal, klLocal, entropyLocal] = b ? [value!, ...side].map((t) => t.dataSync()[0]) : [0, 0, 0, 0];
+      tf.dispose([...(value ? [value] : []), ...side]);
+      const local = b ? model.byParamName(grads) : grads;
       times['perf/backward_s'] += clock.lap();
+      // the mean over every rank's shard: the loss by its normaliser, the token metrics by selected tokens
+      const lw = lossWeight(rl.loss_type, sel);
+      const reduced = await w.meanGrads(local, lw, { loss: [lossLocal, lw], clip: [clipLocal, sel.M], kl: [klLocal, sel.M], entropy: [entropyLocal, sel.M] });
+      const gRl = reduced.grads;
+      const { loss: lossRl, clip: clipRatio, kl, entropy } = reduced.scalars;
       let step = gRl;
       let extra: Record<string, number> = {};
       if (hook) {
-        ({ grads: step, metrics: extra } = hook(gRl));
+        ({ grads: step, metrics: extra } = await hook(gRl));
         tf.dispose(Object.values(gRl));
         clock.lap(); // the hook times its own parts
       }
@@ -179,12 +203,17 @@ function update(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHook): Po
     }
     for (const k of Object.keys(iterations[0])) metrics[k] = mean(iterations.map((m) => m[k]));
     Object.assign(metrics, times);
-    b.dispose();
+    b?.dispose();
     tf.dispose([advT, ...(old ? [old] : []), ...(refLogp ? [refLogp] : [])]);
   }
   disposeInput(cont.prompt);
   disposeInput(cont.completion);
   return { metrics, iterations, tokens: r.completions.reduce((a, c, i) => a + r.unique[Math.floor(i / r.group)].length + c.tokens.length, 0) };
+}
+
+/** Zero gradients for every parameter: a rank with nothing to train on this step. */
+function zeroGrads(model: Transformer): { value: undefined; grads: Record<string, tf.Tensor> } {
+  return { value: undefined, grads: Object.fromEntries([...model.params].map(([name, p]) => [name, tf.zerosLike(p)])) };
 }
 
 /** The selected completion tokens of one generation batch, as tensors, and their log-probabilities under a model. */
@@ -216,7 +245,7 @@ class PolicyBatch {
 /** The RL-mode pieces every grouped runner shares: examples, the context, samples for samples.jsonl. */
 export function rlSetup(cfg: TrainConfig, p: Prepared, optimizer: AdamW, format: CompletionFormat) {
   const { model, tokenizer, prompts, data } = p;
-  const train: RlExample[] = data.train.map((e) => ({ prompt: prompts.prompt(e.text), gold: e.label, goldTokens: tokenizer.encode(data.labels[e.label]) }));
+  const train: RlExample[] = data.train.map((e, index) => ({ index, prompt: prompts.prompt(e.text), gold: e.label, goldTokens: tokenizer.encode(data.labels[e.label]) }));
   const ctx: RlContext = {
     model,
     ref: cfg.rl.beta > 0 ? p.reference() : undefined,
@@ -254,10 +283,10 @@ export function rlRunner(cfg: TrainConfig, p: Prepared, optimizer: AdamW): Runne
     lengths: s.lengths,
     batchSize: s.batchSize,
     headline: ['reward/total/mean'],
-    step(indices, lr): StepOutput {
+    async step(indices, lr): Promise<StepOutput> {
       const r = rollout(s.ctx, indices.map((i) => s.train[i]));
-      const u = policyUpdate(s.ctx, r, lr);
-      return { metrics: { ...r.metrics, ...u.metrics, 'perf/rollout_tokens': r.rolloutTokens }, tokens: u.tokens, samples: s.samples(indices, r) };
+      const u = await policyUpdate(s.ctx, r, lr);
+      return { metrics: { ...r.metrics, ...u.metrics, 'perf/rollout_tokens': r.rolloutTokens }, tokens: u.tokens, samples: s.samples(indices, r), pool: r.pool };
     },
     state: () => ({ sampling_rng: s.rngState() }),
     restore: (st) => s.restoreRng(st.sampling_rng as RngState),

@@ -9,6 +9,7 @@ import type { Transformer, ForwardOptions } from '../model/transformer.js';
 import { buildInput, disposeInput, targetPositions } from '../model/batch.js';
 import { tokenCrossEntropy } from './losses.js';
 import type { TrainConfig } from '../config/schema.js';
+import { world } from '../dist/world.js';
 import { Rng, STREAMS, type RngState } from '../util/rng.js';
 import { NonFiniteError, type AdamW } from './adamw.js';
 import type { Runner } from './loop.js';
@@ -33,8 +34,11 @@ export interface StepResult {
   tokens: number;
 }
 
-/** Loss and gradients (by parameter name) of SFT on a batch; the caller disposes the gradients. */
-export function sftGrads(model: Transformer, batch: SftExample[], padId: number, fwd: ForwardOptions): { loss: number; grads: Record<string, tf.Tensor>; tokens: number } {
+/**
+ * Loss and gradients (by parameter name) of SFT on a batch; the caller disposes the gradients. The
+ * loss is the mean over `targets` target tokens (what a data-parallel mean weighs this batch by).
+ */
+export function sftGrads(model: Transformer, batch: SftExample[], padId: number, fwd: ForwardOptions): { loss: number; grads: Record<string, tf.Tensor>; tokens: number; targets: number } {
   const seqs = batch.map((e) => [...e.prompt, ...e.target]);
   const { input, layout } = buildInput(seqs, padId);
   const { rows, targets } = targetPositions(seqs, batch.map((e) => e.prompt.length), layout);
@@ -42,12 +46,15 @@ export function sftGrads(model: Transformer, batch: SftExample[], padId: number,
   const loss = value.dataSync()[0];
   value.dispose();
   disposeInput(input);
-  return { loss, grads: model.byParamName(grads), tokens: seqs.reduce((a, s) => a + s.length, 0) };
+  return { loss, grads: model.byParamName(grads), tokens: seqs.reduce((a, s) => a + s.length, 0), targets: targets.length };
 }
 
-/** One optimizer step of SFT on a batch. */
-export function sftStep(model: Transformer, optimizer: AdamW, batch: SftExample[], lr: number, padId: number, fwd: ForwardOptions): StepResult {
-  const { loss, grads, tokens } = sftGrads(model, batch, padId, fwd);
+/** One optimizer step of SFT on a batch (this rank's shard: gradients and loss are the mean over every rank's target tokens). */
+export async function sftStep(model: Transformer, optimizer: AdamW, batch: SftExample[], lr: number, padId: number, fwd: ForwardOptions): Promise<StepResult> {
+  const local = sftGrads(model, batch, padId, fwd);
+  const { grads, scalars } = await world().meanGrads(local.grads, local.targets, { loss: [local.loss, local.targets] });
+  const { loss } = scalars;
+  const tokens = local.tokens;
   let gradNorm: number;
   try {
     if (!Number.isFinite(loss)) throw new NonFiniteError('loss train/loss_sft');
@@ -67,13 +74,13 @@ export function sftRunner(cfg: TrainConfig, p: Prepared, optimizer: AdamW, targe
 
 /** SFT steps over fixed (prompt, target) examples, dropout masks from the run's dropout stream; pretraining uses it too. */
 export function examplesRunner(train: SftExample[], batchSize: number, model: Transformer, optimizer: AdamW, padId: number, dropout: number, seed: number, lossKey: string): Runner {
-  let dropoutRng = STREAMS.dropout(seed);
+  let dropoutRng = STREAMS.dropout(seed, world().rank);
   return {
     lengths: train.map((e) => e.prompt.length + e.target.length),
     batchSize,
     headline: [lossKey],
-    step(indices, lr) {
-      const r = sftStep(model, optimizer, indices.map((i) => train[i]), lr, padId, { dropout, rng: dropoutRng });
+    async step(indices, lr) {
+      const r = await sftStep(model, optimizer, indices.map((i) => train[i]), lr, padId, { dropout, rng: dropoutRng });
       return { metrics: { [lossKey]: r.loss, 'train/grad_norm': r.gradNorm }, tokens: r.tokens };
     },
     state: () => ({ dropout_rng: dropoutRng.state() }),

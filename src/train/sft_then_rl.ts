@@ -6,6 +6,7 @@
  * With rl.beta > 0 the KL reference is the base model (the init checkpoint), as in mode rl.
  */
 import type { TrainConfig } from '../config/schema.js';
+import { world } from '../dist/world.js';
 import { STREAMS } from '../util/rng.js';
 import type { AdamW } from './adamw.js';
 import type { Runner } from './loop.js';
@@ -25,12 +26,12 @@ export function sftThenRlRunner(cfg: TrainConfig, p: Prepared, optimizer: AdamW)
     lengths: rl.lengths,
     batchSize: rl.batchSize,
     headline: ['reward/total/mean', 'train/loss_sft'],
-    step(indices, lr) {
+    async step(indices, lr) {
       steps++;
       if (steps > cfg.sft_then_rl.sft_steps) return rl.step(indices, lr);
       const { indices: batch, next } = sftSampler.next(sftPos);
       sftPos = next;
-      return { ...sft.step(batch, lr), examples: batch.length };
+      return { ...(await sft.step(world().shard(batch), lr)), examples: batch.length };
     },
     state: () => ({ steps, sft_position: sftPos, sft: sft.state(), rl: rl.state() }),
     restore(st) {

@@ -87,10 +87,12 @@ export function streamRng(seed: number, purpose: string): Rng {
  * the derivation it was first given, because changing one would change every run's numbers.
  */
 export const STREAMS = {
-  /** Dropout masks of SFT and pretraining steps. */
-  dropout: (seed: number) => new Rng(seed ^ 0x5eed),
-  /** Rollout sampling of RL and GTA. */
+  /** Dropout masks of SFT and pretraining steps; each data-parallel rank past the first has its own. */
+  dropout: (seed: number, rank = 0) => (rank === 0 ? new Rng(seed ^ 0x5eed) : streamRng(seed ^ 0x5eed, `dropout of rank ${rank}`)),
+  /** Rollout sampling of RL and GTA: one draw a step, from which each prompt's group gets its own stream (promptStream). */
   sampling: (seed: number) => new Rng(seed ^ 0x5a3b1e),
+  /** The completions of one prompt in one step: from the step's draw and the prompt's index in the training split, so they do not depend on which rank samples them. */
+  promptStream: (stepDraw: number, example: number) => streamRng(stepDraw, `prompt ${example}`),
   /** The seed of the batch order of sft_then_rl's SFT phase (the loop's sampler uses the run seed). */
   sftPhaseOrder: (seed: number) => seed ^ 0x5f7,
   /** The fixed subset that periodic evals score; from the split seed, so every run seed sees the same one. */
