@@ -6,7 +6,7 @@
 const LAYERS = [
   ['util'],
   ['config'],
-  ['backend', 'data', 'tokenizer', 'dist'],
+  ['backend', 'data', 'tokenizer', 'parallel'],
   ['model'],
   ['run', 'task'],
   ['sample'],

@@ -25,7 +25,7 @@
  * loss on every completion token, no guess cross-entropy), printed beside it.
  *
  * With --nproc N (torch): the lm, sft and rl steps of one process at 1 thread and at N threads, and of
- * N data-parallel ranks of 1 thread each on loopback (src/dist: each rank its shard of the same global
+ * N data-parallel ranks of 1 thread each on loopback (src/parallel: each rank its shard of the same global
  * batch, gradients averaged), one after another; tokens/s count the whole batch.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -52,7 +52,7 @@ import { BatchSampler } from '../src/train/sampler.js';
 import type { Prepared } from '../src/train/setup.js';
 import { sftStep, type SftExample } from '../src/train/sft.js';
 import { Rng } from '../src/util/rng.js';
-import { joinWorld, world } from '../src/dist/world.js';
+import { joinWorld, world } from '../src/parallel/world.js';
 import { freePort } from '../src/cli/launch.js';
 import { repoRoot } from '../src/util/paths.js';
 

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { TrainConfigSchema, type TrainConfig } from '../config/schema.js';
-import { joinWorld, world, worldEnv } from '../dist/world.js';
+import { joinWorld, world, worldEnv } from '../parallel/world.js';
 import { provenance, RunDir, RUN_FILES } from '../run/run_dir.js';
 import { finetune } from '../train/finetune.js';
 import { prepare } from '../train/setup.js';

@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../config/schema.js';
-import { world } from '../dist/world.js';
+import { world } from '../parallel/world.js';
 import { Clock } from '../util/clock.js';
 import type { RngState } from '../util/rng.js';
 import type { AdamW } from './adamw.js';

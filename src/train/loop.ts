@@ -1,7 +1,7 @@
 /**
  * The one training loop, shared by every fine-tuning mode and by pretraining: batches from the seeded
  * sampler, a warmup/decay learning rate, the non-finite policy, periodic evaluation and checkpoints,
- * metrics.jsonl lines as they happen, progress, and exact resume. With several ranks (src/dist) every
+ * metrics.jsonl lines as they happen, progress, and exact resume. With several ranks (src/parallel) every
  * rank runs this loop on its shard of each batch; rank 0 alone evaluates and writes the run. What one step does is the runner's
  * business (sft.ts, rl.ts, gta.ts, sft_then_rl.ts, pretrain.ts); what an evaluation measures is the
  * evaluator's.
@@ -11,7 +11,7 @@ import { loadTrainingState, saveCheckpoint } from '../model/checkpoint.js';
 import type { Transformer } from '../model/transformer.js';
 import type { RunDir } from '../run/run_dir.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
-import { world } from '../dist/world.js';
+import { world } from '../parallel/world.js';
 import { GtaError } from '../util/errors.js';
 import { mean, stdUnbiased } from '../util/stats.js';
 import type { Logger } from '../util/log.js';

@@ -16,7 +16,7 @@ import { maxStructuredLength, parseCompletion, structureSpec, type CompletionFor
 import { mean, stdUnbiased } from '../util/stats.js';
 import { Clock } from '../util/clock.js';
 import { Rng, STREAMS, type RngState } from '../util/rng.js';
-import { world } from '../dist/world.js';
+import { world } from '../parallel/world.js';
 import { stopGradient } from '../util/tf_extra.js';
 import { NonFiniteError, type AdamW } from './adamw.js';
 import type { Grads } from './grad_constraint.js';

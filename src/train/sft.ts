@@ -9,7 +9,7 @@ import type { Transformer, ForwardOptions } from '../model/transformer.js';
 import { buildInput, disposeInput, targetPositions } from '../model/batch.js';
 import { tokenCrossEntropy } from './losses.js';
 import type { TrainConfig } from '../config/schema.js';
-import { world } from '../dist/world.js';
+import { world } from '../parallel/world.js';
 import { Rng, STREAMS, type RngState } from '../util/rng.js';
 import { NonFiniteError, type AdamW } from './adamw.js';
 import type { Runner } from './loop.js';

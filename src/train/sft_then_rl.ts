@@ -6,7 +6,7 @@
  * With rl.beta > 0 the KL reference is the base model (the init checkpoint), as in mode rl.
  */
 import type { TrainConfig } from '../config/schema.js';
-import { world } from '../dist/world.js';
+import { world } from '../parallel/world.js';
 import { STREAMS } from '../util/rng.js';
 import type { AdamW } from './adamw.js';
 import type { Runner } from './loop.js';

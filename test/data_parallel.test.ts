@@ -1,5 +1,5 @@
 /**
- * Data-parallel training over libtorch's c10d (src/dist, native/dist.cc): two ranks on loopback take
+ * Data-parallel training over libtorch's c10d (src/parallel, native/dist.cc): two ranks on loopback take
  * the same steps as one process on the whole batch, a rank that dies stops the others with an error
  * naming it, and the run resumes exactly. Skipped when the torch addon was built without its process
  * group, unless GTA_TORCH_REQUIRED=1 (CI), where that is a failure.
