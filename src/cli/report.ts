@@ -15,7 +15,7 @@ export async function reportCommand(a: { runs: string[]; out: string; fraction?:
   if (finished.length < dirs.length) log.warn({ skipped: dirs.length - finished.length }, 'unfinished runs left out');
   const sweep = a.runs.length === 1 ? sweepOptions(a.runs[0]) : undefined;
   const opts: ReportOptions = {
-    title: path.basename(path.resolve(a.out)),
+    title: sweep?.title ?? path.basename(path.resolve(a.out)),
     pairs: sweep?.pairs,
     threshold: a.fraction !== undefined ? { fraction: a.fraction } : (sweep?.threshold ?? { fraction: 0.95 }),
   };

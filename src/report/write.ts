@@ -31,7 +31,7 @@ export async function writeReport(dirs: string[], out: string, opts: ReportOptio
   fs.writeFileSync(path.join(out, 'curves.jsonl'), agg.curves.map((c) => JSON.stringify(c)).join('\n') + '\n');
   fs.writeFileSync(path.join(out, 'stats.jsonl'), stats.map((s) => JSON.stringify(s)).join('\n') + (stats.length ? '\n' : ''));
   const table = markdownTable(rows);
-  const notes = Object.entries(agg.thresholds).map(([d, t]) => `${d}: threshold accuracy ${t.toFixed(4)}`);
+  const notes = Object.entries(agg.thresholds).sort(([a], [b]) => a.localeCompare(b)).map(([d, t]) => `${d}: threshold accuracy ${t.toFixed(4)}`);
   const summary = stats.length ? `Paired differences in accuracy (95% intervals):\n\n${statsSummary(stats)}` : '';
   // the headline first (is a mode better?), then the table it summarises, then how the intervals were made
   const md = [`# ${title}`, ...(stats.length ? ['## Paired differences (95% intervals)', statsSummary(stats), '## All arms'] : []), table, notes.map((n) => `- ${n}`).join('\n'), ...(stats.length ? ['## How the intervals were computed', statsDetails(stats)] : [])];
