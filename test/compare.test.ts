@@ -122,7 +122,7 @@ set: [train.steps=20, train.eval_every=10, train.log_every=5, eval.test_at_end=t
   const rebuilt = path.join(dir, 'rebuilt');
   const rep = gta(['report', out, '--out', rebuilt, '--log-level', 'warn'], dir);
   assert.equal(rep.code, 0, rep.stderr);
-  for (const f of ['compare.jsonl', 'stats.jsonl', 'curves.jsonl']) assert.equal(read(path.join(rebuilt, f)), read(path.join(out, f)), f);
+  for (const f of ['compare.jsonl', 'stats.jsonl', 'curves.jsonl', 'compare.md']) assert.equal(read(path.join(rebuilt, f)), read(path.join(out, f)), f);
 });
 
 test('a sweep config with arms is checked: modes and arms together, an arm named twice, a pair naming no arm', async () => {
