@@ -103,3 +103,13 @@ test('--nproc: a batch that does not split over the ranks, or a bad count, is a 
   assert.equal(zero.code, 2);
   assert.match(zero.stderr, /^gta: error: --nproc must be a positive integer, got 0$/m);
 });
+
+test('the rank environment: torchrun variables, Slurm only where MASTER_ADDR says where to meet, bad values named', async () => {
+  const { worldEnv } = await import('../src/parallel/world.js');
+  assert.equal(worldEnv({}), null);
+  assert.equal(worldEnv({ SLURM_PROCID: '1', SLURM_NTASKS: '4' }), null, 'a many-task Slurm allocation alone is not a data-parallel run');
+  assert.deepEqual(worldEnv({ SLURM_PROCID: '1', SLURM_NTASKS: '4', MASTER_ADDR: 'node7', MASTER_PORT: '29600' }), { rank: 1, size: 4, host: 'node7', port: 29600 });
+  assert.deepEqual(worldEnv({ RANK: '0', WORLD_SIZE: '2' }), { rank: 0, size: 2, host: '127.0.0.1', port: 29500 });
+  assert.throws(() => worldEnv({ RANK: '2', WORLD_SIZE: '2' }), /RANK 2 is not below WORLD_SIZE 2/);
+  assert.throws(() => worldEnv({ RANK: 'x', WORLD_SIZE: '2' }), /RANK must be an integer >= 0, got 'x'/);
+});

@@ -3,8 +3,8 @@
  * TCPStore rendezvous, Gloo collectives). One process is a world of one, where every exchange is the
  * identity, so the training code has one path for both.
  *
- * The environment is torchrun's: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT (Slurm's SLURM_PROCID and
- * SLURM_NTASKS stand in for the first two). `gta train --nproc N` sets it for N local ranks (launch.ts).
+ * The environment is torchrun's: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT (with MASTER_ADDR set,
+ * Slurm's SLURM_PROCID and SLURM_NTASKS stand in for the first two). `gta train --nproc N` sets it for N local ranks (launch.ts).
  *
  * Every rank builds the same global batch from the same seeded sampler and trains on its contiguous
  * shard; gradients are averaged, weighted by what each rank's loss was normalised over, so the step
@@ -30,8 +30,11 @@ export function distTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
 
 /** The rank environment, or null for a single process. */
 export function worldEnv(env: NodeJS.ProcessEnv = process.env): WorldEnv | null {
-  const rankVar = env.RANK ?? env.SLURM_PROCID;
-  const sizeVar = env.WORLD_SIZE ?? env.SLURM_NTASKS;
+  // Slurm's task variables stand in only where MASTER_ADDR says where to meet: a sweep's workers inside
+  // a many-task allocation must not join each other's runs by accident
+  const slurm = env.MASTER_ADDR !== undefined;
+  const rankVar = env.RANK ?? (slurm ? env.SLURM_PROCID : undefined);
+  const sizeVar = env.WORLD_SIZE ?? (slurm ? env.SLURM_NTASKS : undefined);
   if (sizeVar === undefined || Number(sizeVar) === 1) return null;
   const int = (name: string, v: string | undefined, min: number) => {
     const n = Number(v);
