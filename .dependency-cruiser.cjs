@@ -6,7 +6,7 @@
 const LAYERS = [
   ['util'],
   ['config'],
-  ['backend', 'data', 'tokenizer', 'parallel'],
+  ['backend', 'data', 'tokenizer', 'parallel', 'corpus'],
   ['model'],
   ['run', 'task'],
   ['sample'],

@@ -11,6 +11,10 @@ import { BACKEND_NAMES } from '../config/schema.js';
 import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
 import { pretrainCommand } from './pretrain.js';
+import { corpusBuildCommand } from './corpus.js';
+import { DEFAULT_CORPUS } from '../corpus/build.js';
+import { SOURCE_NAMES } from '../corpus/sources.js';
+import { DEFAULT_NGRAM } from '../corpus/dedup.js';
 import { compareCommand } from './compare.js';
 import { reportCommand } from './report.js';
 import { runsCommand } from './runs.js';
@@ -93,13 +97,24 @@ export async function main(argv: string[]): Promise<number> {
       )
       .command(
         'pretrain',
-        'train the base causal language model on the benchmarks\' training text',
+        'train the base causal language model on the benchmarks\' training text (and a corpus from gta corpus build)',
         (y) =>
           y
             .option('config', { type: 'string', describe: 'YAML pretraining config' })
             .option('resume', { type: 'string', describe: "continue a pretraining run from its latest checkpoint: a run directory, or 'latest'" })
             .option('set', { type: 'string', array: true, default: [], describe: 'override a config key' }),
         async (a) => pretrainCommand({ config: a.config, resume: a.resume, set: a.set as string[], backend: a.backend, logLevel: a['log-level'] }),
+      )
+      .command(
+        'corpus <action>',
+        'build the English pretraining corpus from text that npm dependencies ship, without benchmark dev or test text',
+        (y) =>
+          y
+            .positional('action', { choices: ['build'] as const, describe: 'build: write the corpus file and its manifest' })
+            .option('out', { type: 'string', default: DEFAULT_CORPUS, describe: 'corpus file (its manifest goes beside it)' })
+            .option('sources', { type: 'string', array: true, default: [...SOURCE_NAMES], describe: `sources, in order (${SOURCE_NAMES.join(', ')})` })
+            .option('ngram', { type: 'number', default: DEFAULT_NGRAM, describe: 'a corpus line sharing this many consecutive words with a dev or test text is removed' }),
+        async (a) => corpusBuildCommand({ out: a.out, sources: (a.sources as string[]).flatMap((s) => s.split(',')).filter((s) => s !== ''), ngram: a.ngram, logLevel: a['log-level'] }),
       )
       .demandCommand(1, 'name a command (see --help)')
       .strict()

@@ -7,7 +7,7 @@ import { loadConfig } from '../config/load.js';
 import { PretrainConfigSchema, type PretrainConfig } from '../config/schema.js';
 import { BUILTIN_DATASETS } from '../data/registry.js';
 import { provenance, RunDir, RUN_FILES } from '../run/run_dir.js';
-import { pretrain } from '../train/pretrain.js';
+import { checkCorpusFile, pretrain } from '../train/pretrain.js';
 import { GtaError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
 import { formatDuration } from '../util/format.js';
@@ -31,6 +31,8 @@ export async function pretrainCommand(a: { config?: string; resume?: string; set
     config = loaded.config;
     const unknown = config.corpus.find((n) => !BUILTIN_DATASETS.includes(n));
     if (unknown) throw new GtaError(`${a.config}: corpus: unknown dataset '${unknown}' (built-in datasets: ${BUILTIN_DATASETS.join(', ')})`);
+    // before the run directory exists, so a missing corpus leaves no failed run behind
+    if (config.corpus_file !== undefined) checkCorpusFile(config.corpus_file);
     const backend = await startBackend(config, log);
     run = RunDir.create('runs', config.name);
     run.writeFile(RUN_FILES.config, loaded.resolvedYaml);

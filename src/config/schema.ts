@@ -193,6 +193,8 @@ export const PretrainConfigSchema = z
     backend: z.enum(BACKEND_NAMES).default('auto'),
     /** Built-in datasets whose training split (never dev or test) is the corpus. */
     corpus: z.array(z.string()).min(1),
+    /** A corpus file written by `gta corpus build` (one text per line, benchmark dev and test text removed), added to the training text. */
+    corpus_file: z.string().optional(),
     /** Where the base checkpoint is written. */
     output: z.string().default('checkpoints/base'),
     model: ModelArchSchema.prefault({}),

@@ -116,7 +116,7 @@ function findSources(cfg: DataConfig): Sources {
 }
 
 /** The first `<split>.<ext>` present in a built-in folder (all ship .csv.gz today). */
-function splitFile(dir: string, split: string): string | undefined {
+export function splitFile(dir: string, split: string): string | undefined {
   for (const ext of ['csv.gz', 'csv', 'tsv.gz', 'tsv', 'jsonl.gz', 'jsonl']) {
     const p = join(dir, `${split}.${ext}`);
     if (existsSync(p)) return display(p);

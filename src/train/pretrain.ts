@@ -1,10 +1,11 @@
 /**
  * Causal-LM pretraining of the base model on the benchmarks' training text (dev and test text never
- * enter it), through the shared loop (loop.ts) with an SFT-style runner whose targets are every token
- * after BOS. Each text becomes one or more sequences that start with BOS, exactly as prompts do at
+ * enter it) and, with `corpus_file`, the English corpus that `gta corpus build` writes, through the
+ * shared loop (loop.ts) with an SFT-style runner whose targets are every token after BOS. Each text becomes one or more sequences that start with BOS, exactly as prompts do at
  * fine-tuning time; the loss covers every token after BOS and the final EOS. A finished run writes
  * the base checkpoint to `output`; an interrupted one continues with `gta pretrain --resume`.
  */
+import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import type { PretrainConfig } from '../config/schema.js';
 import { loadDataset } from '../data/load.js';
@@ -14,6 +15,7 @@ import { Transformer } from '../model/transformer.js';
 import type { RunDir } from '../run/run_dir.js';
 import { Tokenizer } from '../tokenizer/bpe.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
+import { GtaError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { STREAMS } from '../util/rng.js';
 import { AdamW } from './adamw.js';
@@ -37,7 +39,21 @@ export async function loadCorpus(cfg: PretrainConfig): Promise<Corpus> {
     for (const e of d.train) train.push(e.text);
     for (const e of d.dev) heldOut.push(e.text);
   }
+  if (cfg.corpus_file !== undefined) train.push(...readCorpusFile(cfg.corpus_file));
   return { train, heldOut };
+}
+
+export function checkCorpusFile(file: string): void {
+  if (!fs.existsSync(file)) throw new GtaError(`corpus_file: ${file} not found; run \`gta corpus build --out ${file}\` first`);
+}
+
+/** The lines of a `gta corpus build` file; held-out perplexity stays on the benchmarks' dev text, so runs with and without it compare. */
+export function readCorpusFile(file: string): string[] {
+  checkCorpusFile(file);
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '');
 }
 
 /** BOS + tokens + EOS, cut into pieces of at most seqLen tokens, each starting with BOS. */
