@@ -4,7 +4,7 @@
  * and folder (with appendonly, from its append-only file).
  */
 import fs from 'node:fs';
-import net from 'node:net';
+import { freePort } from '../../src/cli/launch.js';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -16,17 +16,6 @@ export interface TestRedis {
   url: string;
   restart(): Promise<void>;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export async function startRedis(dir: string, opts: { appendonly?: boolean } = {}): Promise<TestRedis> {
