@@ -9,20 +9,19 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { loadNative } from '../src/backend/torch/native.js';
 import { decodeSafetensors } from '../src/model/safetensors.js';
+import { torchUnavailable } from './helpers/torch.js';
 import { tmpDir } from './helpers/tiny.js';
 import { GTA, tinyConfig } from './helpers/cli.js';
 
 /** Why this machine cannot run data-parallel training (no addon, or one built without Gloo), or null. */
-async function distMissing(): Promise<string | null> {
-  try {
-    const { loadNative } = await import('../src/backend/torch/native.js');
-    return (loadNative() as unknown as { distUnavailable?: string }).distUnavailable ?? null;
-  } catch (e) {
-    return (e as Error).message;
-  }
+function distMissing(): string | null {
+  const torch = torchUnavailable();
+  if (torch) return torch;
+  return (loadNative() as unknown as { distUnavailable?: string }).distUnavailable ?? null;
 }
-const missing = await distMissing();
+const missing = distMissing();
 if (missing && process.env.GTA_TORCH_REQUIRED === '1') throw new Error(`GTA_TORCH_REQUIRED=1 but data-parallel training is unavailable: ${missing}`);
 const opts = { skip: missing ?? false };
 
@@ -99,6 +98,11 @@ test('--nproc: a batch that does not split over the ranks, or a bad count, is a 
   const odd = train(dir, ['--config', cfg, ...STEPS, '--set', 'train.batch_size=15', '--nproc', '2']);
   assert.equal(odd.code, 1);
   assert.match(odd.stderr, /train\.batch_size: 15 examples \(prompts in RL and GTA\) a step do not split over 2 ranks/);
+  // batches of 16 over 25 examples: each epoch's short batch of 9 cannot split, found before step 1
+  const short = train(dir, ['--config', cfg, ...STEPS, '--set', 'data.max_train_examples=25', '--run-dir', path.join(dir, 'short'), '--nproc', '2']);
+  assert.equal(short.code, 1);
+  assert.match(short.stderr, /the training split's 25 items leave one batch of 9 an epoch, which does not split over 2 ranks; set data\.max_train_examples/);
+  assert.ok(!fs.existsSync(path.join(dir, 'short', 'checkpoints')), 'no step was taken');
   const zero = train(dir, ['--config', cfg, '--nproc', '0']);
   assert.equal(zero.code, 2);
   assert.match(zero.stderr, /^gta: error: --nproc must be a positive integer, got 0$/m);

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/select.js';
-import { loadNative } from '../src/backend/torch/native.js';
+import { torchUnavailable } from './helpers/torch.js';
 import { gatherRows } from '../src/backend/gather_rows.js';
 import { buildContinuation, buildInput, concatenatedRows, disposeInput } from '../src/model/batch.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.js';
@@ -33,15 +33,7 @@ const FIXTURES = path.join(repoRoot(), 'test', 'fixtures', 'hf');
 const FAMILIES = ['gpt2', 'llama', 'qwen2', 'qwen3'] as const;
 const TOL = 1e-4;
 
-const torchSkip = (() => {
-  try {
-    loadNative();
-    return false;
-  } catch (err) {
-    if (process.env.GTA_TORCH_REQUIRED === '1') throw err;
-    return `torch backend unavailable: ${(err as Error).message}`;
-  }
-})();
+const torchSkip = torchUnavailable();
 
 interface Golden {
   texts: string[];

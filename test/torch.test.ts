@@ -13,17 +13,9 @@ import { AdamW } from '../src/train/adamw.js';
 import { sftGrads, type SftExample } from '../src/train/sft.js';
 import { Rng } from '../src/util/rng.js';
 import { maxAbsDiff, tinyModel, tinyTokenizer } from './helpers/tiny.js';
+import { torchUnavailable } from './helpers/torch.js';
 
-function unavailable(): string | false {
-  try {
-    loadNative();
-    return false;
-  } catch (err) {
-    if (process.env.GTA_TORCH_REQUIRED === '1') throw err;
-    return `torch backend unavailable: ${(err as Error).message}`;
-  }
-}
-const skip = unavailable();
+const skip = torchUnavailable();
 
 /** Runs `f` on each backend (fresh tensors each time) and returns its numbers per backend. */
 async function onBoth<T>(f: () => T): Promise<{ wasm: T; torch: T }> {

@@ -1,9 +1,9 @@
 /**
  * The one training loop, shared by every fine-tuning mode and by pretraining: batches from the seeded
  * sampler, a warmup/decay learning rate, the non-finite policy, periodic evaluation and checkpoints,
- * metrics.jsonl lines as they happen, progress, and exact resume. With several ranks (src/parallel) every
- * rank runs this loop on its shard of each batch; rank 0 alone evaluates and writes the run. What one step does is the runner's
- * business (sft.ts, rl.ts, gta.ts, sft_then_rl.ts, pretrain.ts); what an evaluation measures is the
+ * metrics.jsonl lines as they happen, progress, and exact resume. With several ranks (src/parallel)
+ * every rank runs this loop on its shard of each batch; rank 0 alone evaluates and writes the run.
+ * What one step does is the runner's business (sft.ts, rl.ts, gta.ts, sft_then_rl.ts, pretrain.ts); what an evaluation measures is the
  * evaluator's.
  */
 import type { OptimConfig } from '../config/schema.js';
@@ -151,6 +151,9 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
   const elapsed = () => (performance.now() - t0) / 1000;
   const sampler = new BatchSampler(runner.lengths, runner.batchSize, cfg.seed);
   const totalSteps = cfg.steps ?? Math.max(1, Math.round((cfg.epochs ?? 1) * sampler.batchesPerEpoch));
+  // an epoch's one short batch (the remainder) must split too: say so now, not when it comes up mid-run
+  const remainder = runner.lengths.length % runner.batchSize;
+  if (remainder % w.size !== 0) throw new GtaError(`the training split's ${runner.lengths.length} items leave one batch of ${remainder} an epoch, which does not split over ${w.size} ranks; set data.max_train_examples so that the remainder divides by ${w.size}`);
 
   let pos = S.position;
   let best = S.best;
@@ -189,7 +192,7 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
   const bar = startProgress(x.label, totalSteps, log);
   bar.update(step);
   while (step < totalSteps) {
-    // Let signal handlers run between steps (the step itself is synchronous).
+    // Let signal handlers run between steps (a single process's step runs without yielding).
     await new Promise((r) => setImmediate(r));
     if (await w.any(x.shouldStop())) {
       interrupted = true;
@@ -227,8 +230,9 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
       window = { sums: {}, steps: 0, tokens: 0, start: performance.now() };
     }
     const evalNow = step % cfg.eval_every === 0 && step < totalSteps;
+    const checkpointNow = step % cfg.checkpoint_every === 0 && step < totalSteps;
     // rank 0 evaluates alone; the others hand over their state (for a best checkpoint) and go on
-    const states = evalNow || (step % cfg.checkpoint_every === 0 && step < totalSteps) ? await rankStates() : [];
+    const states = evalNow || checkpointNow ? await rankStates() : [];
     if (evalNow && w.lead) {
       const res = evaluator.periodic(step);
       run.appendJsonl('metrics.jsonl', evalLine(res.record));
@@ -239,7 +243,7 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
         save('best', states);
       }
     }
-    if (step % cfg.checkpoint_every === 0 && step < totalSteps) save('latest', states);
+    if (checkpointNow) save('latest', states);
   }
   bar.stop();
   const states = await rankStates();
@@ -267,8 +271,7 @@ function merged(r: StepOutput, ranks: { metrics: Record<string, number>; tokens:
   if (ranks.length === 1) return r;
   const metrics: Record<string, number> = {};
   for (const k of new Set(ranks.flatMap((x) => Object.keys(x.metrics)))) {
-    const vs = ranks.map((x) => x.metrics[k]).filter((v) => v !== undefined);
-    metrics[k] = vs.reduce((a, b) => a + b, 0) / vs.length;
+    metrics[k] = mean(ranks.map((x) => x.metrics[k]).filter((v) => v !== undefined));
   }
   for (const k of Object.keys(ranks[0].pool)) {
     const all = ranks.flatMap((x) => x.pool[k] ?? []);
