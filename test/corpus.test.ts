@@ -154,3 +154,11 @@ test('pretrain: corpus_file lines join the training text, and a 2-step run on th
   assert.equal(r.code, 0, r.stderr);
   assert.ok(fs.existsSync(path.join(dir, 'base')), 'base checkpoint written');
 });
+
+test('pretrain: a corpus_file as long as the real one (200,000 lines) loads', async () => {
+  const dir = tmpDir();
+  const corpus = path.join(dir, 'long.txt');
+  fs.writeFileSync(corpus, Array.from({ length: 200_000 }, (_, i) => `line ${i}`).join('\n') + '\n');
+  const c = await loadCorpus(PretrainConfigSchema.parse({ corpus: ['trec'], corpus_file: corpus }));
+  assert.equal(c.train.at(-1), 'line 199999');
+});

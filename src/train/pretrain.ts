@@ -39,7 +39,8 @@ export async function loadCorpus(cfg: PretrainConfig): Promise<Corpus> {
     for (const e of d.train) train.push(e.text);
     for (const e of d.dev) heldOut.push(e.text);
   }
-  if (cfg.corpus_file !== undefined) train.push(...readCorpusFile(cfg.corpus_file));
+  // a loop, not push(...lines): spreading 150k lines overflows the call stack
+  if (cfg.corpus_file !== undefined) for (const line of readCorpusFile(cfg.corpus_file)) train.push(line);
   return { train, heldOut };
 }
 
