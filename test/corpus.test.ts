@@ -14,9 +14,9 @@ import { EvalIndex } from '../src/corpus/dedup.js';
 import { cleanLine } from '../src/corpus/normalize.js';
 import { brownSentences, packageInfo, packLines, sentences, SOURCES, wordnetLines } from '../src/corpus/sources.js';
 import { PretrainConfigSchema } from '../src/config/schema.js';
-import { loadCorpus } from '../src/train/pretrain.js';
+import { heldOutLoss, heldOutQuality, lmSequences, loadCorpus } from '../src/train/pretrain.js';
 import { ROOT, gta } from './helpers/cli.js';
-import { tmpDir } from './helpers/tiny.js';
+import { tinyModel, tinyTokenizer, tmpDir, useWasm } from './helpers/tiny.js';
 
 const pkgFile = (pkg: string, ...p: string[]) => path.join(packageInfo(pkg).dir, ...p);
 
@@ -161,4 +161,22 @@ test('pretrain: a corpus_file as long as the real one (200,000 lines) loads', as
   fs.writeFileSync(corpus, Array.from({ length: 200_000 }, (_, i) => `line ${i}`).join('\n') + '\n');
   const c = await loadCorpus(PretrainConfigSchema.parse({ corpus: ['trec'], corpus_file: corpus }));
   assert.equal(c.train.at(-1), 'line 199999');
+});
+
+test('held-out quality: every text whole, tokens summed, bits per byte over UTF-8 bytes plus one EOS per text', async () => {
+  await useWasm();
+  const tok = tinyTokenizer();
+  const model = tinyModel(tok);
+  const texts = ['the movie was very good', 'a plot is awful é', 'great film'];
+  const q = heldOutQuality(model, tok, texts, 8, 2);
+  const seqs = lmSequences(tok, texts, 8);
+  assert.ok(seqs.length > texts.length, 'a text longer than 8 tokens is cut into pieces');
+  assert.equal(q.tokens, seqs.reduce((a, s) => a + s.target.length, 0));
+  assert.equal(q.bytes, 23 + 1 + 18 + 1 + 10 + 1);
+  assert.ok(Math.abs(q.loss - heldOutLoss(model, seqs, tok.padId, 64)) < 1e-5, 'batching does not change the loss');
+  const parts = texts.map((t) => heldOutQuality(model, tok, [t], 8, 2));
+  const nats = parts.reduce((a, p) => a + p.loss * p.tokens, 0);
+  assert.ok(Math.abs(q.loss * q.tokens - nats) < 1e-3);
+  assert.ok(Math.abs(q.bits_per_byte - nats / Math.LN2 / q.bytes) < 1e-5);
+  assert.ok(Math.abs(q.perplexity - Math.exp(q.loss)) < 1e-9);
 });

@@ -113,17 +113,35 @@ export async function pretrain(cfg: PretrainConfig, run: RunDir, log: Logger, sh
 
 /** Mean token loss over held-out sequences (no gradient, no dropout). */
 export function heldOutLoss(model: Transformer, seqs: SftExample[], padId: number, batchSize: number): number {
-  let sum = 0;
-  let n = 0;
+  const { nats, tokens } = heldOutNll(model, seqs, padId, batchSize);
+  return tokens > 0 ? nats / tokens : NaN;
+}
+
+/** Summed negative log-likelihood (nats) of every target token of `seqs`, and their count. */
+export function heldOutNll(model: Transformer, seqs: SftExample[], padId: number, batchSize: number): { nats: number; tokens: number } {
+  let nats = 0;
+  let tokens = 0;
   for (let s = 0; s < seqs.length; s += batchSize) {
     const batch = seqs.slice(s, s + batchSize).map((e) => [...e.prompt, ...e.target]);
     const { input, layout } = buildInput(batch, padId);
     const { rows, targets } = targetPositions(batch, batch.map(() => 1), layout);
     const loss = tf.tidy(() => lossAtRows(model, model.forward(input).hidden, rows, targets));
-    sum += loss.dataSync()[0] * targets.length;
-    n += targets.length;
+    nats += loss.dataSync()[0] * targets.length;
+    tokens += targets.length;
     loss.dispose();
     disposeInput(input);
   }
-  return n > 0 ? sum / n : NaN;
+  return { nats, tokens };
+}
+
+/**
+ * Held-out quality of a base on the complete dev text of `texts` (each text whole, as lmSequences cuts
+ * it). Perplexity is per token of the base's own tokenizer, so it compares bases that share one;
+ * bits per byte (the nats over the UTF-8 bytes of the texts, one more byte per text for its EOS) compares
+ * any two.
+ */
+export function heldOutQuality(model: Transformer, tok: TextTokenizer, texts: string[], seqLen: number, batchSize: number) {
+  const { nats, tokens } = heldOutNll(model, lmSequences(tok, texts, seqLen), tok.padId, batchSize);
+  const bytes = texts.reduce((a, t) => a + Buffer.byteLength(t, 'utf8') + 1, 0);
+  return { texts: texts.length, bytes, tokens, loss: nats / tokens, perplexity: Math.exp(nats / tokens), bits_per_byte: nats / Math.LN2 / bytes };
 }
