@@ -23,6 +23,8 @@
 
 // dist.cc: the process group of data-parallel training.
 void RegisterDist(Napi::Env env, Napi::Object exports);
+// decode_step.cc: the fused decoding step.
+void RegisterDecodeStep(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -316,9 +318,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("info", Napi::Function::New(env, Info));
   RegisterDist(env, exports);
+  RegisterDecodeStep(env, exports);
   return exports;
 }
 
 }  // namespace
+
+// The tensor behind a JS tensor id, for the other files of the addon (decode_step.cc).
+const at::Tensor& TensorOf(const Napi::Env& env, const Napi::Value& v) {
+  return Get(env, v);
+}
 
 NODE_API_MODULE(gta_torch, Init)

@@ -57,6 +57,8 @@ export interface ForwardOptions {
 }
 
 export const NEG_INF = -1e9;
+/** The epsilon of gta's own layer norms (a style has its own, norm_eps). */
+export const LAYER_NORM_EPS = 1e-5;
 
 let variableCounter = 0;
 
@@ -267,7 +269,8 @@ export class Transformer {
     return this.invFreq ? rotaryAngles(positions, this.invFreq) : undefined;
   }
 
-  private attentionScale(): number {
+  /** The scale of the attention scores, 1 / sqrt(head dim). */
+  attentionScale(): number {
     return this.style ? 1 / Math.sqrt(this.style.head_dim) : 1 / Math.sqrt(this.arch.d_model / this.arch.n_heads);
   }
 
@@ -372,7 +375,7 @@ export class Transformer {
   private layerNorm(x: tf.Tensor3D, name: string): tf.Tensor3D {
     const s = this.style;
     if (s?.family === 'llama') return rmsNorm(x, this.w(`${name}.g`) as tf.Tensor1D, s.norm_eps);
-    return layerNorm(x, this.w(`${name}.g`) as tf.Tensor1D, this.w(`${name}.b`) as tf.Tensor1D, s ? s.norm_eps : 1e-5);
+    return layerNorm(x, this.w(`${name}.g`) as tf.Tensor1D, this.w(`${name}.b`) as tf.Tensor1D, s ? s.norm_eps : LAYER_NORM_EPS);
   }
 
   /** Inverted dropout; its seed comes from the run's RNG, so the masks are reproducible from the saved state. */

@@ -9,11 +9,13 @@ import { smallWork } from '../backend/select.js';
 import { disposeCache, NEG_INF, type DecodeCache, type KvCache, type Transformer } from '../model/transformer.js';
 import { gatherRows } from '../backend/gather_rows.js';
 import { buildInput, disposeInput } from '../model/batch.js';
+import { openNativeStep } from './native_step.js';
 
 /**
- * Picks row `row`'s next token from its logits ([V] view); returns the token and whether the row is
- * done. A chooser that knows a row has no choice next (a forced tag) says so with `forced`, and that
- * row's logits are not computed: it is then called without them.
+ * Picks row `row`'s next token from its logits (a [V] view, valid during the call only: the next step
+ * may reuse its memory); returns the token and whether the row is done. A chooser that knows a row
+ * has no choice next (a forced tag) says so with `forced`, and that row's logits are not computed: it
+ * is then called without them.
  */
 export interface Chooser {
   choose(row: number, logits: Float32Array | undefined): { token: number; done: boolean };
@@ -50,40 +52,56 @@ function decodeLoop(model: Transformer, unique: number[][], maxNewTokens: number
   const budget = Math.min(maxNewTokens, model.arch.max_seq_len - layout.T);
   const next = new Int32Array(B);
   const slot = new Int32Array(B);
-  for (let i = 0; i < budget; i++) {
-    const all = logits ? (logits.dataSync() as Float32Array) : undefined;
-    if (logitRows) {
-      slot.fill(-1);
-      logitRows.forEach((r, j) => (slot[r] = j));
-    } else for (let b = 0; b < B; b++) slot[b] = b;
-    for (let b = 0; b < B; b++) {
-      if (finished[b]) {
-        next[b] = padId;
+  // the whole step in one native call where it applies (native_step.ts); its logits come back as host values
+  const native = openNativeStep(model, cache.prompt, layout.pad, repeat, budget - 1);
+  let host: Float32Array | undefined;
+  try {
+    for (let i = 0; i < budget; i++) {
+      const all = host ?? (logits ? (logits.dataSync() as Float32Array) : undefined);
+      if (logitRows) {
+        slot.fill(-1);
+        logitRows.forEach((r, j) => (slot[r] = j));
+      } else for (let b = 0; b < B; b++) slot[b] = b;
+      for (let b = 0; b < B; b++) {
+        if (finished[b]) {
+          next[b] = padId;
+          continue;
+        }
+        const c = choose.choose(b, all && slot[b] >= 0 ? all.subarray(slot[b] * V, (slot[b] + 1) * V) : undefined);
+        next[b] = c.token;
+        out[b].push(c.token);
+        finished[b] = c.done;
+      }
+      if (finished.every(Boolean) || i === budget - 1) break;
+      // the output head (a [rows, vocab] product) only for rows that have a choice to make
+      const need: number[] = [];
+      for (let b = 0; b < B; b++) if (!finished[b] && !choose.forced?.(b)) need.push(b);
+      logitRows = need.length === B ? null : need;
+      if (native) {
+        logits?.dispose();
+        logits = undefined;
+        const positions = Int32Array.from(prompts, (p) => p.length + i);
+        // every step runs (its keys and values join the cache) even when no row needs logits
+        const l = native.step(next, positions, Int32Array.from(need));
+        host = need.length > 0 ? l : undefined;
         continue;
       }
-      const c = choose.choose(b, all && slot[b] >= 0 ? all.subarray(slot[b] * V, (slot[b] + 1) * V) : undefined);
-      next[b] = c.token;
-      out[b].push(c.token);
-      finished[b] = c.done;
+      const ids = tf.tensor1d(next, 'int32');
+      const positions = tf.tensor1d(prompts.map((p) => p.length + i), 'int32');
+      const bias = stepBias(layout.pad, layout.T + i + 1);
+      const prev = { logits, cache };
+      logits = undefined;
+      tf.tidy(() => {
+        const r = model.step(ids, positions, bias, prev.cache);
+        if (need.length === B) logits = tf.keep(model.logits(r.hidden));
+        else if (need.length > 0) logits = tf.keep(model.logits(gatherRows(r.hidden, tf.tensor1d(need, 'int32')) as tf.Tensor2D));
+        cache = { ...r.cache, own: keepCache(r.cache.own!) };
+      });
+      tf.dispose([ids, positions, bias, ...(prev.logits ? [prev.logits] : [])]);
+      disposeCache(prev.cache.own);
     }
-    if (finished.every(Boolean) || i === budget - 1) break;
-    const ids = tf.tensor1d(next, 'int32');
-    const positions = tf.tensor1d(prompts.map((p) => p.length + i), 'int32');
-    const bias = stepBias(layout.pad, layout.T + i + 1);
-    // the output head (a [rows, vocab] product) only for rows that have a choice to make
-    const need: number[] = [];
-    for (let b = 0; b < B; b++) if (!finished[b] && !choose.forced?.(b)) need.push(b);
-    const prev = { logits, cache };
-    logits = undefined;
-    tf.tidy(() => {
-      const r = model.step(ids, positions, bias, prev.cache);
-      if (need.length === B) logits = tf.keep(model.logits(r.hidden));
-      else if (need.length > 0) logits = tf.keep(model.logits(gatherRows(r.hidden, tf.tensor1d(need, 'int32')) as tf.Tensor2D));
-      cache = { ...r.cache, own: keepCache(r.cache.own!) };
-    });
-    logitRows = need.length === B ? null : need;
-    tf.dispose([ids, positions, bias, ...(prev.logits ? [prev.logits] : [])]);
-    disposeCache(prev.cache.own);
+  } finally {
+    native?.close();
   }
   logits?.dispose();
   disposeCache(cache.prompt);

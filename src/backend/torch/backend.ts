@@ -110,6 +110,11 @@ export class TorchBackend extends tf.KernelBackend {
 
   // ---- kernels ----
 
+  /** Whether this backend holds the data of `dataId` (tfjs moves another backend's data over only when a kernel needs it). */
+  holds(dataId: DataId): boolean {
+    return this.entries.has(dataId);
+  }
+
   /** The addon tensor id behind a TensorInfo. */
   idOf(dataId: DataId): number {
     const e = this.entries.get(dataId);

@@ -24,6 +24,24 @@ export interface TorchNative {
   liveTensors(): number;
   setThreads(n: number): void;
   info(): { version: string; threads: number; parallel: string; config: string; cudaDevices: number };
+  /** The fused decoding step (native/decode_step.cc; src/backend/torch/decode_step.ts wraps it); absent from an addon built before it. */
+  decodeBegin?(spec: DecodeStepSpec): number;
+  decodeStep?(session: number, ids: Int32Array, positions: Int32Array, need: Int32Array, out: Float32Array): void;
+  decodeEnd?(session: number): void;
+}
+
+/** decodeBegin's argument: tensors as addon ids (native/decode_step.cc says the order of `weights`). */
+export interface DecodeStepSpec {
+  weights: number[];
+  promptK: number[];
+  promptV: number[];
+  pad: number[];
+  group: number;
+  heads: number;
+  capacity: number;
+  scale: number;
+  eps: number;
+  negInf: number;
 }
 
 let cached: TorchNative | undefined;

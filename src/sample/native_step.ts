@@ -1,0 +1,35 @@
+/**
+ * When decoding takes its steps in one native call (src/backend/torch/decode_step.ts): on the torch
+ * backend, for gta's own architecture (learned positions, LayerNorm, ReLU MLP, tied head; a styled
+ * Hugging Face model's blocks differ and keep the tfjs path), unless GTA_NATIVE_DECODE=0. Decoding
+ * has no dropout, so the fused step has none either. Its logits equal Transformer.step's and
+ * logits()'s to float rounding (test/decode_step.test.ts).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { NativeDecodeStep } from '../backend/torch/decode_step.js';
+import { LAYER_NORM_EPS, NEG_INF, type KvCache, type Transformer } from '../model/transformer.js';
+
+/** Parameters of each block, in the order native/decode_step.cc takes them. */
+const BLOCK = ['ln1.g', 'ln1.b', 'attn.wqkv', 'attn.bqkv', 'attn.wo', 'attn.bo', 'ln2.g', 'ln2.b', 'mlp.w1', 'mlp.b1', 'mlp.w2', 'mlp.b2'];
+
+export function nativeDecodeEnabled(): boolean {
+  return process.env.GTA_NATIVE_DECODE !== '0';
+}
+
+/**
+ * A native step for rows continuing `prompt` (a prefill's cache, one prompt per `group` consecutive
+ * rows; `pad` is each row's padded prompt columns), for up to `capacity` steps; null where decoding
+ * keeps the tfjs path. The caller closes it.
+ */
+export function openNativeStep(model: Transformer, prompt: KvCache, pad: number[], group: number, capacity: number): NativeDecodeStep | null {
+  if (!nativeDecodeEnabled() || model.arch.style || tf.getBackend() !== 'torch' || capacity <= 0) return null;
+  const names = ['tok_emb', 'pos_emb'];
+  for (let l = 0; l < model.arch.n_layers; l++) names.push(...BLOCK.map((p) => `blocks.${l}.${p}`));
+  names.push('ln_f.g', 'ln_f.b');
+  const weights = names.map((n) => {
+    const w = model.params.get(n);
+    if (!w) throw new Error(`model has no parameter ${n}`);
+    return w;
+  });
+  return NativeDecodeStep.open({ weights, promptK: prompt.k, promptV: prompt.v, pad, group, heads: model.arch.n_heads, capacity, scale: model.attentionScale(), eps: LAYER_NORM_EPS, negInf: NEG_INF });
+}
