@@ -10,7 +10,8 @@
  * operators, host reads) in a child process per count, for large work (LM and SFT steps) and small
  * work (rollouts and RL updates) apart: on the 2-vCPU Xeon two passive threads made an LM-like step
  * 1.4x faster but a GTA step 15% slower. The result is cached in the user's cache folder, keyed by
- * CPU model, core count and libtorch version, and logged with the backend. GTA_THREADS sets both.
+ * CPU model, core count and libtorch version, and logged with the backend; a measurement taken on a busy
+ * machine is taken again once the machine is idle. GTA_THREADS sets both.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -45,7 +46,17 @@ interface CacheEntry {
   waitPolicy: WaitPolicy;
   measured: Record<Workload, Record<string, number>>;
   at: string;
+  /** The 1-minute load average when it was measured (absent in caches written before it was kept). */
+  load?: number;
 }
+
+/**
+ * A machine with another process busy on it (load average 1 or more) measures the counts that suit a
+ * busy machine: 1 thread on 2 cores, where an idle one gains 1.5x from 2. Such a measurement is kept,
+ * and measured again by the first process that finds the machine idle (below 0.5).
+ */
+const BUSY_LOAD = 1;
+const IDLE_LOAD = 0.5;
 
 /** The machine, as the cache keys it. */
 function machineKey(libtorch: string): string {
@@ -87,7 +98,7 @@ export function ompWaitPolicy(): WaitPolicy {
  * must be in the environment when libgomp starts); `libtorch` is the version the addon was built
  * against (for the cache key).
  */
-export function chooseThreads(libtorch: string): ThreadChoice {
+export function chooseThreads(libtorch: string, load = os.loadavg()[0]): ThreadChoice {
   const cores = os.availableParallelism();
   const waitPolicy = ompWaitPolicy();
   const fixed = Number(process.env.GTA_THREADS);
@@ -95,7 +106,8 @@ export function chooseThreads(libtorch: string): ThreadChoice {
   if (cores === 1) return { threads: 1, small: 1, waitPolicy, source: 'one core' };
   const key = `${machineKey(libtorch)} | ${waitPolicy}`;
   const cached = readCache()[key];
-  if (cached?.small) return { threads: cached.threads, small: cached.small, waitPolicy, source: 'cached', measured: cached.measured };
+  const stale = cached !== undefined && (cached.load ?? BUSY_LOAD) >= BUSY_LOAD && load < IDLE_LOAD;
+  if (cached?.small && !stale) return { threads: cached.threads, small: cached.small, waitPolicy, source: 'cached', measured: cached.measured };
   const counts = cores <= 4 ? Array.from({ length: cores }, (_, i) => i + 1) : [1, Math.ceil(cores / 2), cores];
   const measured: Record<Workload, Record<string, number>> = { large: {}, small: {} };
   // two interleaved rounds, the best of each kept: a process that was briefly busy on the machine
@@ -111,7 +123,7 @@ export function chooseThreads(libtorch: string): ThreadChoice {
   const threads = fewestNearBest(measured.large);
   const small = fewestNearBest(measured.small);
   if (threads === undefined || small === undefined) return { threads: 1, small: 1, waitPolicy, source: 'measured', measured };
-  writeCache(key, { threads, small, waitPolicy, measured, at: new Date().toISOString() });
+  writeCache(key, { threads, small, waitPolicy, measured, at: new Date().toISOString(), load: Math.round(load * 100) / 100 });
   return { threads, small, waitPolicy, source: 'measured', measured };
 }
 
