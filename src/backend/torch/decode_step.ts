@@ -8,9 +8,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { TorchBackend } from './backend.js';
-import type { TorchNative } from './native.js';
+import type { DecodeStepSpec, TorchNative } from './native.js';
 
-export interface DecodeStepInput {
+/** DecodeStepSpec with the tensors as tfjs tensors (open() turns them into addon ids). */
+export type DecodeStepInput = Omit<DecodeStepSpec, 'weights' | 'promptK' | 'promptV'> & {
   /**
    * tok_emb, pos_emb; per layer ln1.g, ln1.b, attn.wqkv, attn.bqkv, attn.wo, attn.bo, ln2.g, ln2.b,
    * mlp.w1, mlp.b1, mlp.w2, mlp.b2; then ln_f.g, ln_f.b.
@@ -19,18 +20,7 @@ export interface DecodeStepInput {
   /** Each layer's prompt keys and values, [B / group, H, Tp, dh] (a prefill's cache). */
   promptK: tf.Tensor[];
   promptV: tf.Tensor[];
-  /** Each row's padded prompt columns (B rows; row b continues prompt floor(b / group)). */
-  pad: number[];
-  group: number;
-  heads: number;
-  /** The most steps the session will take (its own cache's length). */
-  capacity: number;
-  /** The attention scale (Transformer.attentionScale) and layer-norm epsilon. */
-  scale: number;
-  eps: number;
-  /** The bias at padded prompt keys (NEG_INF). */
-  negInf: number;
-}
+};
 
 type Fused = Required<Pick<TorchNative, 'decodeBegin' | 'decodeStep' | 'decodeEnd'>>;
 

@@ -35,12 +35,16 @@ export interface DecodeStepSpec {
   weights: number[];
   promptK: number[];
   promptV: number[];
+  /** Each row's padded prompt columns (B rows; row b continues prompt floor(b / group)). */
   pad: number[];
   group: number;
   heads: number;
+  /** The most steps the session will take (its own cache's length). */
   capacity: number;
+  /** The attention scale (Transformer.attentionScale) and layer-norm epsilon. */
   scale: number;
   eps: number;
+  /** The bias at padded prompt keys (NEG_INF). */
   negInf: number;
 }
 
