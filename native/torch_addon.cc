@@ -25,6 +25,8 @@
 void RegisterDist(Napi::Env env, Napi::Object exports);
 // decode_step.cc: the fused decoding step.
 void RegisterDecodeStep(Napi::Env env, Napi::Object exports);
+// train_pass.cc: the fused forward and backward pass.
+void RegisterTrainPass(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -319,14 +321,19 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info));
   RegisterDist(env, exports);
   RegisterDecodeStep(env, exports);
+  RegisterTrainPass(env, exports);
   return exports;
 }
 
 }  // namespace
 
-// The tensor behind a JS tensor id, for the other files of the addon (decode_step.cc).
+// The tensor behind a JS tensor id, and a tensor handed to JS, for the other files of the addon (gta_arch.h).
 const at::Tensor& TensorOf(const Napi::Env& env, const Napi::Value& v) {
   return Get(env, v);
+}
+
+Napi::Value TensorToJs(const Napi::Env& env, at::Tensor t) {
+  return TensorResult(env, std::move(t));
 }
 
 NODE_API_MODULE(gta_torch, Init)

@@ -215,7 +215,7 @@ test('a styled Hugging Face model keeps the tfjs path; GTA_NATIVE_DECODE=0 turns
   // the addon checks what it is given
   const weights = [...tiny.params.values()];
   const spec = { weights, promptK: r.k, promptV: r.v, pad: [0], group: 1, heads: 2, capacity: 4, scale: 0.5, eps: 1e-5, negInf: -1e9 };
-  assert.throws(() => NativeDecodeStep.open({ ...spec, weights: weights.slice(1) }), /^Error: decodeBegin: 27 weights for 2 layers \(expected 28\)$/);
+  assert.throws(() => NativeDecodeStep.open({ ...spec, weights: weights.slice(1) }), /^Error: decodeBegin: 27 weights: expected 4 \+ 12 per block$/);
   assert.throws(() => NativeDecodeStep.open({ ...spec, pad: [0, 0, 0] }), /^Error: decodeBegin: blocks\.0\.prompt keys has shape \[1,2,(\d+),8\], expected \[3,2,\1,8\]$/);
   disposeCache(r);
   disposeInput(input);

@@ -21,6 +21,8 @@ export const FUSED = {
   attentionGrad: 'GtaAttentionGrad',
   reluGrad: 'GtaReluGrad',
   softmaxGrad: 'GtaSoftmaxGrad',
+  trainForward: 'GtaTrainForward',
+  trainBackward: 'GtaTrainBackward',
 } as const;
 
 export function hasFused(kernel: string): boolean {

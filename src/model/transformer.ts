@@ -15,6 +15,8 @@ import { inverseFrequencies, type Arch, type DecoderStyle } from './arch.js';
 import { gatherRows } from '../backend/gather_rows.js';
 import { matMulFast } from '../backend/matmul.js';
 import { attention, dropoutMask, layerNorm, prefixAttention } from '../backend/fused.js';
+import { prefillPass, trainPass, trainPassAvailable, type TrainPassSpec } from '../backend/torch/train_pass.js';
+import { nativeWeights } from './native_weights.js';
 import { Rng } from '../util/rng.js';
 import { activate, applyRotary, repeatKv, rmsNorm, rotaryAngles } from './layers.js';
 
@@ -172,6 +174,11 @@ export class Transformer {
    * of every layer, for decoding further tokens with `step`.
    */
   forward(input: ModelInput, opts: ForwardOptions = {}): { hidden: tf.Tensor3D; cache?: KvCache } {
+    if (this.nativePass(opts)) {
+      if (!opts.returnCache) return { hidden: trainPass(this.passSpec(input)) as tf.Tensor3D };
+      const r = prefillPass(this.passSpec(input));
+      if (r) return { hidden: r.hidden as tf.Tensor3D, cache: { k: r.k as tf.Tensor4D[], v: r.v as tf.Tensor4D[] } };
+    }
     const [B, T] = input.ids.shape;
     const cache: KvCache | undefined = opts.returnCache ? { k: [], v: [] } : undefined;
     let x = this.embed(input.ids, input.positions) as tf.Tensor3D;
@@ -204,6 +211,7 @@ export class Transformer {
    * sequences, to float rounding; no dropout.
    */
   forwardShared(prompt: ModelInput, completion: ModelInput, group: number): tf.Tensor2D {
+    if (this.nativePass({})) return trainPass(this.passSpec(prompt, completion, group)) as tf.Tensor2D;
     const [P, Tp] = prompt.ids.shape;
     const [B, Tc] = completion.ids.shape;
     const d = this.arch.d_model;
@@ -243,6 +251,21 @@ export class Transformer {
       x = this.blockAfterAttention(l, x, ctx, B, 1, {});
     }
     return { hidden: tf.reshape(this.layerNorm(x, 'ln_f'), [B, this.arch.d_model]) as tf.Tensor2D, cache: { ...cache, own } };
+  }
+
+  /**
+   * Whether a pass runs as the fused native pass (src/backend/torch/train_pass.ts, the same values to
+   * float rounding, forward and backward): on the torch backend, for gta's own architecture (a style's
+   * blocks differ), without dropout (the RL passes, GTA's guess cross-entropy, evaluation, prefills
+   * that record no gradient), unless GTA_NATIVE_PASS=0.
+   */
+  private nativePass(opts: ForwardOptions): boolean {
+    return !this.style && !(opts.dropout && opts.dropout > 0) && process.env.GTA_NATIVE_PASS !== '0' && trainPassAvailable();
+  }
+
+  private passSpec(prompt: ModelInput, completion?: ModelInput, group = 1): TrainPassSpec {
+    const weights = nativeWeights(this.params, this.arch.n_layers);
+    return { weights, heads: this.arch.n_heads, scale: this.attentionScale(), eps: LAYER_NORM_EPS, prompt, completion, group };
   }
 
   /** Output logits for selected hidden states [N, d] -> [N, V] (the head is the tied embedding unless a style unties it). */

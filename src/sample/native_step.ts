@@ -7,10 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { NativeDecodeStep } from '../backend/torch/decode_step.js';
+import { nativeWeights } from '../model/native_weights.js';
 import { LAYER_NORM_EPS, NEG_INF, type KvCache, type Transformer } from '../model/transformer.js';
-
-/** Parameters of each block, in the order native/decode_step.cc takes them. */
-const BLOCK = ['ln1.g', 'ln1.b', 'attn.wqkv', 'attn.bqkv', 'attn.wo', 'attn.bo', 'ln2.g', 'ln2.b', 'mlp.w1', 'mlp.b1', 'mlp.w2', 'mlp.b2'];
 
 export function nativeDecodeEnabled(): boolean {
   return process.env.GTA_NATIVE_DECODE !== '0';
@@ -23,13 +21,5 @@ export function nativeDecodeEnabled(): boolean {
  */
 export function openNativeStep(model: Transformer, prompt: KvCache, pad: number[], group: number, capacity: number): NativeDecodeStep | null {
   if (!nativeDecodeEnabled() || model.arch.style || tf.getBackend() !== 'torch' || capacity <= 0) return null;
-  const names = ['tok_emb', 'pos_emb'];
-  for (let l = 0; l < model.arch.n_layers; l++) names.push(...BLOCK.map((p) => `blocks.${l}.${p}`));
-  names.push('ln_f.g', 'ln_f.b');
-  const weights = names.map((n) => {
-    const w = model.params.get(n);
-    if (!w) throw new Error(`model has no parameter ${n}`);
-    return w;
-  });
-  return NativeDecodeStep.open({ weights, promptK: prompt.k, promptV: prompt.v, pad, group, heads: model.arch.n_heads, capacity, scale: model.attentionScale(), eps: LAYER_NORM_EPS, negInf: NEG_INF });
+  return NativeDecodeStep.open({ weights: nativeWeights(model.params, model.arch.n_layers), promptK: prompt.k, promptV: prompt.v, pad, group, heads: model.arch.n_heads, capacity, scale: model.attentionScale(), eps: LAYER_NORM_EPS, negInf: NEG_INF });
 }

@@ -28,6 +28,32 @@ export interface TorchNative {
   decodeBegin?(spec: DecodeStepSpec): number;
   decodeStep?(session: number, ids: Int32Array, positions: Int32Array, need: Int32Array, out: Float32Array): void;
   decodeEnd?(session: number): void;
+  /** The fused forward and backward pass (native/train_pass.cc); absent from an addon built before it. */
+  trainForward?(spec: TrainPassSpec): Raw[];
+  trainBackward?(handle: number, dy: number): Raw[];
+}
+
+/** One stream of a fused pass: [n, T] int32 ids and positions, [n, 1, T, Tk] bias (addon ids). */
+export interface PassStream {
+  ids: number;
+  positions: number;
+  bias: number;
+}
+
+/** trainForward's argument (native/train_pass.cc): tensors as addon ids, weights in nativeWeights' order. */
+export interface TrainPassSpec {
+  weights: number[];
+  heads: number;
+  scale: number;
+  eps: number;
+  prompt: PassStream;
+  /** Completions after prompts shared by groups of `group` rows (forwardShared); absent for forward. */
+  completion?: PassStream;
+  group: number;
+  /** Keep what the backward needs: the result then has the pass's handle after the hidden states. */
+  save: boolean;
+  /** Also return each block's keys, then each block's values, of the prompts (after the handle). */
+  cache?: boolean;
 }
 
 /** decodeBegin's argument: tensors as addon ids (native/decode_step.cc says the order of `weights`). */

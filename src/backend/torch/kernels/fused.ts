@@ -1,7 +1,7 @@
 /**
  * The torch backend's fused kernels (names and composite fallbacks in src/backend/fused.ts).
  */
-import type { Raw } from '../native.js';
+import type { PassStream, Raw, TorchNative } from '../native.js';
 import { FUSED, type AdamWStep } from '../../fused.js';
 import { chain, chainAll, id, SCALAR_TYPE, type Info, type KernelTable } from './common.js';
 
@@ -69,6 +69,21 @@ export const fusedKernels: KernelTable = {
   [FUSED.softmaxGrad]: (b, { dy, y }, { dim }) => b.run('aten::_softmax_backward_data', [id(b, dy), id(b, y), dim as number, SCALAR_TYPE.float32]),
 
   /**
+   * The fused forward pass of gta's own architecture (src/model/native_pass.ts): inputs w0..w{n-1} (the
+   * weights), pids, ppositions, pbias and, with completions, cids, cpositions, cbias; results the hidden
+   * states, when saving the pass's handle for GtaTrainBackward, and with `cache` the prompts' keys and values.
+   */
+  [FUSED.trainForward]: (b, inputs, attrs) => {
+    const a = attrs as { weights: number; heads: number; scale: number; eps: number; group: number; shared: boolean; save: boolean; cache: boolean };
+    const stream = (p: string): PassStream => ({ ids: id(b, inputs[`${p}ids`]), positions: id(b, inputs[`${p}positions`]), bias: id(b, inputs[`${p}bias`]) });
+    const weights = Array.from({ length: a.weights }, (_, i) => id(b, inputs[`w${i}`]));
+    const out = pass(b.native).trainForward({ weights, heads: a.heads, scale: a.scale, eps: a.eps, prompt: stream('p'), completion: a.shared ? stream('c') : undefined, group: a.group, save: a.save, cache: a.cache });
+    return out.map((r) => b.info(r));
+  },
+  /** Every weight's gradient from the gradient of the pass's hidden states. */
+  [FUSED.trainBackward]: (b, { dy, handle }) => pass(b.native).trainBackward(id(b, handle), id(b, dy)).map((r) => b.info(r)),
+
+  /**
    * AdamW over all parameters in multi-tensor (_foreach) calls. Inputs: p, g, m, v (n each, in that
    * order); outputs: new p, m, v. Everything written in place is a fresh tensor made here.
    */
@@ -92,3 +107,9 @@ export const fusedKernels: KernelTable = {
     return [...p1, ...m1, ...v1].map((r) => b.info(r));
   },
 };
+
+function pass(native: TorchNative): Required<Pick<TorchNative, 'trainForward' | 'trainBackward'>> {
+  const { trainForward, trainBackward } = native;
+  if (!trainForward || !trainBackward) throw new Error('the libtorch addon was built before the fused training pass: run `npm run build:torch`');
+  return { trainForward, trainBackward };
+}
