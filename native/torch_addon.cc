@@ -16,8 +16,12 @@
 #include <c10/core/InferenceMode.h>
 #include <torch/version.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string>
 #include <vector>
 
@@ -27,6 +31,8 @@ void RegisterDist(Napi::Env env, Napi::Object exports);
 void RegisterDecodeStep(Napi::Env env, Napi::Object exports);
 // train_pass.cc: the fused forward and backward pass.
 void RegisterTrainPass(Napi::Env env, Napi::Object exports);
+// grad_stats.cc: dot products and norms over gradient sets.
+void RegisterGradStats(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -309,7 +315,23 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// glibc serves each block above its mmap threshold (dynamic, at most 32 MB) with fresh pages from the
+// kernel and returns them on free, so every [2048, 4096] logits tensor of an LM step (33.5 MB) paid a
+// page fault per 4 KB, each time: its matmul took 22.7 ms instead of 11.8 and adding a bias to it
+// 11.3 ms instead of 2.5, on one core of the workstation. Serving big blocks from the heap and keeping
+// the heap's top lets freed tensors' memory be reused, as PyTorch's caching allocator does on a GPU.
+// The cost: memory freed after a peak stays with the process. glibc's own MALLOC_MMAP_THRESHOLD_ and
+// MALLOC_TRIM_THRESHOLD_, when set, win.
+void KeepBigBlocks() {
+#ifdef __GLIBC__
+  constexpr int kBig = 1 << 30;
+  if (!std::getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, kBig);
+  if (!std::getenv("MALLOC_TRIM_THRESHOLD_")) mallopt(M_TRIM_THRESHOLD, kBig);
+#endif
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  KeepBigBlocks();
   inference_mode = std::make_unique<c10::InferenceMode>();
   exports.Set("op", Napi::Function::New(env, Op));
   exports.Set("call", Napi::Function::New(env, Call));
@@ -322,6 +344,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterDist(env, exports);
   RegisterDecodeStep(env, exports);
   RegisterTrainPass(env, exports);
+  RegisterGradStats(env, exports);
   return exports;
 }
 

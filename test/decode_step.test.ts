@@ -3,7 +3,8 @@
  * backend): its logits equal Transformer.step + logits at every step, on a seeded tiny model and on
  * checkpoints/base, over left-padded prompts of different lengths, groups of 1 and 4, and rows that
  * stop needing logits; whole seeded rollouts give the same tokens with it on and off
- * (GTA_NATIVE_DECODE=0); a styled Hugging Face model keeps the tfjs path. Skipped with the reason
+ * (GTA_NATIVE_DECODE=0); a styled Hugging Face model keeps the tfjs path; sampling's weights from the
+ * addon's vectorized exp draw what Math.exp draws. Skipped with the reason
  * when the libtorch addon was not built.
  */
 import assert from 'node:assert/strict';
@@ -20,7 +21,7 @@ import { loadInitial } from '../src/model/init.js';
 import { disposeCache, Transformer, type DecodeCache, type KvCache, type ModelInput } from '../src/model/transformer.js';
 import { greedyGenerate, stepBias } from '../src/sample/decode.js';
 import { openNativeStep } from '../src/sample/native_step.js';
-import { sampleCompletions, type Completion } from '../src/sample/rollout.js';
+import { sampleCompletions, sampleFrom, type Completion } from '../src/sample/rollout.js';
 import { structureSpec } from '../src/task/structure.js';
 import type { TextTokenizer } from '../src/tokenizer/types.js';
 import { repoRoot } from '../src/util/paths.js';
@@ -220,4 +221,35 @@ test('a styled Hugging Face model keeps the tfjs path; GTA_NATIVE_DECODE=0 turns
   disposeCache(r);
   disposeInput(input);
   tiny.dispose();
+});
+
+test('sampling from a large candidate set with the addon\'s exp (torch) draws what Math.exp draws (wasm), at temperatures 1 and 0.7', { skip }, async () => {
+  const V = 4096;
+  const logits = Float32Array.from({ length: V }, (_, i) => Math.sin(i * 1.7) * 4);
+  const specials = new Set([1, 2, 3, 4, 5, 6]);
+  const text = { kind: 'text' as const, plus: [4] };
+  const draws = (t: number) => {
+    const rng = new Rng(21);
+    return Array.from({ length: 3000 }, () => sampleFrom(logits, text, specials, t, 1, rng));
+  };
+  const native = loadNative();
+  const exp = native.expShifted!;
+  let calls = 0;
+  native.expShifted = (...a) => (calls++, exp(...a));
+  try {
+    for (const t of [1, 0.7]) {
+      await initBackend('wasm');
+      const js = draws(t);
+      assert.equal(calls, 0, 'wasm samples in JavaScript');
+      await initBackend('torch');
+      const fast = draws(t);
+      assert.equal(calls, 3000, 'torch took every row\'s weights from the addon');
+      calls = 0;
+      assert.deepEqual(fast, js);
+      assert.ok(fast.every((id) => id === 4 || !specials.has(id)), 'only candidates are drawn');
+    }
+  } finally {
+    native.expShifted = exp;
+  }
+  assert.throws(() => exp(new Float32Array(4), 1, 0, new Float64Array(2)), /expShifted: out has 2 values for 4/);
 });

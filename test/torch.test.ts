@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { adamwUpdate, attention, dropoutMask, layerNorm, pickLogProbs } from '../src/backend/fused.js';
+import { adamwUpdate, attention, dropoutMask, layerNorm, linearCombination, pickLogProbs, rowEntropy } from '../src/backend/fused.js';
+import { gradDots } from '../src/backend/grad_dots.js';
 import { initBackend } from '../src/backend/select.js';
 import { loadNative } from '../src/backend/torch/native.js';
 import { AdamW } from '../src/train/adamw.js';
@@ -115,6 +116,8 @@ test('fused kernels on torch equal their composites on wasm, value and gradient'
       lnGradB: lng[2].dataSync().slice(),
       reluGrad: relu.dataSync().slice(),
       softmaxGrad: soft.dataSync().slice(),
+      // with a NEG_INF (restricted) column, whose p log p is exactly 0
+      entropy: tf.tidy(() => rowEntropy(tf.concat([l, tf.fill([6, 1], -1e9)], 1) as tf.Tensor2D).dataSync()),
     };
     tf.dispose([l, t, w, pv, pg, ...xs, upstream, lnv, ...lng, relu, soft]);
     return out;
@@ -137,6 +140,29 @@ test('fused AdamW on torch equals the composite update, with and without decay a
   });
   const d = worst(wasm, torch);
   assert.ok(d.diff < 1e-5, `${d.name} differs by ${d.diff}`);
+});
+
+test('gradient-set dot products and the linear combination on torch equal their composites on wasm', { skip }, async () => {
+  const rng = new Rng(13);
+  const shapes = [[4, 3], [3], [2, 2, 2]];
+  const init = shapes.map((s) => [0, 1].map(() => Float32Array.from({ length: s.reduce((a, b) => a * b) }, () => rng.next() * 2 - 1)));
+  const { wasm, torch } = await onBoth(() => {
+    const [a, b] = [0, 1].map((j) => shapes.map((s, i) => tf.tensor(init[i][j], s)));
+    const both = gradDots(a, b);
+    const self = gradDots(a);
+    const out = linearCombination(a, b, 0.7, -1.3);
+    const r: Record<string, ArrayLike<number>> = { dots: [both.ab, both.aa, both.bb], self: [self.ab, self.aa, self.bb] };
+    out.forEach((t, i) => (r[`c${i}`] = t.dataSync()));
+    tf.dispose([...a, ...b, ...out]);
+    return r;
+  });
+  assert.equal(torch.self[0], torch.dots[1], '|a|² alone equals |a|² of the pair');
+  assert.ok(Math.abs(torch.dots[0]) > 0.1, 'a real dot product');
+  const d = worst(wasm, torch);
+  assert.ok(d.diff < 1e-5, `${d.name} differs by ${d.diff}`);
+  await initBackend('torch');
+  assert.throws(() => gradDots([tf.zeros([2])], [tf.zeros([3])]), /gradDots: tensor 0 has shape \[2\] against \[3\]/);
+  await tf.setBackend('wasm');
 });
 
 test('the torch backend leaks no tensors over a training step', { skip }, async () => {

@@ -21,6 +21,8 @@ export const FUSED = {
   attentionGrad: 'GtaAttentionGrad',
   reluGrad: 'GtaReluGrad',
   softmaxGrad: 'GtaSoftmaxGrad',
+  linearCombination: 'GtaLinearCombination',
+  rowEntropy: 'GtaRowEntropy',
   trainForward: 'GtaTrainForward',
   trainBackward: 'GtaTrainBackward',
 } as const;
@@ -178,4 +180,26 @@ export function adamwUpdate(p: tf.Tensor[], g: tf.Tensor[], m: tf.Tensor[], v: t
     res.v.push(vi);
   }
   return res;
+}
+
+/**
+ * ca * a[i] + cb * b[i] for each pair of equal shapes (GTA's combined gradient): two multi-tensor ATen
+ * calls on the torch backend instead of three kernels per parameter.
+ */
+export function linearCombination(a: tf.Tensor[], b: tf.Tensor[], ca: number, cb: number): tf.Tensor[] {
+  if (a.length !== b.length) throw new Error(`linearCombination: ${a.length} tensors against ${b.length}`);
+  if (a.length > 0 && hasFused(FUSED.linearCombination)) return runKernel<tf.Tensor[]>(FUSED.linearCombination, [...a, ...b], { ca, cb });
+  return a.map((x, i) => tf.tidy(() => tf.add(tf.mul(x, ca), tf.mul(b[i], cb))));
+}
+
+/**
+ * The entropy of softmax(logits) of each row, [N, V] -> [N]: a metric, with no gradient (one kernel of
+ * four ATen passes on the torch backend instead of about ten tfjs kernels on the tape).
+ */
+export function rowEntropy(logits: tf.Tensor2D): tf.Tensor1D {
+  if (hasFused(FUSED.rowEntropy)) return runKernel<tf.Tensor1D>(FUSED.rowEntropy, { logits });
+  return tf.tidy(() => {
+    const all = tf.logSoftmax(logits, -1);
+    return tf.neg(tf.sum(tf.mul(tf.exp(all), all), -1)) as tf.Tensor1D;
+  });
 }

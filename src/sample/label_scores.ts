@@ -65,10 +65,13 @@ export function scoreLabels(model: Transformer, prefixes: number[][], labels: nu
   const input = buildContinuation(prefixes, prefixes.flatMap(() => conts), L, padId);
   const rows: number[] = [];
   for (let p = 0; p < P; p++) for (let l = 0; l < L; l++) for (const s of steps[l]) rows.push(input.rowOf(p * L + l, s.position));
-  const values = tf.tidy(() => {
+  // the tensor out of tidy, then read: tidy walks a returned typed array element by element
+  const logits = tf.tidy(() => {
     const all = model.forwardShared(input.prompt, input.completion, L);
-    return model.logitsOf(gatherRows(all, tf.tensor1d(rows, 'int32')) as tf.Tensor2D, tf.tensor1d(vocab, 'int32')).dataSync() as Float32Array;
+    return model.logitsOf(gatherRows(all, tf.tensor1d(rows, 'int32')) as tf.Tensor2D, tf.tensor1d(vocab, 'int32'));
   });
+  const values = logits.dataSync() as Float32Array;
+  logits.dispose();
   disposeInput(input.prompt);
   disposeInput(input.completion);
   const V = vocab.length;

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { OptimConfig } from '../config/schema.js';
 import { adamwUpdate } from '../backend/fused.js';
+import { gradDots } from '../backend/grad_dots.js';
 import type { OptimizerState } from '../model/checkpoint.js';
 import { GtaError } from '../util/errors.js';
 import { crashPoint } from '../util/fault.js';
@@ -36,10 +37,7 @@ export class AdamW {
 
   /** Global L2 norm of a set of gradients (one scalar read back). */
   static globalNorm(grads: Record<string, tf.Tensor>): number {
-    return tf.tidy(() => {
-      const sq = Object.values(grads).map((g) => tf.sum(tf.square(g)));
-      return Math.sqrt(tf.addN(sq).dataSync()[0]);
-    });
+    return Math.sqrt(gradDots(Object.values(grads)).aa);
   }
 
   /**

@@ -6,6 +6,8 @@
  * (flattened and concatenated), not per parameter: the rules below act on the update as a whole.
  */
 import * as tf from '@tensorflow/tfjs';
+import { linearCombination } from '../backend/fused.js';
+import { gradDots } from '../backend/grad_dots.js';
 
 export type Grads = Record<string, tf.Tensor>;
 export type ConflictRule = 'drop_sft_on_conflict' | 'pcgrad' | 'none';
@@ -40,19 +42,11 @@ function aligned(a: Grads, b: Grads): { keys: string[]; ga: (k: string) => tf.Te
 
 /** [a·b, |a|², |b|²] over all parameters, read back in one go (one GPU sync, not three). */
 function dots(a: Grads, b: Grads): { ab: number; aa: number; bb: number } {
-  const v = tf.tidy(() => {
-    const { keys, ga, gb } = aligned(a, b);
-    let acc = tf.zeros([3]);
-    for (const k of keys) {
-      const x = ga(k);
-      const y = gb(k);
-      acc = tf.add(acc, tf.stack([tf.sum(tf.mul(x, y)), tf.sum(tf.square(x)), tf.sum(tf.square(y))]));
-    }
-    return acc;
-  });
-  const [ab, aa, bb] = v.dataSync();
-  v.dispose();
-  return { ab, aa, bb };
+  const { keys, ga, gb } = aligned(a, b);
+  let d = { ab: 0, aa: 0, bb: 0 };
+  // zero fillers for a key only one side has are made here and freed here
+  tf.tidy(() => void (d = gradDots(keys.map(ga), keys.map(gb))));
+  return d;
 }
 
 function cosineOf(ab: number, aa: number, bb: number): number {
@@ -97,9 +91,8 @@ export function combineGradients(
   // tidy keeps the returned record's tensors and disposes the rest (scaled terms, zero fillers).
   const grads = tf.tidy(() => {
     const { keys, ga, gb } = aligned(gSft, gRl);
-    const out: Grads = {};
-    for (const k of keys) out[k] = tf.add(tf.mul(ga(k), cSft), tf.mul(gb(k), cRl));
-    return out;
+    const combined = linearCombination(keys.map(ga), keys.map(gb), cSft, cRl);
+    return Object.fromEntries(keys.map((k, i) => [k, combined[i]]));
   });
   return { grads, cosine, conflict };
 }

@@ -1,6 +1,6 @@
 /** Losses as small pure functions of tensors, so each can be checked on fixed numbers. */
 import * as tf from '@tensorflow/tfjs';
-import { pickLogProbs } from '../backend/fused.js';
+import { pickLogProbs, rowEntropy } from '../backend/fused.js';
 
 /**
  * Mean cross-entropy of `targets` under `logits` ([N, V] rows, one per target token). Rows that are not
@@ -15,6 +15,5 @@ export function tokenCrossEntropy(logits: tf.Tensor2D, targets: Int32Array): tf.
  * NEG_INF (-1e9, finite), where p = exp(log p) is exactly 0 and so is their p log p.
  */
 export function meanEntropy(logits: tf.Tensor2D): tf.Scalar {
-  const all = tf.logSoftmax(logits, -1);
-  return tf.mean(tf.neg(tf.sum(tf.mul(tf.exp(all), all), -1))) as tf.Scalar;
+  return tf.tidy(() => tf.mean(rowEntropy(logits)));
 }

@@ -28,9 +28,13 @@ export interface TorchNative {
   decodeBegin?(spec: DecodeStepSpec): number;
   decodeStep?(session: number, ids: Int32Array, positions: Int32Array, need: Int32Array, out: Float32Array): void;
   decodeEnd?(session: number): void;
+  /** out[i] = exp(src[i] / divisor - shift), in double: a row's sampling weights (native/decode_step.cc). */
+  expShifted?(src: Float32Array, divisor: number, shift: number, out: Float64Array): void;
   /** The fused forward and backward pass (native/train_pass.cc); absent from an addon built before it. */
   trainForward?(spec: TrainPassSpec): Raw[];
   trainBackward?(handle: number, dy: number): Raw[];
+  /** [a·b, |a|², |b|²] over tensor id lists (native/grad_stats.cc); without b, |a|² three times. */
+  gradDots?(a: number[], b?: number[]): [number, number, number];
 }
 
 /** One stream of a fused pass: [n, T] int32 ids and positions, [n, 1, T, Tk] bias (addon ids). */
@@ -75,6 +79,11 @@ export interface DecodeStepSpec {
 }
 
 let cached: TorchNative | undefined;
+
+/** The addon if this process has loaded it (never loads it). */
+export function loadedNative(): TorchNative | undefined {
+  return cached;
+}
 
 /**
  * OpenBLAS picks its kernels from the CPU model name, and on virtual machines that report a generic

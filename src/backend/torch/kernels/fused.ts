@@ -68,6 +68,24 @@ export const fusedKernels: KernelTable = {
   /** y * (dy - sum(dy * y)) along dim */
   [FUSED.softmaxGrad]: (b, { dy, y }, { dim }) => b.run('aten::_softmax_backward_data', [id(b, dy), id(b, y), dim as number, SCALAR_TYPE.float32]),
 
+  /** -sum(p log p) of each row of softmax(logits) */
+  [FUSED.rowEntropy]: (b, { logits }) =>
+    chain(b, (k) => {
+      const logp = k(b.raw('aten::_log_softmax', [id(b, logits), 1, false]));
+      const p = k(b.raw('aten::exp', [logp[0]]));
+      k(b.raw('aten::mul_.Tensor', [p[0], logp[0]]));
+      const s = k(b.raw('aten::sum.dim_IntList', [p[0], [1]]));
+      return b.raw('aten::neg', [s[0]]);
+    }),
+  /** ca * a[i] + cb * b[i]: inputs a (n), then b (n); a fresh tensor per pair */
+  [FUSED.linearCombination]: (b, inputs, attrs) => {
+    const { ca, cb } = attrs as { ca: number; cb: number };
+    const all = (Object.values(inputs) as Info[]).map((t) => id(b, t));
+    const n = all.length / 2;
+    const out = b.call('aten::_foreach_mul.Scalar', [all.slice(0, n), ca]) as Raw[];
+    b.call('aten::_foreach_add_.List', [out.map((r) => r[0]), all.slice(n), cb]);
+    return out.map((r) => b.info(r));
+  },
   /**
    * The fused forward pass of gta's own architecture (src/model/native_pass.ts): inputs w0..w{n-1} (the
    * weights), pids, ppositions, pbias and, with completions, cids, cpositions, cbias; results the hidden
