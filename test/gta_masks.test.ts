@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { gatherRows } from '../src/backend/gather_rows.js';
-import { buildInput, concatenatedRows, disposeInput, targetPositions } from '../src/model/batch.js';
+import { buildContinuation, buildInput, concatenatedRows, disposeInput, targetPositions } from '../src/model/batch.js';
 import { grpoLoss } from '../src/train/grpo.js';
 import { rlTokenLogp, rlTokenTensors, selectRlTokens } from '../src/train/rl_tokens.js';
 import { sampleCompletions } from '../src/sample/rollout.js';
@@ -124,4 +124,31 @@ test('rl.mask_truncated_completions drops every token of a truncated completion 
   assert.equal(masked.M, all.M - r1);
   disposeInput(input);
   model.dispose();
+});
+
+test('the policy update reads its completions only up to the last token it trains: the same log-probabilities from the cut continuation', async () => {
+  await useWasm();
+  const tok = tinyTokenizer();
+  const model = tinyModel(tok, 5);
+  const spec = structureSpec(tok, 'gta', labels, 3);
+  const prompts = [tok.encode('good movie'), tok.encode('the plot was bad')];
+  const comps = sampleCompletions(model, prompts, { spec, decoding: 'structured', temperature: 1, topP: 1, maxNewTokens: 30, greedy: false, repeat: 3, rng: new Rng(8), padId: tok.padId });
+  const pick = { format: 'gta' as const, maskTruncated: false, spec, vocab: model.arch.vocab_size };
+  const trained = Math.max(...selectRlTokens(comps, (_, j) => j, pick).rows);
+  assert.ok(trained < Math.max(...comps.map((c) => c.tokens.length)), 'the closing tokens are not trained, so there is something to cut');
+  const logpOf = (cut: number) =>
+    tf.tidy(() => {
+      const cont = buildContinuation(prompts, comps.map((c) => c.tokens.slice(0, cut)), 3, tok.padId);
+      const sel = selectRlTokens(comps, cont.rowOf, pick);
+      const hidden = model.forwardShared(cont.prompt, cont.completion, 3);
+      const out = rlTokenLogp(model.logits(gatherRows(hidden, tf.tensor1d(sel.rows, 'int32')) as tf.Tensor2D), rlTokenTensors(sel), sel, 1).logp.dataSync();
+      disposeInput(cont.prompt);
+      disposeInput(cont.completion);
+      return out;
+    });
+  const full = logpOf(Infinity);
+  const cut = logpOf(trained);
+  assert.equal(cut.length, full.length);
+  assert.ok(full.some((x) => x !== 0));
+  full.forEach((x, i) => assert.ok(Math.abs(x - cut[i]) <= 1e-5, `log-probability ${i}: ${cut[i]} from the cut continuation, ${x} from the whole`));
 });

@@ -138,9 +138,12 @@ function lossWeight(type: RlConfig['loss_type'], sel: RlTokens): number {
 async function update(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHook): Promise<PolicyUpdate> {
   const { model, rl } = ctx;
   const w = world();
-  // each group's prompt once, its completions after it (as the rollout decoded them)
-  const cont = buildContinuation(r.unique, r.completions.map((c) => c.tokens), r.group, ctx.padId);
-  const sel = selectRlTokens(r.completions, cont.rowOf, { format: ctx.format, maskTruncated: rl.mask_truncated_completions, spec: ctx.spec, vocab: model.arch.vocab_size });
+  const pick = { format: ctx.format, maskTruncated: rl.mask_truncated_completions, spec: ctx.spec, vocab: model.arch.vocab_size };
+  // each group's prompt once, its completions after it (as the rollout decoded them), up to the last
+  // token the loss trains: later tokens (forced closing tags, EOS) predict nothing it reads
+  const trained = Math.max(0, ...selectRlTokens(r.completions, (_, j) => j, pick).rows);
+  const cont = buildContinuation(r.unique, r.completions.map((c) => c.tokens.slice(0, trained)), r.group, ctx.padId);
+  const sel = selectRlTokens(r.completions, cont.rowOf, pick);
   const metrics: Record<string, number> = {};
   const iterations: Record<string, number>[] = [];
   // a rank whose shard has no trainable token still takes part in the others' updates (with weight 0)
