@@ -33,6 +33,8 @@ void RegisterDecodeStep(Napi::Env env, Napi::Object exports);
 void RegisterTrainPass(Napi::Env env, Napi::Object exports);
 // grad_stats.cc: dot products and norms over gradient sets.
 void RegisterGradStats(Napi::Env env, Napi::Object exports);
+// adamw.cc: the single-pass AdamW update.
+void RegisterAdamW(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -345,6 +347,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterDecodeStep(env, exports);
   RegisterTrainPass(env, exports);
   RegisterGradStats(env, exports);
+  RegisterAdamW(env, exports);
   return exports;
 }
 

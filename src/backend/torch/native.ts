@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { repoRoot } from '../../util/paths.js';
+import type { AdamWStep } from '../fused.js';
 
 /** A tensor result from the addon: [id, dtype code (0 float32, 1 int32, 2 bool), ...shape]. */
 export type Raw = number[];
@@ -35,6 +36,8 @@ export interface TorchNative {
   trainBackward?(handle: number, dy: number): Raw[];
   /** [a·b, |a|², |b|²] over tensor id lists (native/grad_stats.cc); without b, |a|² three times. */
   gradDots?(a: number[], b?: number[]): [number, number, number];
+  /** One AdamW update in a single pass per parameter (native/adamw.cc): new p, then m, then v. */
+  adamw?(p: number[], g: number[], m: number[], v: number[], step: AdamWStep & { decay: boolean[] }): Raw[];
 }
 
 /** One stream of a fused pass: [n, T] int32 ids and positions, [n, 1, T, Tk] bias (addon ids). */

@@ -102,14 +102,16 @@ export const fusedKernels: KernelTable = {
   [FUSED.trainBackward]: (b, { dy, handle }) => pass(b.native).trainBackward(id(b, handle), id(b, dy)).map((r) => b.info(r)),
 
   /**
-   * AdamW over all parameters in multi-tensor (_foreach) calls. Inputs: p, g, m, v (n each, in that
-   * order); outputs: new p, m, v. Everything written in place is a fresh tensor made here.
+   * AdamW over all parameters: on the CPU one pass per parameter (native/adamw.cc), else in
+   * multi-tensor (_foreach) calls. Inputs: p, g, m, v (n each, in that order); outputs: new p, m, v.
+   * Everything written in place is a fresh tensor made here.
    */
   [FUSED.adamw]: (b, inputs, attrs) => {
     const s = attrs as unknown as AdamWStep & { decay: boolean[] };
     const all = (Object.values(inputs) as Info[]).map((t) => id(b, t));
     const n = all.length / 4;
     const [p, g, m, v] = [0, 1, 2, 3].map((i) => all.slice(i * n, (i + 1) * n));
+    if (b.native.adamw && b.device === 'cpu') return b.native.adamw(p, g, m, v, s).map((r) => b.info(r));
     const m1 = b.call('aten::_foreach_mul.Scalar', [m, s.beta1]) as Raw[];
     b.call('aten::_foreach_add_.List', [m1.map((r) => r[0]), g, (1 - s.beta1) * s.scale]);
     const v1 = b.call('aten::_foreach_mul.Scalar', [v, s.beta2]) as Raw[];
