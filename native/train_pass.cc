@@ -9,7 +9,8 @@
 // are the same to float rounding. What the backward needs (each block's inputs, layer-norm statistics,
 // attention probabilities, the weights as they were) stays here in a Pass, owned by a one-element
 // "handle" tensor: JS keeps the handle as long as tfjs keeps the pass's saved tensors and frees it
-// like any other, which frees the Pass. No dropout: the passes that use it train without.
+// like any other, which frees the Pass. Dropout (whole sequences only) multiplies by masks the JS side
+// draws as the tfjs path does (dropoutMask in src/backend/fused.ts), so both drop the same units.
 #include "gta_arch.h"
 
 #include <memory>
@@ -24,11 +25,16 @@ using namespace gta;
 // One block's saved activations for one stream of rows (n sequences of T tokens, flattened to n*T rows).
 struct BlockSaved {
   at::Tensor x, m1, r1, h1, q, k, v, probs, ctx, x2, m2, r2, h2, mid;
+  // dropout multipliers (undefined without dropout): attention probabilities [n, H, T, T], the
+  // attention output and the MLP output [n*T, d]
+  at::Tensor drop_att, drop_out, drop_mlp;
 };
 
 // A stream: prompts (or whole sequences) attend to themselves; completions also to their group's prompt.
 struct Stream {
   at::Tensor ids, pos, bias;
+  // the embeddings' dropout multiplier [n*T, d] (undefined without dropout)
+  at::Tensor drop_emb;
   int64_t n = 0, T = 0;
   std::vector<BlockSaved> blocks;
   // the final layer norm's input and statistics
@@ -37,6 +43,8 @@ struct Stream {
 
 struct Pass {
   Weights w;
+  // dropout multipliers as JS gave them: embeddings, then per block attention, output, MLP
+  std::vector<at::Tensor> drop;
   double scale = 1, eps = 1e-5;
   bool shared = false;
   int64_t group = 1;
@@ -75,6 +83,11 @@ at::Tensor Linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b)
   return at::add(at::matmul(x, w), b);
 }
 
+// x times a dropout multiplier, or x as it is without one.
+at::Tensor Drop(const at::Tensor& x, const at::Tensor& mask) {
+  return mask.defined() ? at::mul(x, mask) : x;
+}
+
 // Layer norm, then the fused q/k/v projection, saved into s.
 void Qkv(BlockSaved& s, const Pass& p, const LayerWeights& y, int64_t n, int64_t T) {
   std::tie(s.h1, s.m1, s.r1) = Norm(s.x, y.ln1_g, y.ln1_b, p.eps);
@@ -88,10 +101,10 @@ void Qkv(BlockSaved& s, const Pass& p, const LayerWeights& y, int64_t n, int64_t
 // The block after attention (`att` [n, H, T, dh]): output projection, residual, MLP; returns the block's output.
 at::Tensor AfterAttention(BlockSaved& s, const Pass& p, const LayerWeights& y, const at::Tensor& att) {
   s.ctx = Rows(att);
-  s.x2 = at::add(s.x, Linear(s.ctx, y.wo, y.bo));
+  s.x2 = at::add(s.x, Drop(Linear(s.ctx, y.wo, y.bo), s.drop_out));
   std::tie(s.h2, s.m2, s.r2) = Norm(s.x2, y.ln2_g, y.ln2_b, p.eps);
   s.mid = at::relu(Linear(s.h2, y.w1, y.b1));
-  return at::add(s.x2, Linear(s.mid, y.w2, y.b2));
+  return at::add(s.x2, Drop(Linear(s.mid, y.w2, y.b2), s.drop_mlp));
 }
 
 at::Tensor Embed(const Weights& w, const Stream& st) {
@@ -104,17 +117,25 @@ at::Tensor Forward(Pass& p) {
   const Weights& w = p.w;
   Stream& a = p.p;
   Stream& c = p.c;
-  at::Tensor xa = Embed(w, a);
+  const int64_t rows = a.n * a.T, d = w.d;
+  if (!p.drop.empty()) a.drop_emb = p.drop[0].reshape({rows, d});
+  at::Tensor xa = Drop(Embed(w, a), a.drop_emb);
   at::Tensor xc = p.shared ? Embed(w, c) : at::Tensor();
-  for (const auto& y : w.layers) {
+  for (size_t l = 0; l < w.layers.size(); l++) {
+    const LayerWeights& y = w.layers[l];
     BlockSaved sa, sc;
+    if (!p.drop.empty()) {
+      sa.drop_att = p.drop[1 + 3 * l];
+      sa.drop_out = p.drop[2 + 3 * l].reshape({rows, d});
+      sa.drop_mlp = p.drop[3 + 3 * l].reshape({rows, d});
+    }
     sa.x = xa;
     Qkv(sa, p, y, a.n, a.T);
     at::Tensor scores = at::matmul(sa.q, sa.k.transpose(-2, -1));
     scores.mul_(p.scale);
     scores.add_(a.bias);
     sa.probs = at::_softmax(scores, -1, false);
-    xa = AfterAttention(sa, p, y, at::matmul(sa.probs, sa.v));
+    xa = AfterAttention(sa, p, y, at::matmul(Drop(sa.probs, sa.drop_att), sa.v));
     if (p.shared) {
       const int64_t Tp = a.T, G = p.group;
       sc.x = xc;
@@ -150,18 +171,20 @@ constexpr size_t kLn1G = 0, kLn1B = 1, kWqkv = 2, kBqkv = 3, kWo = 4, kBo = 5, k
 // input x through the residuals (dx2) and of the attention output ([n, H, T, dh]).
 std::pair<at::Tensor, at::Tensor> AfterAttentionBack(const BlockSaved& s, const Pass& p, const LayerWeights& y, const at::Tensor& dout, Grads& g, size_t base) {
   const int64_t d = p.w.d;
-  g.Add(base + kW2, at::matmul(s.mid.t(), dout));
-  g.Add(base + kB2, dout.sum(0));
-  at::Tensor dpre = at::threshold_backward(at::matmul(dout, y.w2.t()), s.mid, 0);
+  at::Tensor dmlp = Drop(dout, s.drop_mlp);
+  g.Add(base + kW2, at::matmul(s.mid.t(), dmlp));
+  g.Add(base + kB2, dmlp.sum(0));
+  at::Tensor dpre = at::threshold_backward(at::matmul(dmlp, y.w2.t()), s.mid, 0);
   g.Add(base + kW1, at::matmul(s.h2.t(), dpre));
   g.Add(base + kB1, dpre.sum(0));
   auto ln2 = at::native_layer_norm_backward(at::matmul(dpre, y.w1.t()), s.x2, {d}, s.m2, s.r2, y.ln2_g, y.ln2_b, {true, true, true});
   g.Add(base + kLn2G, std::get<1>(ln2));
   g.Add(base + kLn2B, std::get<2>(ln2));
   at::Tensor dx2 = at::add(dout, std::get<0>(ln2));
-  g.Add(base + kWo, at::matmul(s.ctx.t(), dx2));
-  g.Add(base + kBo, dx2.sum(0));
-  at::Tensor dctx = at::matmul(dx2, y.wo.t());
+  at::Tensor dattout = Drop(dx2, s.drop_out);
+  g.Add(base + kWo, at::matmul(s.ctx.t(), dattout));
+  g.Add(base + kBo, dattout.sum(0));
+  at::Tensor dctx = at::matmul(dattout, y.wo.t());
   const int64_t n = s.q.size(0), T = s.q.size(2);
   return {dx2, Heads(dctx, n, T, p.w.H, p.w.dh)};
 }
@@ -218,8 +241,8 @@ std::vector<at::Tensor> Backward(const Pass& p, const at::Tensor& dy) {
     const size_t base = 2 + kLayerWeights * l;
     auto [dx2a, datt] = AfterAttentionBack(sa, p, y, dxa, g, base);
     // the prompts' own attention: softmax(q k^T * scale + bias) v
-    at::Tensor dva = at::matmul(sa.probs.transpose(-2, -1), datt);
-    at::Tensor dsa = SoftmaxBack(at::matmul(datt, sa.v.transpose(-2, -1)), sa.probs, p.scale);
+    at::Tensor dva = at::matmul(Drop(sa.probs, sa.drop_att).transpose(-2, -1), datt);
+    at::Tensor dsa = SoftmaxBack(Drop(at::matmul(datt, sa.v.transpose(-2, -1)), sa.drop_att), sa.probs, p.scale);
     at::Tensor dqa = at::matmul(dsa, sa.k);
     at::Tensor dka = at::matmul(dsa.transpose(-2, -1), sa.q);
     if (p.shared) {
@@ -244,7 +267,7 @@ std::vector<at::Tensor> Backward(const Pass& p, const at::Tensor& dy) {
     }
     dxa = QkvBack(sa, p, y, dqa, dka, dva, dx2a, g, base);
   }
-  EmbedBack(a, p, dxa, g);
+  EmbedBack(a, p, Drop(dxa, a.drop_emb), g);
   if (p.shared) EmbedBack(c, p, dxc, g);
   return g.g;
 }
@@ -260,10 +283,12 @@ void StreamOf(const Napi::Env& env, const std::string& fn, const Napi::Object& o
   st.T = st.ids.size(1);
 }
 
-// trainForward({ weights, heads, scale, eps, prompt: { ids, positions, bias }, completion?, group, save, cache })
+// trainForward({ weights, heads, scale, eps, prompt: { ids, positions, bias }, completion?, group, save, cache, dropout? })
 // -> [hidden, handle?, keys and values?]. Without `completion`: Transformer.forward's hidden states
 // [n, T, d]; with it, forwardShared's rows [P + B*Tc, d]. With `save`, also the handle tensor that
 // trainBackward takes; with `cache`, then each block's keys and each block's values of the prompts.
+// dropout: the multipliers (1 + 3 per block: embeddings, then per block attention probabilities
+// [n, H, T, T], attention output and MLP output [n, T, d]), whole sequences only.
 Napi::Value ForwardJs(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   const std::string fn = "trainForward";
@@ -281,6 +306,17 @@ Napi::Value ForwardJs(const Napi::CallbackInfo& info) {
     p->group = Int(spec, "group");
     if (p->group <= 0 || p->c.n != p->p.n * p->group) Fail(env, fn, std::to_string(p->c.n) + " completions for " + std::to_string(p->p.n) + " prompts in groups of " + std::to_string(p->group));
     if (p->c.bias.sizes().vec() != std::vector<int64_t>{p->c.n, 1, p->c.T, p->p.T + p->c.T}) Fail(env, fn, "completion bias has shape " + Shape(p->c.bias.sizes()));
+  }
+  if (spec.Has("dropout") && spec.Get("dropout").IsArray()) {
+    p->drop = Tensors(env, fn, spec.Get("dropout"));
+    const size_t want = 1 + 3 * p->w.layers.size();
+    if (p->shared) Fail(env, fn, "dropout applies to whole sequences only");
+    if (p->drop.size() != want) Fail(env, fn, std::to_string(p->drop.size()) + " dropout masks, expected " + std::to_string(want));
+    const int64_t n = p->p.n, T = p->p.T, d = p->w.d, H = p->w.H;
+    for (size_t i = 0; i < want; i++) {
+      const bool att = i > 0 && (i - 1) % 3 == 0;
+      Expect(env, fn, p->drop[i], att ? std::vector<int64_t>{n, H, T, T} : std::vector<int64_t>{n, T, d}, "dropout mask " + std::to_string(i));
+    }
   }
   at::Tensor out = Forward(*p);
   const bool save = spec.Get("save").ToBoolean();

@@ -1,7 +1,7 @@
 /**
  * The fused native training pass (native/train_pass.cc, used by Transformer.forward and forwardShared
  * on the torch backend): its hidden states equal the tfjs path's (GTA_NATIVE_PASS=0), and so does
- * every weight's gradient of a loss through them, for whole sequences and for completions after
+ * every weight's gradient of a loss through them, for whole sequences (with and without dropout) and for completions after
  * prompts shared by groups of 1 and 4 rows, on a seeded tiny model and on checkpoints/base; so do a
  * prefill's keys and values; a pass with no gradient recorded keeps nothing in the addon; a bad handle
  * is refused. Skipped with the reason
@@ -101,6 +101,8 @@ test('the fused pass gives the tfjs path\'s hidden states and gradients (whole s
     const seqs = randomSeqs(rng, [9, 4, 12, 1], V);
     const { input } = buildInput(seqs, 0);
     compare(model, () => model.forward(input).hidden, `${name}, forward`);
+    // dropout: the same masks from the same seeds (a fresh stream for each path)
+    compare(model, () => model.forward(input, { dropout: 0.2, rng: new Rng(9) }).hidden, `${name}, forward with dropout`);
     disposeInput(input);
     for (const group of [1, 4]) {
       const prompts = randomSeqs(rng, [6, 10, 3], V);

@@ -174,9 +174,9 @@ export class Transformer {
    * of every layer, for decoding further tokens with `step`.
    */
   forward(input: ModelInput, opts: ForwardOptions = {}): { hidden: tf.Tensor3D; cache?: KvCache } {
-    if (this.nativePass(opts)) {
-      if (!opts.returnCache) return { hidden: trainPass(this.passSpec(input)) as tf.Tensor3D };
-      const r = prefillPass(this.passSpec(input));
+    if (this.nativePass()) {
+      if (!opts.returnCache) return { hidden: tf.tidy(() => trainPass({ ...this.passSpec(input), dropout: this.dropoutMasks(input, opts) })) as tf.Tensor3D };
+      const r = opts.dropout ? null : prefillPass(this.passSpec(input));
       if (r) return { hidden: r.hidden as tf.Tensor3D, cache: { k: r.k as tf.Tensor4D[], v: r.v as tf.Tensor4D[] } };
     }
     const [B, T] = input.ids.shape;
@@ -211,7 +211,7 @@ export class Transformer {
    * sequences, to float rounding; no dropout.
    */
   forwardShared(prompt: ModelInput, completion: ModelInput, group: number): tf.Tensor2D {
-    if (this.nativePass({})) return trainPass(this.passSpec(prompt, completion, group)) as tf.Tensor2D;
+    if (this.nativePass()) return trainPass(this.passSpec(prompt, completion, group)) as tf.Tensor2D;
     const [P, Tp] = prompt.ids.shape;
     const [B, Tc] = completion.ids.shape;
     const d = this.arch.d_model;
@@ -254,13 +254,29 @@ export class Transformer {
   }
 
   /**
-   * Whether a pass runs as the fused native pass (src/backend/torch/train_pass.ts, the same values to
+   * Whether passes run as the fused native pass (src/backend/torch/train_pass.ts, the same values to
    * float rounding, forward and backward): on the torch backend, for gta's own architecture (a style's
-   * blocks differ), without dropout (the RL passes, GTA's guess cross-entropy, evaluation, prefills
-   * that record no gradient), unless GTA_NATIVE_PASS=0.
+   * blocks differ), unless GTA_NATIVE_PASS=0. A prefill with dropout, or one that records a gradient,
+   * keeps the tfjs path.
    */
-  private nativePass(opts: ForwardOptions): boolean {
-    return !this.style && !(opts.dropout && opts.dropout > 0) && process.env.GTA_NATIVE_PASS !== '0' && trainPassAvailable();
+  private nativePass(): boolean {
+    return !this.style && process.env.GTA_NATIVE_PASS !== '0' && trainPassAvailable();
+  }
+
+  /**
+   * The dropout multipliers of a forward pass, drawn in the tfjs path's order from the same seeds
+   * (the embeddings; per block the attention probabilities, then its output, then the MLP's), so both
+   * paths drop the same units; undefined without dropout.
+   */
+  private dropoutMasks(input: ModelInput, opts: ForwardOptions): tf.Tensor[] | undefined {
+    const rate = opts.dropout ?? 0;
+    if (rate <= 0) return undefined;
+    const [B, T] = input.ids.shape;
+    const { d_model: d, n_heads: H } = this.arch;
+    const rng = this.rng(opts);
+    const masks = [dropoutMask([B, T, d], rate, rng.seed())];
+    for (let l = 0; l < this.arch.n_layers; l++) masks.push(dropoutMask([B, H, T, T], rate, rng.seed()), dropoutMask([B, T, d], rate, rng.seed()), dropoutMask([B, T, d], rate, rng.seed()));
+    return masks;
   }
 
   private passSpec(prompt: ModelInput, completion?: ModelInput, group = 1): TrainPassSpec {

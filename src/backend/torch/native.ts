@@ -61,6 +61,8 @@ export interface TrainPassSpec {
   save: boolean;
   /** Also return each block's keys, then each block's values, of the prompts (after the handle). */
   cache?: boolean;
+  /** Dropout multipliers (whole sequences only): embeddings, then per block attention, output, MLP. */
+  dropout?: number[];
 }
 
 /** decodeBegin's argument: tensors as addon ids (native/decode_step.cc says the order of `weights`). */

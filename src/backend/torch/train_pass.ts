@@ -27,6 +27,11 @@ export interface TrainPassSpec {
   /** Completions after prompts shared by groups of `group` consecutive rows (forwardShared's). */
   completion?: PassInput;
   group: number;
+  /**
+   * Dropout multipliers (dropoutMask's), whole sequences only: the embeddings' [n, T, d], then per
+   * block the attention probabilities' [n, H, T, T], the attention output's and the MLP output's [n, T, d].
+   */
+  dropout?: tf.Tensor[];
 }
 
 /** Passes run in this process (tests check the fused path really ran). */
@@ -47,11 +52,12 @@ function inputsOf(spec: TrainPassSpec): tf.NamedTensorMap {
   const { prompt, completion } = spec;
   const inputs: tf.NamedTensorMap = { pids: prompt.ids, ppositions: prompt.positions, pbias: prompt.bias };
   if (completion) Object.assign(inputs, { cids: completion.ids, cpositions: completion.positions, cbias: completion.bias });
+  spec.dropout?.forEach((m, i) => (inputs[`d${i}`] = m));
   return inputs;
 }
 
 function attrsOf(spec: TrainPassSpec, save: boolean, cache: boolean): tf.NamedAttrMap {
-  return { weights: spec.weights.length, heads: spec.heads, scale: spec.scale, eps: spec.eps, group: spec.group, shared: spec.completion !== undefined, save, cache } as unknown as tf.NamedAttrMap;
+  return { weights: spec.weights.length, heads: spec.heads, scale: spec.scale, eps: spec.eps, group: spec.group, shared: spec.completion !== undefined, save, cache, dropout: spec.dropout?.length ?? 0 } as unknown as tf.NamedAttrMap;
 }
 
 /**

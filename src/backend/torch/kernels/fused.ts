@@ -88,14 +88,16 @@ export const fusedKernels: KernelTable = {
   },
   /**
    * The fused forward pass of gta's own architecture (src/model/native_pass.ts): inputs w0..w{n-1} (the
-   * weights), pids, ppositions, pbias and, with completions, cids, cpositions, cbias; results the hidden
+   * weights), pids, ppositions, pbias and, with completions, cids, cpositions, cbias, with dropout its
+   * multipliers d0..d{k-1}; results the hidden
    * states, when saving the pass's handle for GtaTrainBackward, and with `cache` the prompts' keys and values.
    */
   [FUSED.trainForward]: (b, inputs, attrs) => {
-    const a = attrs as { weights: number; heads: number; scale: number; eps: number; group: number; shared: boolean; save: boolean; cache: boolean };
+    const a = attrs as { weights: number; heads: number; scale: number; eps: number; group: number; shared: boolean; save: boolean; cache: boolean; dropout: number };
     const stream = (p: string): PassStream => ({ ids: id(b, inputs[`${p}ids`]), positions: id(b, inputs[`${p}positions`]), bias: id(b, inputs[`${p}bias`]) });
     const weights = Array.from({ length: a.weights }, (_, i) => id(b, inputs[`w${i}`]));
-    const out = pass(b.native).trainForward({ weights, heads: a.heads, scale: a.scale, eps: a.eps, prompt: stream('p'), completion: a.shared ? stream('c') : undefined, group: a.group, save: a.save, cache: a.cache });
+    const dropout = a.dropout > 0 ? Array.from({ length: a.dropout }, (_, i) => id(b, inputs[`d${i}`])) : undefined;
+    const out = pass(b.native).trainForward({ weights, heads: a.heads, scale: a.scale, eps: a.eps, prompt: stream('p'), completion: a.shared ? stream('c') : undefined, group: a.group, save: a.save, cache: a.cache, dropout });
     return out.map((r) => b.info(r));
   },
   /** Every weight's gradient from the gradient of the pass's hidden states. */
