@@ -46,10 +46,11 @@ export function pickLogProbs(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tens
   // targets is an input (not a closure) so tfjs keeps it alive until the backward pass; its "gradient" is zeros
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [l, t, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-    save([l, t]);
+    const [picked, logp] = runKernel<tf.Tensor[]>(FUSED.pickLogProbs, { logits: l, targets: t });
+    save([logp, t]);
     return {
-      value: runKernel<tf.Tensor1D>(FUSED.pickLogProbs, { logits: l, targets: t }),
-      gradFunc: (dy, [sl, st]) => [runKernel<tf.Tensor>(FUSED.pickLogProbsGrad, { dy, logits: sl, targets: st }), tf.zerosLike(st)],
+      value: picked,
+      gradFunc: (dy, [sl, st]) => [runKernel<tf.Tensor>(FUSED.pickLogProbsGrad, { dy, logp: sl, targets: st }), tf.zerosLike(st)],
     };
   });
   return f(logits, targets) as tf.Tensor1D;

@@ -8,19 +8,22 @@ import { chain, chainAll, id, SCALAR_TYPE, type Info, type KernelTable } from '.
 const INT64 = SCALAR_TYPE.int64;
 
 export const fusedKernels: KernelTable = {
-  /** log_softmax(logits)[i, t_i]: one fused pass over [N, V], then a gather of N values */
+  /**
+   * log_softmax(logits)[i, t_i]: one fused pass over [N, V], then a gather of N values; also returns
+   * the log-probabilities, which the backward reads instead of taking the softmax of the logits again
+   */
   [FUSED.pickLogProbs]: (b, { logits, targets }) =>
-    chain(b, (k) => {
-      const logp = k(b.raw('aten::_log_softmax', [id(b, logits), 1, false]));
+    chainAll(b, (k) => {
+      const logp = b.raw('aten::_log_softmax', [id(b, logits), 1, false]);
       const idx = k(b.raw('aten::_to_copy', [id(b, targets), INT64]));
       const col = k(b.raw('aten::unsqueeze', [idx[0], 1]));
       const picked = k(b.raw('aten::gather', [logp[0], 1, col[0]]));
-      return b.raw('aten::reshape', [picked[0], [-1]]);
+      return [b.raw('aten::reshape', [picked[0], [-1]]), logp];
     }),
-  /** dy[i] * (onehot(t_i) - softmax(logits[i])): softmax, then scaled and scattered into in place */
-  [FUSED.pickLogProbsGrad]: (b, { dy, logits, targets }) =>
+  /** dy[i] * (onehot(t_i) - softmax_i), the softmax as exp(log-probabilities): scaled and scattered into in place */
+  [FUSED.pickLogProbsGrad]: (b, { dy, logp, targets }) =>
     chain(b, (k) => {
-      const g = k(b.raw('aten::_softmax', [id(b, logits), 1, false]));
+      const g = k(b.raw('aten::exp', [id(b, logp)]));
       const dyCol = k(b.raw('aten::unsqueeze', [id(b, dy), 1]));
       const negDy = k(b.raw('aten::neg', [dyCol[0]]));
       k(b.raw('aten::mul_.Tensor', [g[0], negDy[0]]));
