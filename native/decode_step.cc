@@ -12,6 +12,7 @@
 // at::set_num_threads last set (smallWork in src/backend/select.ts wraps every decode).
 #include "gta_arch.h"
 
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -187,27 +188,48 @@ Napi::Value DecodeEnd(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// expShifted(src, divisor, shift, out): out[i] = exp(src[i] / divisor - shift) for every i, in double
-// (src a Float32Array, out a Float64Array at least as long): the sampling weights of a row of logits,
-// src / divisor - shift as JavaScript computes it, exp vectorized (SLEEF) instead of one Math.exp per
-// token of the vocabulary.
-Napi::Value ExpShifted(const Napi::CallbackInfo& info) {
+// sampleRow(logits, ids, divisor, u) -> the id drawn: softmax(logits / divisor) over the candidates
+// `ids` (an Int32Array of columns) by inverse CDF at u in [0, 1), with sampleFrom's arithmetic
+// (src/sample/rollout.ts): the shift by the candidates' largest logit, weights exp(x / divisor - max)
+// in double (vectorized, SLEEF), their sum in the candidates' order, then the walk. One call per token
+// instead of a JavaScript loop of a Math.exp per candidate.
+Napi::Value SampleRow(const Napi::CallbackInfo& info) {
   auto env = info.Env();
-  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) Fail(env, "expShifted", "src must be a Float32Array");
-  if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) Fail(env, "expShifted", "out must be a Float64Array");
-  auto src = info[0].As<Napi::Float32Array>();
-  auto out = info[3].As<Napi::Float64Array>();
-  const int64_t n = src.ElementLength();
-  if (static_cast<int64_t>(out.ElementLength()) < n) Fail(env, "expShifted", "out has " + std::to_string(out.ElementLength()) + " values for " + std::to_string(n));
-  const double divisor = info[1].As<Napi::Number>().DoubleValue();
-  const double shift = info[2].As<Napi::Number>().DoubleValue();
-  at::Tensor dst = at::from_blob(out.Data(), {n}, at::kDouble);
-  dst.copy_(at::from_blob(src.Data(), {n}, at::kFloat));
+  const std::string fn = "sampleRow";
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) Fail(env, fn, "logits must be a Float32Array");
+  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) Fail(env, fn, "ids must be an Int32Array");
+  auto logits = info[0].As<Napi::Float32Array>();
+  auto ids = info[1].As<Napi::Int32Array>();
+  const int64_t V = logits.ElementLength(), n = ids.ElementLength();
+  if (n == 0) Fail(env, fn, "no candidates");
+  const double divisor = info[2].As<Napi::Number>().DoubleValue();
+  const double u01 = info[3].As<Napi::Number>().DoubleValue();
+  const float* x = logits.Data();
+  const int32_t* id = ids.Data();
   // x / 1 is exactly x: as in JavaScript, temperature 1 divides nothing
-  if (divisor != 1) dst.div_(divisor);
-  dst.sub_(shift);
-  at::exp_out(dst, dst);
-  return env.Undefined();
+  const bool divide = divisor != 1;
+  double max = -INFINITY;
+  for (int64_t k = 0; k < n; k++) {
+    if (id[k] < 0 || id[k] >= V) Fail(env, fn, "candidate " + std::to_string(id[k]) + " outside " + std::to_string(V) + " logits");
+    const double v = divide ? x[id[k]] / divisor : x[id[k]];
+    if (v > max) max = v;
+  }
+  thread_local at::Tensor w;
+  if (!w.defined() || w.numel() < V) w = at::empty({V}, at::kDouble);
+  at::Tensor row = w.narrow(0, 0, V);
+  row.copy_(at::from_blob(const_cast<float*>(x), {V}, at::kFloat));
+  if (divide) row.div_(divisor);
+  row.sub_(max);
+  at::exp_out(row, row);
+  const double* p = row.data_ptr<double>();
+  double total = 0;
+  for (int64_t k = 0; k < n; k++) total += p[id[k]];
+  double u = u01 * total;
+  for (int64_t k = 0; k < n; k++) {
+    u -= p[id[k]];
+    if (u <= 0) return Napi::Number::New(env, id[k]);
+  }
+  return Napi::Number::New(env, id[n - 1]);
 }
 
 }  // namespace
@@ -216,5 +238,5 @@ void RegisterDecodeStep(Napi::Env env, Napi::Object exports) {
   exports.Set("decodeBegin", Napi::Function::New(env, DecodeBegin));
   exports.Set("decodeStep", Napi::Function::New(env, DecodeStep));
   exports.Set("decodeEnd", Napi::Function::New(env, DecodeEnd));
-  exports.Set("expShifted", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return Guard(info.Env(), "expShifted", [&] { return ExpShifted(info); }); }));
+  exports.Set("sampleRow", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return Guard(info.Env(), "sampleRow", [&] { return SampleRow(info); }); }));
 }

@@ -3,8 +3,8 @@
  * backend): its logits equal Transformer.step + logits at every step, on a seeded tiny model and on
  * checkpoints/base, over left-padded prompts of different lengths, groups of 1 and 4, and rows that
  * stop needing logits; whole seeded rollouts give the same tokens with it on and off
- * (GTA_NATIVE_DECODE=0); a styled Hugging Face model keeps the tfjs path; sampling's weights from the
- * addon's vectorized exp draw what Math.exp draws. Skipped with the reason
+ * (GTA_NATIVE_DECODE=0); a styled Hugging Face model keeps the tfjs path; sampling in the addon draws
+ * what JavaScript draws. Skipped with the reason
  * when the libtorch addon was not built.
  */
 import assert from 'node:assert/strict';
@@ -223,19 +223,19 @@ test('a styled Hugging Face model keeps the tfjs path; GTA_NATIVE_DECODE=0 turns
   tiny.dispose();
 });
 
-test('sampling from a large candidate set with the addon\'s exp (torch) draws what Math.exp draws (wasm), at temperatures 1 and 0.7', { skip }, async () => {
+test('sampling a large candidate set in the addon (torch) draws what JavaScript draws (wasm), at temperatures 1 and 0.7', { skip }, async () => {
   const V = 4096;
   const logits = Float32Array.from({ length: V }, (_, i) => Math.sin(i * 1.7) * 4);
   const specials = new Set([1, 2, 3, 4, 5, 6]);
   const text = { kind: 'text' as const, plus: [4] };
-  const draws = (t: number) => {
+  const draws = (t: number, topP = 1) => {
     const rng = new Rng(21);
-    return Array.from({ length: 3000 }, () => sampleFrom(logits, text, specials, t, 1, rng));
+    return Array.from({ length: 3000 }, () => sampleFrom(logits, text, specials, t, topP, rng));
   };
   const native = loadNative();
-  const exp = native.expShifted!;
+  const sampleRow = native.sampleRow!;
   let calls = 0;
-  native.expShifted = (...a) => (calls++, exp(...a));
+  native.sampleRow = (...a) => (calls++, sampleRow(...a));
   try {
     for (const t of [1, 0.7]) {
       await initBackend('wasm');
@@ -243,13 +243,16 @@ test('sampling from a large candidate set with the addon\'s exp (torch) draws wh
       assert.equal(calls, 0, 'wasm samples in JavaScript');
       await initBackend('torch');
       const fast = draws(t);
-      assert.equal(calls, 3000, 'torch took every row\'s weights from the addon');
+      assert.equal(calls, 3000, 'torch sampled every row in the addon');
       calls = 0;
       assert.deepEqual(fast, js);
       assert.ok(fast.every((id) => id === 4 || !specials.has(id)), 'only candidates are drawn');
+      assert.ok(new Set(fast).size > 100, 'a spread of draws');
     }
+    draws(1, 0.9);
+    assert.equal(calls, 0, 'top-p samples in JavaScript');
   } finally {
-    native.expShifted = exp;
+    native.sampleRow = sampleRow;
   }
-  assert.throws(() => exp(new Float32Array(4), 1, 0, new Float64Array(2)), /expShifted: out has 2 values for 4/);
+  assert.throws(() => sampleRow(new Float32Array(4), Int32Array.of(1, 7), 1, 0.5), /sampleRow: candidate 7 outside 4 logits/);
 });

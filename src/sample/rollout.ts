@@ -100,21 +100,21 @@ function greedyChoice(logits: Float32Array, a: Allowed, specials: Set<number>): 
   return best;
 }
 
-/** Scratch buffers of sampleFrom, grown once: a rollout samples thousands of tokens. */
+/** Scratch buffer of sampleFrom, grown once: a rollout samples thousands of tokens. */
 let probs = new Float64Array(0);
-let weights = new Float64Array(0);
+const textIds = new WeakMap<Uint8Array, Map<string, Int32Array>>();
 
 /**
- * Candidate sets this large take their weights from the addon's vectorized exp (exp(x / t - max) in
- * double, as below, to within an ulp), while the torch backend is active: a free-text token's 4,096
- * Math.exp calls were two thirds of a rollout's sampling time. Other backends sample in JavaScript.
+ * Candidate sets this large are sampled by the addon while the torch backend is active (sampleRow in
+ * native/decode_step.cc: this function's arithmetic, its exp vectorized), without a nucleus: a
+ * free-text token's 4,096 Math.exp calls were two thirds of a rollout's sampling time. Other backends
+ * sample in JavaScript, and so does top-p.
  */
-const NATIVE_EXP_MIN = 256;
+const NATIVE_SAMPLE_MIN = 256;
 
-function nativeExp(): ((src: Float32Array, divisor: number, shift: number, out: Float64Array) => void) | undefined {
-  return tf.getBackend() === 'torch' ? loadedNative()?.expShifted : undefined;
+function nativeSampler(): ((logits: Float32Array, ids: Int32Array, divisor: number, u: number) => number) | undefined {
+  return tf.getBackend() === 'torch' ? loadedNative()?.sampleRow : undefined;
 }
-const textIds = new WeakMap<Uint8Array, Map<string, Int32Array>>();
 
 /** The candidates of `a` as an id array (cached for the free-text sets, which thousands of tokens share). */
 function candidateIds(a: Allowed, special: Uint8Array): Int32Array | number[] {
@@ -137,6 +137,8 @@ export function sampleFrom(logits: Float32Array, a: Allowed, specials: Set<numbe
   const ids = candidates(a, specials, logits.length);
   const n = ids.length;
   if (n === 1) return ids[0];
+  const native = topP >= 1 && n >= NATIVE_SAMPLE_MIN ? nativeSampler() : undefined;
+  if (native && ids instanceof Int32Array) return native(logits, ids, temperature, rng.next());
   if (probs.length < n) probs = new Float64Array(n + 16);
   // x / 1 is exactly x, so temperature 1 skips the divisions and draws the same tokens
   const t = temperature;
@@ -146,15 +148,7 @@ export function sampleFrom(logits: Float32Array, a: Allowed, specials: Set<numbe
     if (x > max) max = x;
   }
   let total = 0;
-  const exp = n >= NATIVE_EXP_MIN ? nativeExp() : undefined;
-  if (exp) {
-    // the whole row's weights in one vectorized call, then the candidates' picked out
-    if (weights.length < logits.length) weights = new Float64Array(logits.length);
-    exp(logits, t, max, weights);
-    for (let k = 0; k < n; k++) total += probs[k] = weights[ids[k]];
-  } else {
-    for (let k = 0; k < n; k++) total += probs[k] = Math.exp((t === 1 ? logits[ids[k]] : logits[ids[k]] / t) - max);
-  }
+  for (let k = 0; k < n; k++) total += probs[k] = Math.exp((t === 1 ? logits[ids[k]] : logits[ids[k]] / t) - max);
   let order: ArrayLike<number> | undefined;
   let count = n;
   if (topP < 1) {

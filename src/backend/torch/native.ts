@@ -29,8 +29,8 @@ export interface TorchNative {
   decodeBegin?(spec: DecodeStepSpec): number;
   decodeStep?(session: number, ids: Int32Array, positions: Int32Array, need: Int32Array, out: Float32Array): void;
   decodeEnd?(session: number): void;
-  /** out[i] = exp(src[i] / divisor - shift), in double: a row's sampling weights (native/decode_step.cc). */
-  expShifted?(src: Float32Array, divisor: number, shift: number, out: Float64Array): void;
+  /** The candidate drawn from softmax(logits / divisor) over `ids` at u in [0, 1) (native/decode_step.cc), as sampleFrom draws it. */
+  sampleRow?(logits: Float32Array, ids: Int32Array, divisor: number, u: number): number;
   /** The fused forward and backward pass (native/train_pass.cc); absent from an addon built before it. */
   trainForward?(spec: TrainPassSpec): Raw[];
   trainBackward?(handle: number, dy: number): Raw[];
