@@ -27,24 +27,14 @@ import type { TextTokenizer } from '../src/tokenizer/types.js';
 import { repoRoot } from '../src/util/paths.js';
 import { Rng } from '../src/util/rng.js';
 import { maxAbsDiff, TINY_ARCH, tinyTokenizer } from './helpers/tiny.js';
+import { withEnv } from './helpers/env.js';
 import { torchUnavailable } from './helpers/torch.js';
 
 const skip = torchUnavailable();
 const TOL = 1e-5;
 const BASE = path.join(repoRoot(), 'checkpoints', 'base');
 
-/** `f` with GTA_NATIVE_DECODE set to `value` (undefined: unset), restored after. */
-function withNativeDecode<T>(value: string | undefined, f: () => T): T {
-  const before = process.env.GTA_NATIVE_DECODE;
-  if (value === undefined) delete process.env.GTA_NATIVE_DECODE;
-  else process.env.GTA_NATIVE_DECODE = value;
-  try {
-    return f();
-  } finally {
-    if (before === undefined) delete process.env.GTA_NATIVE_DECODE;
-    else process.env.GTA_NATIVE_DECODE = before;
-  }
-}
+const withNativeDecode = <T>(value: string | undefined, f: () => T): T => withEnv('GTA_NATIVE_DECODE', value, f);
 
 /** The keys and values of a prefill of `input` (nothing else of the pass kept). */
 function prefillCache(model: Transformer, input: ModelInput): KvCache {

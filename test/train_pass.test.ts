@@ -20,22 +20,13 @@ import { Transformer, type ModelInput } from '../src/model/transformer.js';
 import { repoRoot } from '../src/util/paths.js';
 import { Rng } from '../src/util/rng.js';
 import { maxAbsDiff, TINY_ARCH } from './helpers/tiny.js';
+import { withEnv } from './helpers/env.js';
 import { torchUnavailable } from './helpers/torch.js';
 
 const skip = torchUnavailable();
 const BASE = path.join(repoRoot(), 'checkpoints', 'base');
 
-function withNativePass<T>(value: string | undefined, f: () => T): T {
-  const before = process.env.GTA_NATIVE_PASS;
-  if (value === undefined) delete process.env.GTA_NATIVE_PASS;
-  else process.env.GTA_NATIVE_PASS = value;
-  try {
-    return f();
-  } finally {
-    if (before === undefined) delete process.env.GTA_NATIVE_PASS;
-    else process.env.GTA_NATIVE_PASS = before;
-  }
-}
+const withNativePass = <T>(value: string | undefined, f: () => T): T => withEnv('GTA_NATIVE_PASS', value, f);
 
 function randomSeqs(rng: Rng, lengths: number[], V: number): number[][] {
   return lengths.map((n) => Array.from({ length: n }, () => 3 + rng.int(V - 3)));
