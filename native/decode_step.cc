@@ -46,9 +46,8 @@ Session& SessionOf(const Napi::Env& env, const Napi::Value& v, const std::string
 }
 
 // decodeBegin({ weights, promptK, promptV, pad, group, heads, capacity, scale, eps, negInf }) -> session id.
-// weights: tok_emb, pos_emb, per layer ln1.g ln1.b wqkv bqkv wo bo ln2.g ln2.b w1 b1 w2 b2, then ln_f.g
-// ln_f.b; promptK, promptV: each layer's [P, H, Tp, dh]; pad: each row's padded prompt columns (B
-// rows, row b continuing prompt b / group).
+// weights: as gta_arch.h's Weights lists them; promptK, promptV: each layer's [P, H, Tp, dh]; pad: each
+// row's padded prompt columns (B rows, row b continuing prompt b / group).
 Napi::Value Begin(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   const std::string fn = "decodeBegin";

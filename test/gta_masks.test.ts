@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { gatherRows } from '../src/backend/gather_rows.js';
 import { buildContinuation, buildInput, concatenatedRows, disposeInput, targetPositions } from '../src/model/batch.js';
 import { grpoLoss } from '../src/train/grpo.js';
-import { rlTokenLogp, rlTokenTensors, selectRlTokens } from '../src/train/rl_tokens.js';
+import { rlTokenLogp, rlTokenTensors, selectRlTokens, trainedLength } from '../src/train/rl_tokens.js';
 import { sampleCompletions } from '../src/sample/rollout.js';
 import { lossAtRows } from '../src/train/sft.js';
 import { structureSpec } from '../src/task/structure.js';
@@ -134,7 +134,8 @@ test('the policy update reads its completions only up to the last token it train
   const prompts = [tok.encode('good movie'), tok.encode('the plot was bad')];
   const comps = sampleCompletions(model, prompts, { spec, decoding: 'structured', temperature: 1, topP: 1, maxNewTokens: 30, greedy: false, repeat: 3, rng: new Rng(8), padId: tok.padId });
   const pick = { format: 'gta' as const, maskTruncated: false, spec, vocab: model.arch.vocab_size };
-  const trained = Math.max(...selectRlTokens(comps, (_, j) => j, pick).rows);
+  const trained = trainedLength(comps, pick);
+  assert.equal(trained, Math.max(...selectRlTokens(comps, (_, j) => j, pick).rows), 'the last trained token, as selectRlTokens picks them');
   assert.ok(trained < Math.max(...comps.map((c) => c.tokens.length)), 'the closing tokens are not trained, so there is something to cut');
   const logpOf = (cut: number) =>
     tf.tidy(() => {

@@ -23,7 +23,7 @@ import type { Grads } from './grad_constraint.js';
 import { groupAdvantages, grpoLoss } from './grpo.js';
 import { meanEntropy } from './losses.js';
 import type { Runner, StepOutput } from './loop.js';
-import { rlTokenLogp, rlTokenTensors, selectRlTokens, type RlTokens } from './rl_tokens.js';
+import { rlTokenLogp, rlTokenTensors, selectRlTokens, trainedLength, type RlTokens } from './rl_tokens.js';
 import type { Prepared } from './setup.js';
 
 export interface RlExample {
@@ -141,7 +141,7 @@ async function update(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHoo
   const pick = { format: ctx.format, maskTruncated: rl.mask_truncated_completions, spec: ctx.spec, vocab: model.arch.vocab_size };
   // each group's prompt once, its completions after it (as the rollout decoded them), up to the last
   // token the loss trains: later tokens (forced closing tags, EOS) predict nothing it reads
-  const trained = Math.max(0, ...selectRlTokens(r.completions, (_, j) => j, pick).rows);
+  const trained = trainedLength(r.completions, pick);
   const cont = buildContinuation(r.unique, r.completions.map((c) => c.tokens.slice(0, trained)), r.group, ctx.padId);
   const sel = selectRlTokens(r.completions, cont.rowOf, pick);
   const metrics: Record<string, number> = {};

@@ -29,13 +29,35 @@ export interface RlTokens {
   L: number;
 }
 
+export interface TokenChoice {
+  format: CompletionFormat;
+  maskTruncated: boolean;
+  spec: StructureSpec;
+  vocab: number;
+}
+
 /**
- * Picks the completion tokens the RL loss sees: not GTA's guess span (trained by L_SFT instead), not
- * forced tokens (only one choice: no decision, no gradient), and no tokens of truncated completions
- * when they are masked.
+ * Whether the RL loss trains token j of completion c: not GTA's guess span (trained by L_SFT instead),
+ * not a forced token (only one choice: no decision, no gradient), and no token of a truncated
+ * completion when those are masked.
  */
-export function selectRlTokens(comps: Completion[], rowOf: (completion: number, token: number) => number, o: { format: CompletionFormat; maskTruncated: boolean; spec: StructureSpec; vocab: number }): RlTokens {
+function trainedToken(o: TokenChoice): (c: Completion, j: number) => boolean {
+  const specials = new Set(o.spec.specials).size;
+  return (c, j) => !(o.maskTruncated && c.truncated) && !(o.format === 'gta' && c.spans[j] === 'guess') && choiceCount(c.allowed[j], o.vocab, specials) > 1;
+}
+
+/** How many leading tokens of the completions the loss needs: up to the last one it trains (0 for none). */
+export function trainedLength(comps: Completion[], o: TokenChoice): number {
+  const trains = trainedToken(o);
+  let last = 0;
+  for (const c of comps) for (let j = c.tokens.length - 1; j > last; j--) if (trains(c, j)) last = j;
+  return last;
+}
+
+/** Picks the completion tokens the RL loss sees (trainedToken says which), and where they sit in the batch. */
+export function selectRlTokens(comps: Completion[], rowOf: (completion: number, token: number) => number, o: TokenChoice): RlTokens {
   const specials = new Set(o.spec.specials);
+  const trains = trainedToken(o);
   const rows: number[] = [];
   const targets: number[] = [];
   const biasRows: Float32Array[] = [];
@@ -43,11 +65,9 @@ export function selectRlTokens(comps: Completion[], rowOf: (completion: number, 
   const biasRowOf = new Map<string, number>();
   const perComp: number[][] = comps.map(() => []);
   comps.forEach((c, i) => {
-    if (o.maskTruncated && c.truncated) return;
     c.tokens.forEach((tok, j) => {
-      if (o.format === 'gta' && c.spans[j] === 'guess') return;
+      if (!trains(c, j)) return;
       const a = c.allowed[j];
-      if (choiceCount(a, o.vocab, specials.size) <= 1) return;
       perComp[i].push(rows.length);
       rows.push(rowOf(i, j));
       targets.push(tok);

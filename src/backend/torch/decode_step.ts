@@ -12,10 +12,7 @@ import type { DecodeStepSpec, TorchNative } from './native.js';
 
 /** DecodeStepSpec with the tensors as tfjs tensors (open() turns them into addon ids). */
 export type DecodeStepInput = Omit<DecodeStepSpec, 'weights' | 'promptK' | 'promptV'> & {
-  /**
-   * tok_emb, pos_emb; per layer ln1.g, ln1.b, attn.wqkv, attn.bqkv, attn.wo, attn.bo, ln2.g, ln2.b,
-   * mlp.w1, mlp.b1, mlp.w2, mlp.b2; then ln_f.g, ln_f.b.
-   */
+  /** In the order src/model/native_weights.ts lists them. */
   weights: tf.Tensor[];
   /** Each layer's prompt keys and values, [B / group, H, Tp, dh] (a prefill's cache). */
   promptK: tf.Tensor[];

@@ -90,10 +90,10 @@ export const fusedKernels: KernelTable = {
     return out.map((r) => b.info(r));
   },
   /**
-   * The fused forward pass of gta's own architecture (src/model/native_pass.ts): inputs w0..w{n-1} (the
-   * weights), pids, ppositions, pbias and, with completions, cids, cpositions, cbias, with dropout its
-   * multipliers d0..d{k-1}; results the hidden
-   * states, when saving the pass's handle for GtaTrainBackward, and with `cache` the prompts' keys and values.
+   * The fused forward pass of gta's own architecture (src/backend/torch/train_pass.ts): inputs w0..w{n-1}
+   * (the weights), pids, ppositions, pbias and, with completions, cids, cpositions, cbias, with dropout
+   * its multipliers d0..d{k-1}; results the hidden states, when saving the pass's handle for
+   * GtaTrainBackward, and with `cache` the prompts' keys and values.
    */
   [FUSED.trainForward]: (b, inputs, attrs) => {
     const a = attrs as { weights: number; heads: number; scale: number; eps: number; group: number; shared: boolean; save: boolean; cache: boolean; dropout: number };
