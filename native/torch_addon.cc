@@ -35,6 +35,8 @@ void RegisterTrainPass(Napi::Env env, Napi::Object exports);
 void RegisterGradStats(Napi::Env env, Napi::Object exports);
 // adamw.cc: the single-pass AdamW update.
 void RegisterAdamW(Napi::Env env, Napi::Object exports);
+// log_probs.cc: log-probabilities of chosen tokens over logits rows.
+void RegisterLogProbs(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -348,6 +350,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterTrainPass(env, exports);
   RegisterGradStats(env, exports);
   RegisterAdamW(env, exports);
+  RegisterLogProbs(env, exports);
   return exports;
 }
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { adamwUpdate, attention, dropoutMask, layerNorm, linearCombination, pickLogProbs, rowEntropy } from '../src/backend/fused.js';
+import { adamwUpdate, attention, dropoutMask, layerNorm, linearCombination, tokenLogProbs } from '../src/backend/fused.js';
 import { gradDots } from '../src/backend/grad_dots.js';
 import { initBackend } from '../src/backend/select.js';
 import { loadNative } from '../src/backend/torch/native.js';
@@ -15,6 +15,7 @@ import { sftGrads, type SftExample } from '../src/train/sft.js';
 import { Rng } from '../src/util/rng.js';
 import { maxAbsDiff, tinyModel, tinyTokenizer } from './helpers/tiny.js';
 import { torchUnavailable } from './helpers/torch.js';
+import { withEnv } from './helpers/env.js';
 
 const skip = torchUnavailable();
 
@@ -69,8 +70,6 @@ test('one SFT step on torch matches wasm: loss, gradients and updated parameters
 test('fused kernels on torch equal their composites on wasm, value and gradient', { skip }, async () => {
   const rng = new Rng(11);
   const values = (n: number) => Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
-  const logits = values(6 * 50);
-  const targets = Int32Array.from({ length: 6 }, () => rng.int(50));
   const x = values(2 * 3 * 8);
   const gain = values(8);
   const bias = values(8);
@@ -82,14 +81,6 @@ test('fused kernels on torch equal their composites on wasm, value and gradient'
     return c > r || (bb === 1 && c === 0 && r > 0) ? -1e9 : 0;
   });
   const { wasm, torch } = await onBoth(() => {
-    const l = tf.tensor2d(logits, [6, 50]);
-    const t = tf.tensor1d(targets, 'int32');
-    // a weighted sum so every output element gets a different upstream gradient
-    const w = tf.tensor1d(Float32Array.from({ length: 6 }, (_, i) => i - 2.5));
-    const [pv, pg] = tf.tidy(() => {
-      const { value, grads } = tf.valueAndGrads((a: tf.Tensor) => tf.sum(tf.mul(pickLogProbs(a as tf.Tensor2D, t), w)))([l]);
-      return [value, grads[0]];
-    });
     const xs = [tf.tensor3d(x, [2, 3, 8]), tf.tensor1d(gain), tf.tensor1d(bias)];
     const upstream = tf.tensor3d(dy, [2, 3, 8]);
     const { value: lnv, grads: lng } = tf.valueAndGrads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(layerNorm(a, g as tf.Tensor1D, b as tf.Tensor1D, 1e-5), upstream)))(xs);
@@ -108,22 +99,60 @@ test('fused kernels on torch equal their composites on wasm, value and gradient'
     tf.dispose([q, k, v, up, attnBias]);
     const out = {
       ...attn,
-      pick: Float32Array.of(pv.dataSync()[0]),
-      pickGrad: pg.dataSync().slice(),
       ln: Float32Array.of(lnv.dataSync()[0]),
       lnGradX: lng[0].dataSync().slice(),
       lnGradG: lng[1].dataSync().slice(),
       lnGradB: lng[2].dataSync().slice(),
       reluGrad: relu.dataSync().slice(),
       softmaxGrad: soft.dataSync().slice(),
-      // with a NEG_INF (restricted) column, whose p log p is exactly 0
-      entropy: tf.tidy(() => rowEntropy(tf.concat([l, tf.fill([6, 1], -1e9)], 1) as tf.Tensor2D).dataSync()),
     };
-    tf.dispose([l, t, w, pv, pg, ...xs, upstream, lnv, ...lng, relu, soft]);
+    tf.dispose([...xs, upstream, lnv, ...lng, relu, soft]);
     return out;
   });
   const d = worst(wasm, torch);
   assert.ok(d.diff < 1e-4, `${d.name} differs by ${d.diff}`);
+});
+
+test('token log-probabilities on torch equal the composite: value, gradient and entropy, plain and restricted at a temperature, own loops and ATen', { skip }, async () => {
+  const rng = new Rng(13);
+  for (const V of [50, 64]) {
+    const N = 7;
+    const logits = Float32Array.from({ length: N * V }, () => rng.next() * 8 - 4);
+    // bias row 0 allows everything; row 1 a few tokens (the targets of the rows that use it among them)
+    const allowed = new Set([1, 5, 17, V - 1]);
+    const biasRows = Float32Array.from({ length: 2 * V }, (_, i) => (i < V || allowed.has(i - V) ? 0 : -1e9));
+    const biasIndex = Int32Array.from({ length: N }, (_, i) => i % 2);
+    const targets = Int32Array.from({ length: N }, (_, i) => (i % 2 ? [...allowed][i % 4] : rng.int(V)));
+    const weights = Float32Array.from({ length: N }, (_, i) => i - 2.5);
+    const run = () => {
+      const out: Record<string, Float32Array> = {};
+      for (const restricted of [false, true]) {
+        tf.tidy(() => {
+          const l = tf.tensor2d(logits, [N, V]);
+          const t = tf.tensor1d(targets, 'int32');
+          const opts = restricted ? { temperature: 0.7, bias: { rows: tf.tensor2d(biasRows, [2, V]), index: tf.tensor1d(biasIndex, 'int32') }, entropy: true } : {};
+          // a weighted sum so every row gets a different upstream gradient
+          const { value, grads } = tf.valueAndGrads((a: tf.Tensor) => tf.sum(tf.mul(tokenLogProbs(a as tf.Tensor2D, t, opts).logp, tf.tensor1d(weights))))([l]);
+          const tag = restricted ? 'restricted' : 'plain';
+          out[`${tag}Value`] = value.dataSync() as Float32Array;
+          out[`${tag}Grad`] = grads[0].dataSync() as Float32Array;
+          if (restricted) out.entropy = tokenLogProbs(l, t, opts).entropy!.dataSync() as Float32Array;
+        });
+      }
+      return out;
+    };
+    const { wasm, torch } = await onBoth(run);
+    await initBackend('torch');
+    const aten = withEnv('GTA_NO_AVX512', '1', run);
+    await tf.setBackend('wasm');
+    for (const [name, got] of [['own loops (AVX-512, where the CPU has it)', torch], ['ATen ops', aten]] as const) {
+      const d = worst(wasm, got);
+      assert.ok(d.diff < 1e-5, `V ${V}, ${name}: ${d.name} differs by ${d.diff}`);
+    }
+    // restricted tokens get exactly zero gradient
+    const g = torch.restrictedGrad;
+    for (let i = 1; i < N; i += 2) for (let j = 0; j < V; j++) if (!allowed.has(j)) assert.ok(g[i * V + j] === 0, `row ${i} token ${j}: ${g[i * V + j]}`);
+  }
 });
 
 test('fused AdamW on torch equals the composite update, with and without decay and clipping', { skip }, async () => {

@@ -12,8 +12,8 @@ import { matMulFast } from './matmul.js';
 
 /** Kernel names the torch backend registers (a backend without them gets the composite). */
 export const FUSED = {
-  pickLogProbs: 'GtaPickLogProbs',
-  pickLogProbsGrad: 'GtaPickLogProbsGrad',
+  tokenLogProbs: 'GtaTokenLogProbs',
+  tokenLogProbsGrad: 'GtaTokenLogProbsGrad',
   layerNorm: 'GtaLayerNorm',
   layerNormGrad: 'GtaLayerNormGrad',
   adamw: 'GtaAdamW',
@@ -22,7 +22,6 @@ export const FUSED = {
   reluGrad: 'GtaReluGrad',
   softmaxGrad: 'GtaSoftmaxGrad',
   linearCombination: 'GtaLinearCombination',
-  rowEntropy: 'GtaRowEntropy',
   trainForward: 'GtaTrainForward',
   trainBackward: 'GtaTrainBackward',
 } as const;
@@ -35,25 +34,55 @@ function runKernel<T extends tf.Tensor | tf.Tensor[]>(name: string, inputs: unkn
   return tf.engine().runKernel(name, inputs as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as T;
 }
 
+export interface TokenLogProbOptions {
+  /** Divides the logits (RL's sampling temperature); 1 by default. */
+  temperature?: number;
+  /** RL's restriction: bias rows [R, V] (0 where the decoding allowed a token, NEG_INF elsewhere) and each row's one, int32 [N]. */
+  bias?: { rows: tf.Tensor2D; index: tf.Tensor1D };
+  /** Also return each row's entropy. */
+  entropy?: boolean;
+}
+
 /**
- * log softmax(logits)[i, targets[i]] for each row i: [N, V] logits and N int32 targets -> [N].
- * Its gradient is dy * (onehot(targets) - softmax(logits)).
+ * Per row i of logits [N, V], with z = logits / temperature + bias.rows[bias.index[i]]: log softmax(z)
+ * at targets[i] ([N]; its gradient is dy * (onehot(targets) - softmax(z)) / temperature) and, when
+ * asked, the entropy of softmax(z) ([N], a metric with no gradient). A restricted token's p is exactly
+ * 0, and so is its p log p. On the torch backend one pass over each row each way
+ * (native/log_probs.cc); else composed from tfjs ops.
  */
-export function pickLogProbs(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
-  if (!hasFused(FUSED.pickLogProbs)) {
-    return tf.tidy(() => tf.sum(tf.mul(tf.logSoftmax(logits, -1), tf.oneHot(targets, logits.shape[1])), -1) as tf.Tensor1D);
+export function tokenLogProbs(logits: tf.Tensor2D, targets: tf.Tensor1D, opts: TokenLogProbOptions = {}): { logp: tf.Tensor1D; entropy?: tf.Tensor1D } {
+  const temperature = opts.temperature ?? 1;
+  const bias = opts.bias;
+  if (!hasFused(FUSED.tokenLogProbs)) {
+    return tf.tidy(() => {
+      // x / 1 is exactly x: at temperature 1 the division (a pass over [N, V] each way) is skipped
+      const scaled = temperature === 1 ? logits : tf.div(logits, temperature);
+      const z = bias ? tf.add(scaled, tf.gather(bias.rows, bias.index)) : scaled;
+      const lsm = tf.logSoftmax(z, -1);
+      const logp = tf.sum(tf.mul(lsm, tf.oneHot(targets, logits.shape[1])), -1) as tf.Tensor1D;
+      return opts.entropy ? { logp, entropy: tf.neg(tf.sum(tf.mul(tf.exp(lsm), lsm), -1)) as tf.Tensor1D } : { logp };
+    });
   }
-  // targets is an input (not a closure) so tfjs keeps it alive until the backward pass; its "gradient" is zeros
+  const attrs = { invTemp: 1 / temperature };
+  const inputs = bias ? { logits, targets, bias: bias.rows, biasIndex: bias.index } : { logits, targets };
+  // run here, not inside customGrad, whose forward runs in a tidy that would take the entropy with it
+  const [picked, lse, entropy] = runKernel<tf.Tensor[]>(FUSED.tokenLogProbs, inputs, attrs);
+  // targets and the bias are inputs (not closures) so tfjs keeps them alive until the backward pass; their "gradients" are zeros
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [l, t, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-    const [picked, logp] = runKernel<tf.Tensor[]>(FUSED.pickLogProbs, { logits: l, targets: t });
-    save([logp, t]);
+    const save = args.pop() as tf.GradSaveFunc;
+    const [l, t, rows, index] = args as tf.Tensor[];
+    save([l, t, lse, ...(rows ? [rows, index] : [])]);
     return {
-      value: picked,
-      gradFunc: (dy, [sl, st]) => [runKernel<tf.Tensor>(FUSED.pickLogProbsGrad, { dy, logp: sl, targets: st }), tf.zerosLike(st)],
+      value: tf.clone(picked),
+      gradFunc: (dy, [sl, st, slse, sr, si]) => {
+        const g = runKernel<tf.Tensor>(FUSED.tokenLogProbsGrad, { dy, lse: slse, ...(sr ? { bias: sr, biasIndex: si } : {}), logits: sl, targets: st }, attrs);
+        return [g, tf.zerosLike(st), ...(sr ? [tf.zerosLike(sr), tf.zerosLike(si)] : [])];
+      },
     };
   });
-  return f(logits, targets) as tf.Tensor1D;
+  const logp = (bias ? f(logits, targets, bias.rows, bias.index) : f(logits, targets)) as tf.Tensor1D;
+  tf.dispose([picked, lse, ...(opts.entropy ? [] : [entropy])]);
+  return opts.entropy ? { logp, entropy: entropy as tf.Tensor1D } : { logp };
 }
 
 /**
@@ -191,16 +220,4 @@ export function linearCombination(a: tf.Tensor[], b: tf.Tensor[], ca: number, cb
   if (a.length !== b.length) throw new Error(`linearCombination: ${a.length} tensors against ${b.length}`);
   if (a.length > 0 && hasFused(FUSED.linearCombination)) return runKernel<tf.Tensor[]>(FUSED.linearCombination, [...a, ...b], { ca, cb });
   return a.map((x, i) => tf.tidy(() => tf.add(tf.mul(x, ca), tf.mul(b[i], cb))));
-}
-
-/**
- * The entropy of softmax(logits) of each row, [N, V] -> [N]: a metric, with no gradient (one kernel of
- * four ATen passes on the torch backend instead of about ten tfjs kernels on the tape).
- */
-export function rowEntropy(logits: tf.Tensor2D): tf.Tensor1D {
-  if (hasFused(FUSED.rowEntropy)) return runKernel<tf.Tensor1D>(FUSED.rowEntropy, { logits });
-  return tf.tidy(() => {
-    const all = tf.logSoftmax(logits, -1);
-    return tf.neg(tf.sum(tf.mul(tf.exp(all), all), -1)) as tf.Tensor1D;
-  });
 }

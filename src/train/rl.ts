@@ -21,7 +21,6 @@ import { stopGradient } from '../util/tf_extra.js';
 import { NonFiniteError, type AdamW } from './adamw.js';
 import type { Grads } from './grad_constraint.js';
 import { groupAdvantages, grpoLoss } from './grpo.js';
-import { meanEntropy } from './losses.js';
 import type { Runner, StepOutput } from './loop.js';
 import { rlTokenLogp, rlTokenTensors, selectRlTokens, trainedLength, type RlTokens } from './rl_tokens.js';
 import type { Prepared } from './setup.js';
@@ -160,7 +159,7 @@ async function update(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHoo
     for (let it = 0; it < rl.num_iterations; it++) {
       let side: tf.Tensor[] = [];
       const { value, grads } = b ? tf.variableGrads(() => {
-        const { logp, logits } = b.logp(model);
+        const { logp, entropy } = b.logp(model);
         const g = grpoLoss({
           logp,
           oldLogp: old ?? stopGradient(logp),
@@ -174,7 +173,7 @@ async function update(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHoo
           // dr_grpo's constant normaliser: the longest completion the decoding can produce (TRL's max_completion_length)
           maxCompletionLength: rl.decoding === 'structured' ? maxStructuredLength(ctx.spec) : rl.max_completion_tokens,
         });
-        side = [tf.keep(g.clipRatio), tf.keep(g.kl), tf.keep(meanEntropy(logits))];
+        side = [tf.keep(g.clipRatio), tf.keep(g.kl), tf.keep(tf.mean(entropy))];
         return g.loss;
       }) : zeroGrads(model);
       const [lossLocal, clipLocal, klLocal, entropyLocal] = b ? [value!, ...side].map((t) => t.dataSync()[0]) : [0, 0, 0, 0];
@@ -234,8 +233,8 @@ class PolicyBatch {
     this.t = rlTokenTensors(sel);
   }
 
-  /** Per-token log-probabilities [N, L] (padding slots read a constant 0) and the restricted logits. */
-  logp(m: Transformer): { logp: tf.Tensor2D; logits: tf.Tensor2D } {
+  /** Per-token log-probabilities [N, L] (padding slots read a constant 0) and the restricted distributions' entropies [M]. */
+  logp(m: Transformer): { logp: tf.Tensor2D; entropy: tf.Tensor1D } {
     const rows = m.forwardShared(this.input.prompt, this.input.completion, this.group);
     return rlTokenLogp(m.logits(gatherRows(rows, this.rows) as tf.Tensor2D), this.t, this.sel, this.temperature);
   }

@@ -4,7 +4,7 @@
  * one member (tags forced by structured decoding) carry no decision and are left out.
  */
 import * as tf from '@tensorflow/tfjs';
-import { pickLogProbs } from '../backend/fused.js';
+import { tokenLogProbs } from '../backend/fused.js';
 import { gatherRows } from '../backend/gather_rows.js';
 import { NEG_INF } from '../model/transformer.js';
 import { candidates, type Completion } from '../sample/rollout.js';
@@ -96,11 +96,10 @@ export function selectRlTokens(comps: Completion[], rowOf: (completion: number, 
 }
 
 /** The tensors rlTokenLogp needs, made once per batch (the caller disposes them). */
-export function rlTokenTensors(sel: RlTokens): { bias: tf.Tensor2D; targets: tf.Tensor1D; index: tf.Tensor2D; mask: tf.Tensor2D } {
-  const V = sel.vocab;
-  const bias = tf.tidy(() => tf.gather(tf.tensor2d(concat(sel.biasRows, V), [sel.biasRows.length, V]), tf.tensor1d(sel.biasIndex, 'int32')) as tf.Tensor2D);
+export function rlTokenTensors(sel: RlTokens): { biasRows: tf.Tensor2D; biasIndex: tf.Tensor1D; targets: tf.Tensor1D; index: tf.Tensor2D; mask: tf.Tensor2D } {
   return {
-    bias,
+    biasRows: tf.tensor2d(concat(sel.biasRows, sel.vocab), [sel.biasRows.length, sel.vocab]),
+    biasIndex: tf.tensor1d(sel.biasIndex, 'int32'),
     targets: tf.tensor1d(sel.targets, 'int32'),
     index: tf.tensor2d(sel.index, [sel.N, sel.L], 'int32'),
     mask: tf.tensor2d(sel.mask, [sel.N, sel.L]),
@@ -109,15 +108,13 @@ export function rlTokenTensors(sel: RlTokens): { bias: tf.Tensor2D; targets: tf.
 
 /**
  * Log-probabilities [N, L] of the selected tokens under `logits` ([M, V], one row per selected token)
- * at `temperature`, restricted as the decoding was; padding slots read 0. Also the restricted logits
- * (for the entropy metric).
+ * at `temperature`, restricted as the decoding was; padding slots read 0. Also the entropy [M] of each
+ * restricted distribution (a metric).
  */
-export function rlTokenLogp(logits: tf.Tensor2D, t: ReturnType<typeof rlTokenTensors>, sel: RlTokens, temperature: number): { logp: tf.Tensor2D; logits: tf.Tensor2D } {
-  // x / 1 is exactly x: at temperature 1 the division (a pass over [M, V] each way) is skipped
-  const restricted = tf.add(temperature === 1 ? logits : tf.div(logits, temperature), t.bias) as tf.Tensor2D;
-  const picked = pickLogProbs(restricted, t.targets);
+export function rlTokenLogp(logits: tf.Tensor2D, t: ReturnType<typeof rlTokenTensors>, sel: RlTokens, temperature: number): { logp: tf.Tensor2D; entropy: tf.Tensor1D } {
+  const { logp: picked, entropy } = tokenLogProbs(logits, t.targets, { temperature, bias: { rows: t.biasRows, index: t.biasIndex }, entropy: true });
   const padded = tf.reshape(gatherRows(tf.reshape(tf.concat([picked, tf.zeros([1])]), [sel.M + 1, 1]) as tf.Tensor2D, t.index), [sel.N, sel.L]) as tf.Tensor2D;
-  return { logp: padded, logits: restricted };
+  return { logp: padded, entropy: entropy! };
 }
 
 function concat(rows: Float32Array[], V: number): Float32Array {

@@ -36,6 +36,13 @@ export interface TorchNative {
   trainBackward?(handle: number, dy: number): Raw[];
   /** [a·b, |a|², |b|²] over tensor id lists (native/grad_stats.cc); without b, |a|² three times. */
   gradDots?(a: number[], b?: number[]): [number, number, number];
+  /**
+   * Per row of logits [N, V], z = logits * invTemp (+ bias[biasIndex[i]], bias [R, V] and int32 biasIndex [N]):
+   * log softmax(z) at int32 targets [N], each row's log-sum-exp, and its entropy (native/log_probs.cc).
+   */
+  logProbs?(logits: number, targets: number, invTemp: number, bias: number | null, biasIndex: number | null): Raw[];
+  /** The gradient of logProbs's first result with respect to the logits, from dy [N] and its log-sum-exp. */
+  logProbsGrad?(dy: number, logits: number, targets: number, invTemp: number, bias: number | null, biasIndex: number | null, lse: number): Raw;
   /** One AdamW update in a single pass per parameter (native/adamw.cc): new p, then m, then v. */
   adamw?(p: number[], g: number[], m: number[], v: number[], step: AdamWStep & { decay: boolean[] }): Raw[];
 }

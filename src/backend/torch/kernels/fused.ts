@@ -5,33 +5,18 @@ import type { PassStream, Raw, TorchNative } from '../native.js';
 import { FUSED, type AdamWStep } from '../../fused.js';
 import { chain, chainAll, id, SCALAR_TYPE, type Info, type KernelTable } from './common.js';
 
-const INT64 = SCALAR_TYPE.int64;
-
 export const fusedKernels: KernelTable = {
   /**
-   * log_softmax(logits)[i, t_i]: one fused pass over [N, V], then a gather of N values; also returns
-   * the log-probabilities, which the backward reads instead of taking the softmax of the logits again
+   * log softmax(z)[i, t_i] with z = logits * invTemp (+ bias[biasIndex[i]]), then each row's
+   * log-sum-exp (what the backward reads) and entropy: one pass over each row (native/log_probs.cc)
    */
-  [FUSED.pickLogProbs]: (b, { logits, targets }) =>
-    chainAll(b, (k) => {
-      const logp = b.raw('aten::_log_softmax', [id(b, logits), 1, false]);
-      const idx = k(b.raw('aten::_to_copy', [id(b, targets), INT64]));
-      const col = k(b.raw('aten::unsqueeze', [idx[0], 1]));
-      const picked = k(b.raw('aten::gather', [logp[0], 1, col[0]]));
-      return [b.raw('aten::reshape', [picked[0], [-1]]), logp];
-    }),
-  /** dy[i] * (onehot(t_i) - softmax_i), the softmax as exp(log-probabilities): scaled and scattered into in place */
-  [FUSED.pickLogProbsGrad]: (b, { dy, logp, targets }) =>
-    chain(b, (k) => {
-      const g = k(b.raw('aten::exp', [id(b, logp)]));
-      const dyCol = k(b.raw('aten::unsqueeze', [id(b, dy), 1]));
-      const negDy = k(b.raw('aten::neg', [dyCol[0]]));
-      k(b.raw('aten::mul_.Tensor', [g[0], negDy[0]]));
-      const idx = k(b.raw('aten::_to_copy', [id(b, targets), INT64]));
-      const col = k(b.raw('aten::unsqueeze', [idx[0], 1]));
-      k(b.raw('aten::scatter_add_', [g[0], 1, col[0], dyCol[0]]));
-      return g;
-    }),
+  [FUSED.tokenLogProbs]: (b, { logits, targets, bias, biasIndex }, { invTemp }) =>
+    logProbs(b.native)
+      .logProbs(id(b, logits), id(b, targets), invTemp as number, bias ? id(b, bias) : null, biasIndex ? id(b, biasIndex) : null)
+      .map((r) => b.info(r)),
+  /** dy[i] * invTemp * (onehot(t_i) - softmax(z_i)), from the saved log-sum-exp */
+  [FUSED.tokenLogProbsGrad]: (b, { dy, logits, targets, lse, bias, biasIndex }, { invTemp }) =>
+    b.info(logProbs(b.native).logProbsGrad(id(b, dy), id(b, logits), id(b, targets), invTemp as number, bias ? id(b, bias) : null, biasIndex ? id(b, biasIndex) : null, id(b, lse))),
   [FUSED.layerNorm]: (b, { x, g, b: bias }, { eps }) => {
     const d = x.shape[x.shape.length - 1];
     const [out, mean, rstd] = b.call('aten::native_layer_norm', [id(b, x), [d], id(b, g), id(b, bias), eps as number]) as Raw[];
@@ -71,15 +56,6 @@ export const fusedKernels: KernelTable = {
   /** y * (dy - sum(dy * y)) along dim */
   [FUSED.softmaxGrad]: (b, { dy, y }, { dim }) => b.run('aten::_softmax_backward_data', [id(b, dy), id(b, y), dim as number, SCALAR_TYPE.float32]),
 
-  /** -sum(p log p) of each row of softmax(logits) */
-  [FUSED.rowEntropy]: (b, { logits }) =>
-    chain(b, (k) => {
-      const logp = k(b.raw('aten::_log_softmax', [id(b, logits), 1, false]));
-      const p = k(b.raw('aten::exp', [logp[0]]));
-      k(b.raw('aten::mul_.Tensor', [p[0], logp[0]]));
-      const s = k(b.raw('aten::sum.dim_IntList', [p[0], [1]]));
-      return b.raw('aten::neg', [s[0]]);
-    }),
   /** ca * a[i] + cb * b[i]: inputs a (n), then b (n); a fresh tensor per pair */
   [FUSED.linearCombination]: (b, inputs, attrs) => {
     const { ca, cb } = attrs as { ca: number; cb: number };
@@ -132,6 +108,12 @@ export const fusedKernels: KernelTable = {
     return [...p1, ...m1, ...v1].map((r) => b.info(r));
   },
 };
+
+function logProbs(native: TorchNative): Required<Pick<TorchNative, 'logProbs' | 'logProbsGrad'>> {
+  const { logProbs: f, logProbsGrad: g } = native;
+  if (!f || !g) throw new Error('the libtorch addon was built before its log-probability kernel: run `npm run build:torch`');
+  return { logProbs: f, logProbsGrad: g };
+}
 
 function pass(native: TorchNative): Required<Pick<TorchNative, 'trainForward' | 'trainBackward'>> {
   const { trainForward, trainBackward } = native;
