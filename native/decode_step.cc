@@ -147,26 +147,27 @@ Napi::Value Step(const Napi::CallbackInfo& info) {
   for (size_t l = 0; l < s.layers.size(); l++) {
     const LayerWeights& lw = w.layers[l];
     Layer& y = s.layers[l];
-    at::Tensor proj = at::add(at::matmul(LayerNorm(x, lw.ln1_g, lw.ln1_b, s.eps), lw.wqkv), lw.bqkv);
+    at::Tensor proj = at::add(Product(LayerNorm(x, lw.ln1_g, lw.ln1_b, s.eps), lw.wqkv), lw.bqkv);
     at::Tensor q = heads(proj.narrow(1, 0, d));
     // this token's key and value, written in place at column t - 1 of the row's own cache
     y.k.select(2, s.t).copy_(heads(proj.narrow(1, d, d)).select(2, 0));
     y.v.select(2, s.t).copy_(heads(proj.narrow(1, 2 * d, d)).select(2, 0));
     at::Tensor k = y.k.narrow(2, 0, t);
     at::Tensor v = y.v.narrow(2, 0, t);
-    at::Tensor scores = at::cat({ungrouped(at::matmul(grouped(q, dh), y.pk.transpose(-2, -1)), Tp), at::matmul(q, k.transpose(-2, -1))}, 3);
+    at::Tensor scores = at::cat({ungrouped(Product(grouped(q, dh), y.pk.transpose(-2, -1)), Tp), Product(q, k.transpose(-2, -1))}, 3);
     at::Tensor probs = at::_softmax(at::add(at::mul(scores, s.scale), bias), -1, false);
-    at::Tensor att = at::add(ungrouped(at::matmul(grouped(probs.narrow(3, 0, Tp), Tp), y.pv), dh), at::matmul(probs.narrow(3, Tp, t), v));
+    at::Tensor att = at::add(ungrouped(Product(grouped(probs.narrow(3, 0, Tp), Tp), y.pv), dh), Product(probs.narrow(3, Tp, t), v));
     at::Tensor ctx = att.permute({0, 2, 1, 3}).reshape({B, d});
-    x = at::add(x, at::add(at::matmul(ctx, lw.wo), lw.bo));
-    at::Tensor mid = at::relu(at::add(at::matmul(LayerNorm(x, lw.ln2_g, lw.ln2_b, s.eps), lw.w1), lw.b1));
-    x = at::add(x, at::add(at::matmul(mid, lw.w2), lw.b2));
+    x = at::add(x, at::add(Product(ctx, lw.wo), lw.bo));
+    at::Tensor mid = at::relu(at::add(Product(LayerNorm(x, lw.ln2_g, lw.ln2_b, s.eps), lw.w1), lw.b1));
+    x = at::add(x, at::add(Product(mid, lw.w2), lw.b2));
   }
   s.t++;
   if (n == 0) return env.Undefined();
   at::Tensor hidden = LayerNorm(x, w.lnf_g, w.lnf_b, s.eps);
   if (!all) hidden = at::index_select(hidden, 0, IntTensor(needArg, dev));
   at::Tensor dst = at::from_blob(out.Data(), {n, w.V}, at::kFloat);
+  BigWork big(2.0 * static_cast<double>(hidden.numel()) * static_cast<double>(w.V));
   if (dev.is_cpu()) at::mm_out(dst, hidden, w.tok_emb.t());
   else dst.copy_(at::mm(hidden, w.tok_emb.t()));
   return env.Undefined();

@@ -10,6 +10,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <functional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -43,6 +45,52 @@ Napi::Value Guard(const Napi::Env& env, const std::string& fn, F f) {
   } catch (const c10::Error& e) {
     Fail(env, fn, e.what_without_backtrace());
   }
+}
+
+// Big work inside small work. Rollouts and RL updates run on fewer threads than LM and SFT steps
+// (smallWork in src/backend/select.ts): with OMP_WAIT_POLICY=PASSIVE every parallel region wakes the
+// sleeping threads, which costs more than a second core gives back on their many small operators. A
+// matrix product or row pass of at least kBigFlops still runs on the large-work count (setThreads'
+// second argument), set through omp_set_num_threads itself: at::set_num_threads also rebuilds caffe2's
+// thread pool on every call.
+constexpr double kBigFlops = 16e6;
+class BigWork {
+ public:
+  explicit BigWork(double flops);
+  ~BigWork();
+  BigWork(const BigWork&) = delete;
+  BigWork& operator=(const BigWork&) = delete;
+
+ private:
+  int before_ = 0;
+};
+
+// Passes train_pass.cc has split into parts, for info() (tests check that a big pass was split).
+extern int64_t split_passes;
+
+// The threads big work runs on: the current count, or setThreads' big-work count where that is more
+// (1 on a thread running a part). SetBigThreads sets that count (0: none). Both in threads.cc.
+int BigThreads();
+void SetBigThreads(int n);
+
+// Runs f(0) .. f(k - 1) at once: f(0) on the calling thread, the others on the addon's own helper
+// threads, every one of them running its ATen operators single-threaded meanwhile. (ATen's
+// parallel_for is of no use in the addon: its OpenMP pragma compiles here, without -fopenmp, to a
+// loop on one thread; and -fopenmp would link a second OpenMP runtime beside a pip torch's own.)
+// Exceptions are rethrown on the calling thread.
+void RunParts(int k, const std::function<void(int)>& f);
+
+// f over [0, n) in RunParts' parts: as many as BigThreads() when the work (floating-point operations) is big, else one.
+inline void ForRows(int64_t n, double flops, const std::function<void(int64_t, int64_t)>& f) {
+  const int k = static_cast<int>(std::min<int64_t>(n, flops >= kBigFlops ? BigThreads() : 1));
+  if (k <= 1) return f(0, n);
+  RunParts(k, [&](int i) { f(n * i / k, n * (i + 1) / k); });
+}
+
+// at::matmul, as big work when it is one (2 m k n floating-point operations).
+inline at::Tensor Product(const at::Tensor& a, const at::Tensor& b) {
+  BigWork big(2.0 * static_cast<double>(a.numel()) * static_cast<double>(b.size(-1)));
+  return at::matmul(a, b);
 }
 
 inline int64_t Int(const Napi::Object& o, const char* key) {

@@ -8,11 +8,11 @@
 // copy of the logits besides; on the 2-core workstation the [2016, 4096] log-softmax of an LM step
 // cost as much as its head matmul (17.7 vs 15.9 ms), most of it in an AVX2 exp at ~1 ns an element.
 // Here exp is a degree-7 polynomial in AVX-512 (relative error ~1e-7, exactly 0 below -103.9, so
-// restricted tokens get p = 0 and p log p = 0 as in the composite), rows split over threads. Without
-// AVX-512 (where std::exp rows would be slower than ATen's AVX2), and off the CPU, ATen ops.
+// restricted tokens get p = 0 and p log p = 0 as in the composite), a big batch's rows split over
+// threads (ForRows). Without AVX-512 (where std::exp rows would be slower than ATen's AVX2), and off
+// the CPU, ATen ops.
 #include "gta_arch.h"
 
-#include <ATen/Parallel.h>
 #include <immintrin.h>
 
 #include <cmath>
@@ -118,9 +118,6 @@ at::Tensor Z(const Rows& r) {
   return r.bias.defined() ? at::add(z, at::index_select(r.bias, 0, r.bidx.to(at::kLong))) : z;
 }
 
-// Rows of about 64K elements per task, so a small batch stays on one thread.
-int64_t Grain(int64_t V) { return std::max<int64_t>(1, 65536 / std::max<int64_t>(V, 1)); }
-
 // logProbs(logits, targets, invTemp, bias?, biasIndex?) -> [logp [N], lse [N], entropy [N]]
 Napi::Value LogProbs(const Napi::CallbackInfo& info) {
   auto env = info.Env();
@@ -145,7 +142,7 @@ Napi::Value LogProbs(const Napi::CallbackInfo& info) {
   float *LP = logp.data_ptr<float>(), *LSE = lse.data_ptr<float>(), *E = ent.data_ptr<float>();
   const int64_t V = r.V;
   const float s = r.s;
-  at::parallel_for(0, r.N, Grain(V), [&](int64_t i0, int64_t i1) {
+  ForRows(r.N, 10.0 * static_cast<double>(r.N) * static_cast<double>(V), [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; i++) {
       const float* b = B ? B + BI[i] * V : nullptr;
       const RowStats st = Stats512(X + i * V, b, s, V, T[i]);
@@ -183,7 +180,7 @@ Napi::Value LogProbsGrad(const Napi::CallbackInfo& info) {
   float* G = g.data_ptr<float>();
   const int64_t V = r.V;
   const float s = r.s;
-  at::parallel_for(0, r.N, Grain(V), [&](int64_t i0, int64_t i1) {
+  ForRows(r.N, 10.0 * static_cast<double>(r.N) * static_cast<double>(V), [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; i++) {
       const float* b = B ? B + BI[i] * V : nullptr;
       Grad512(X + i * V, b, s, V, T[i], LSE[i], DY[i] * s, G + i * V);

@@ -8,6 +8,8 @@
 //
 // Everything runs on the Node main thread under c10::InferenceMode: tfjs does the autodiff, so
 // ATen's autograd bookkeeping would be pure overhead.
+#include "gta_arch.h"
+
 #include <napi.h>
 
 #include <ATen/ATen.h>
@@ -303,9 +305,17 @@ Napi::Value LiveTensors(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), slots.size() - free_slots.size());
 }
 
+// setThreads(n, big?): n threads from now on, and `big` for big work (threads.cc; 0 or absent: none).
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   at::set_num_threads(info[0].As<Napi::Number>().Int32Value());
+  if (info.Length() > 1 && info[1].IsNumber()) gta::SetBigThreads(info[1].As<Napi::Number>().Int32Value());
   return info.Env().Undefined();
+}
+
+// product(a, b) -> at::matmul(a, b), as big work when it is one (the BatchMatMul kernel on the CPU).
+Napi::Value Product(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  return gta::Guard(env, "product", [&] { return TensorToJs(env, gta::Product(TensorOf(env, info[0]), TensorOf(env, info[1]))); });
 }
 
 Napi::Value Info(const Napi::CallbackInfo& info) {
@@ -315,6 +325,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("threads", at::get_num_threads());
   out.Set("parallel", at::get_parallel_info());
   out.Set("config", at::show_config());
+  out.Set("splitPasses", static_cast<double>(gta::split_passes));
   out.Set("cudaDevices", static_cast<double>(at::hasCUDA() ? c10::impl::getDeviceGuardImpl(at::kCUDA)->deviceCount() : 0));
   return out;
 }
@@ -344,6 +355,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("free", Napi::Function::New(env, Free));
   exports.Set("liveTensors", Napi::Function::New(env, LiveTensors));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("product", Napi::Function::New(env, Product));
   exports.Set("info", Napi::Function::New(env, Info));
   RegisterDist(env, exports);
   RegisterDecodeStep(env, exports);

@@ -13,6 +13,7 @@
 // draws as the tfjs path does (dropoutMask in src/backend/fused.ts), so both drop the same units.
 #include "gta_arch.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <unordered_set>
@@ -49,6 +50,8 @@ struct Pass {
   bool shared = false;
   int64_t group = 1;
   Stream p, c;
+  // A big pass runs as parts, one per thread (Split); the streams above then stay unused.
+  std::vector<std::unique_ptr<Pass>> parts;
 };
 
 // The passes whose handles are alive (trainBackward checks that it was given one).
@@ -80,7 +83,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> Norm(const at::Tensor& x, const a
 }
 
 at::Tensor Linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-  return at::add(at::matmul(x, w), b);
+  return at::add(Product(x, w), b);
 }
 
 // x times a dropout multiplier, or x as it is without one.
@@ -113,7 +116,7 @@ at::Tensor Embed(const Weights& w, const Stream& st) {
 
 // Runs the pass, keeping in `p` what the backward needs; returns the hidden states after the final
 // layer norm ([n, T, d], or with completions the rows forwardShared returns).
-at::Tensor Forward(Pass& p) {
+at::Tensor ForwardOne(Pass& p) {
   const Weights& w = p.w;
   Stream& a = p.p;
   Stream& c = p.c;
@@ -131,18 +134,18 @@ at::Tensor Forward(Pass& p) {
     }
     sa.x = xa;
     Qkv(sa, p, y, a.n, a.T);
-    at::Tensor scores = at::matmul(sa.q, sa.k.transpose(-2, -1));
+    at::Tensor scores = Product(sa.q, sa.k.transpose(-2, -1));
     scores.mul_(p.scale);
     scores.add_(a.bias);
     sa.probs = at::_softmax(scores, -1, false);
-    xa = AfterAttention(sa, p, y, at::matmul(Drop(sa.probs, sa.drop_att), sa.v));
+    xa = AfterAttention(sa, p, y, Product(Drop(sa.probs, sa.drop_att), sa.v));
     if (p.shared) {
       const int64_t Tp = a.T, G = p.group;
       sc.x = xc;
       Qkv(sc, p, y, c.n, c.T);
-      at::Tensor s = at::cat({Ungrouped(at::matmul(Grouped(sc.q, G), sa.k.transpose(-2, -1)), G, c.T), at::matmul(sc.q, sc.k.transpose(-2, -1))}, 3);
+      at::Tensor s = at::cat({Ungrouped(Product(Grouped(sc.q, G), sa.k.transpose(-2, -1)), G, c.T), Product(sc.q, sc.k.transpose(-2, -1))}, 3);
       sc.probs = at::_softmax(at::add(at::mul(s, p.scale), c.bias), -1, false);
-      at::Tensor att = at::add(Ungrouped(at::matmul(Grouped(sc.probs.narrow(3, 0, Tp), G), sa.v), G, c.T), at::matmul(sc.probs.narrow(3, Tp, c.T), sc.v));
+      at::Tensor att = at::add(Ungrouped(Product(Grouped(sc.probs.narrow(3, 0, Tp), G), sa.v), G, c.T), Product(sc.probs.narrow(3, Tp, c.T), sc.v));
       xc = AfterAttention(sc, p, y, att);
       c.blocks.push_back(std::move(sc));
     }
@@ -172,19 +175,19 @@ constexpr size_t kLn1G = 0, kLn1B = 1, kWqkv = 2, kBqkv = 3, kWo = 4, kBo = 5, k
 std::pair<at::Tensor, at::Tensor> AfterAttentionBack(const BlockSaved& s, const Pass& p, const LayerWeights& y, const at::Tensor& dout, Grads& g, size_t base) {
   const int64_t d = p.w.d;
   at::Tensor dmlp = Drop(dout, s.drop_mlp);
-  g.Add(base + kW2, at::matmul(s.mid.t(), dmlp));
+  g.Add(base + kW2, Product(s.mid.t(), dmlp));
   g.Add(base + kB2, dmlp.sum(0));
-  at::Tensor dpre = at::threshold_backward(at::matmul(dmlp, y.w2.t()), s.mid, 0);
-  g.Add(base + kW1, at::matmul(s.h2.t(), dpre));
+  at::Tensor dpre = at::threshold_backward(Product(dmlp, y.w2.t()), s.mid, 0);
+  g.Add(base + kW1, Product(s.h2.t(), dpre));
   g.Add(base + kB1, dpre.sum(0));
-  auto ln2 = at::native_layer_norm_backward(at::matmul(dpre, y.w1.t()), s.x2, {d}, s.m2, s.r2, y.ln2_g, y.ln2_b, {true, true, true});
+  auto ln2 = at::native_layer_norm_backward(Product(dpre, y.w1.t()), s.x2, {d}, s.m2, s.r2, y.ln2_g, y.ln2_b, {true, true, true});
   g.Add(base + kLn2G, std::get<1>(ln2));
   g.Add(base + kLn2B, std::get<2>(ln2));
   at::Tensor dx2 = at::add(dout, std::get<0>(ln2));
   at::Tensor dattout = Drop(dx2, s.drop_out);
-  g.Add(base + kWo, at::matmul(s.ctx.t(), dattout));
+  g.Add(base + kWo, Product(s.ctx.t(), dattout));
   g.Add(base + kBo, dattout.sum(0));
-  at::Tensor dctx = at::matmul(dattout, y.wo.t());
+  at::Tensor dctx = Product(dattout, y.wo.t());
   const int64_t n = s.q.size(0), T = s.q.size(2);
   return {dx2, Heads(dctx, n, T, p.w.H, p.w.dh)};
 }
@@ -192,9 +195,9 @@ std::pair<at::Tensor, at::Tensor> AfterAttentionBack(const BlockSaved& s, const 
 // The q/k/v projection and the first layer norm, backwards: the gradient of the block's input.
 at::Tensor QkvBack(const BlockSaved& s, const Pass& p, const LayerWeights& y, const at::Tensor& dq, const at::Tensor& dk, const at::Tensor& dv, const at::Tensor& dx2, Grads& g, size_t base) {
   at::Tensor dproj = at::cat({Rows(dq), Rows(dk), Rows(dv)}, 1);
-  g.Add(base + kWqkv, at::matmul(s.h1.t(), dproj));
+  g.Add(base + kWqkv, Product(s.h1.t(), dproj));
   g.Add(base + kBqkv, dproj.sum(0));
-  auto ln1 = at::native_layer_norm_backward(at::matmul(dproj, y.wqkv.t()), s.x, {p.w.d}, s.m1, s.r1, y.ln1_g, y.ln1_b, {true, true, true});
+  auto ln1 = at::native_layer_norm_backward(Product(dproj, y.wqkv.t()), s.x, {p.w.d}, s.m1, s.r1, y.ln1_g, y.ln1_b, {true, true, true});
   g.Add(base + kLn1G, std::get<1>(ln1));
   g.Add(base + kLn1B, std::get<2>(ln1));
   return at::add(dx2, std::get<0>(ln1));
@@ -218,8 +221,8 @@ void EmbedBack(const Stream& st, const Pass& p, const at::Tensor& dx, Grads& g) 
   g.g[1].index_add_(0, st.pos.reshape({-1}).to(at::kLong), dx);
 }
 
-// Every weight's gradient from the gradient `dy` of Forward's result.
-std::vector<at::Tensor> Backward(const Pass& p, const at::Tensor& dy) {
+// Every weight's gradient from the gradient `dy` of ForwardOne's result.
+std::vector<at::Tensor> BackwardOne(const Pass& p, const at::Tensor& dy) {
   const Weights& w = p.w;
   const size_t N = 4 + kLayerWeights * w.layers.size();
   Grads g{std::vector<at::Tensor>(N)};
@@ -241,10 +244,10 @@ std::vector<at::Tensor> Backward(const Pass& p, const at::Tensor& dy) {
     const size_t base = 2 + kLayerWeights * l;
     auto [dx2a, datt] = AfterAttentionBack(sa, p, y, dxa, g, base);
     // the prompts' own attention: softmax(q k^T * scale + bias) v
-    at::Tensor dva = at::matmul(Drop(sa.probs, sa.drop_att).transpose(-2, -1), datt);
-    at::Tensor dsa = SoftmaxBack(Drop(at::matmul(datt, sa.v.transpose(-2, -1)), sa.drop_att), sa.probs, p.scale);
-    at::Tensor dqa = at::matmul(dsa, sa.k);
-    at::Tensor dka = at::matmul(dsa.transpose(-2, -1), sa.q);
+    at::Tensor dva = Product(Drop(sa.probs, sa.drop_att).transpose(-2, -1), datt);
+    at::Tensor dsa = SoftmaxBack(Drop(Product(datt, sa.v.transpose(-2, -1)), sa.drop_att), sa.probs, p.scale);
+    at::Tensor dqa = Product(dsa, sa.k);
+    at::Tensor dka = Product(dsa.transpose(-2, -1), sa.q);
     if (p.shared) {
       // completions: their group's prompt keys and values, then their own
       const BlockSaved& sc = c.blocks[l];
@@ -253,16 +256,16 @@ std::vector<at::Tensor> Backward(const Pass& p, const at::Tensor& dy) {
       at::Tensor pp = sc.probs.narrow(3, 0, Tp);
       at::Tensor po = sc.probs.narrow(3, Tp, Tc);
       at::Tensor gd = Grouped(dattc, G);
-      at::Tensor dpp = Ungrouped(at::matmul(gd, sa.v.transpose(-2, -1)), G, Tc);
-      dva = at::add(dva, at::matmul(Grouped(pp, G).transpose(-2, -1), gd));
-      at::Tensor dvc = at::matmul(po.transpose(-2, -1), dattc);
-      at::Tensor ds = SoftmaxBack(at::cat({dpp, at::matmul(dattc, sc.v.transpose(-2, -1))}, 3), sc.probs, p.scale);
+      at::Tensor dpp = Ungrouped(Product(gd, sa.v.transpose(-2, -1)), G, Tc);
+      dva = at::add(dva, Product(Grouped(pp, G).transpose(-2, -1), gd));
+      at::Tensor dvc = Product(po.transpose(-2, -1), dattc);
+      at::Tensor ds = SoftmaxBack(at::cat({dpp, Product(dattc, sc.v.transpose(-2, -1))}, 3), sc.probs, p.scale);
       at::Tensor dsp = ds.narrow(3, 0, Tp);
       at::Tensor dso = ds.narrow(3, Tp, Tc);
       at::Tensor gdsp = Grouped(dsp, G);
-      at::Tensor dqc = at::add(Ungrouped(at::matmul(gdsp, sa.k), G, Tc), at::matmul(dso, sc.k));
-      dka = at::add(dka, at::matmul(gdsp.transpose(-2, -1), Grouped(sc.q, G)));
-      at::Tensor dkc = at::matmul(dso.transpose(-2, -1), sc.q);
+      at::Tensor dqc = at::add(Ungrouped(Product(gdsp, sa.k), G, Tc), Product(dso, sc.k));
+      dka = at::add(dka, Product(gdsp.transpose(-2, -1), Grouped(sc.q, G)));
+      at::Tensor dkc = Product(dso.transpose(-2, -1), sc.q);
       dxc = QkvBack(sc, p, y, dqc, dkc, dvc, dx2c, g, base);
     }
     dxa = QkvBack(sa, p, y, dqa, dka, dva, dx2a, g, base);
@@ -270,6 +273,98 @@ std::vector<at::Tensor> Backward(const Pass& p, const at::Tensor& dy) {
   EmbedBack(a, p, Drop(dxa, a.drop_emb), g);
   if (p.shared) EmbedBack(c, p, dxc, g);
   return g.g;
+}
+
+// Passes this big run as parts, whole sequences (or whole prompt groups) each, one per thread big work
+// may use: each part on its own thread runs its operators single-threaded, so the pass wakes the
+// sleeping threads once instead of at every operator above ATen's grain size (what keeps a second
+// core from paying with OMP_WAIT_POLICY=PASSIVE). The weight gradients are the parts' sums, added in
+// part order: the same numbers at a given thread count, and within float rounding of one part.
+constexpr double kSplitFlops = 128e6;
+
+// The forward's floating-point operations, roughly: 24 d^2 per row and block.
+double PassFlops(const Pass& p) {
+  const double rows = static_cast<double>(p.p.n * p.p.T + (p.shared ? p.c.n * p.c.T : 0));
+  return 24.0 * rows * static_cast<double>(p.w.d * p.w.d) * static_cast<double>(p.w.layers.size());
+}
+
+Stream Slice(const Stream& s, int64_t from, int64_t n) {
+  Stream o;
+  o.ids = s.ids.narrow(0, from, n);
+  o.pos = s.pos.narrow(0, from, n);
+  o.bias = s.bias.narrow(0, from, n);
+  o.n = n;
+  o.T = s.T;
+  return o;
+}
+
+// Splits p into parts when it is big enough and more than one thread may take it.
+void Split(Pass& p) {
+  const int64_t k = std::min<int64_t>(p.p.n, PassFlops(p) >= kSplitFlops ? BigThreads() : 1);
+  if (k <= 1) return;
+  split_passes++;
+  for (int64_t i = 0, from = 0; i < k; i++) {
+    const int64_t n = p.p.n / k + (i < p.p.n % k ? 1 : 0);
+    auto q = std::make_unique<Pass>();
+    q->w = p.w;
+    q->scale = p.scale;
+    q->eps = p.eps;
+    q->shared = p.shared;
+    q->group = p.group;
+    q->p = Slice(p.p, from, n);
+    if (p.shared) q->c = Slice(p.c, from * p.group, n * p.group);
+    for (const at::Tensor& m : p.drop) q->drop.push_back(m.narrow(0, from, n));
+    p.parts.push_back(std::move(q));
+    from += n;
+  }
+}
+
+// The shared layout (forwardShared's rows): every part's prompt rows, then every part's completion rows.
+at::Tensor Joined(const Pass& p, const std::vector<at::Tensor>& outs) {
+  if (!p.shared) return at::cat(outs, 0);
+  std::vector<at::Tensor> rows;
+  for (size_t i = 0; i < outs.size(); i++) rows.push_back(outs[i].narrow(0, 0, p.parts[i]->p.n));
+  for (size_t i = 0; i < outs.size(); i++) rows.push_back(outs[i].narrow(0, p.parts[i]->p.n, outs[i].size(0) - p.parts[i]->p.n));
+  return at::cat(rows, 0);
+}
+
+at::Tensor Forward(Pass& p) {
+  Split(p);
+  if (p.parts.empty()) return ForwardOne(p);
+  std::vector<at::Tensor> outs(p.parts.size());
+  RunParts(static_cast<int>(p.parts.size()), [&](int i) { outs[i] = ForwardOne(*p.parts[i]); });
+  return Joined(p, outs);
+}
+
+std::vector<at::Tensor> Backward(const Pass& p, const at::Tensor& dy) {
+  if (p.parts.empty()) return BackwardOne(p, dy);
+  const size_t k = p.parts.size();
+  std::vector<at::Tensor> dys(k);
+  for (size_t i = 0, from = 0, cfrom = 0; i < k; i++) {
+    const Pass& q = *p.parts[i];
+    if (p.shared) {
+      const int64_t rows = q.c.n * q.c.T;
+      dys[i] = at::cat({dy.narrow(0, from, q.p.n), dy.narrow(0, p.p.n + cfrom, rows)}, 0);
+      cfrom += rows;
+    } else {
+      dys[i] = dy.narrow(0, from, q.p.n);
+    }
+    from += q.p.n;
+  }
+  std::vector<std::vector<at::Tensor>> grads(k);
+  RunParts(static_cast<int>(p.parts.size()), [&](int i) { grads[i] = BackwardOne(*p.parts[i], dys[i]); });
+  for (size_t i = 1; i < k; i++) {
+    for (size_t j = 0; j < grads[0].size(); j++) grads[0][j] = at::add(grads[0][j], grads[i][j]);
+  }
+  return grads[0];
+}
+
+// Block l's keys (or values) of the prompts, [n, H, T, dh].
+at::Tensor PromptKv(const Pass& p, size_t l, bool values) {
+  if (p.parts.empty()) return (values ? p.p.blocks[l].v : p.p.blocks[l].k).contiguous();
+  std::vector<at::Tensor> all;
+  for (const auto& q : p.parts) all.push_back(values ? q->p.blocks[l].v : q->p.blocks[l].k);
+  return at::cat(all, 0);
 }
 
 // A [n, T] int32 ids or positions tensor and its [n, 1, T, Tk] float bias from a spec part.
@@ -328,8 +423,8 @@ Napi::Value ForwardJs(const Napi::CallbackInfo& info) {
     // the prompts' keys, then their values, of every block (a prefill's cache)
     const uint32_t at = save ? 2 : 1;
     for (uint32_t l = 0; l < L; l++) {
-      result.Set(at + l, TensorToJs(env, p->p.blocks[l].k.contiguous()));
-      result.Set(at + L + l, TensorToJs(env, p->p.blocks[l].v.contiguous()));
+      result.Set(at + l, TensorToJs(env, PromptKv(*p, l, false)));
+      result.Set(at + L + l, TensorToJs(env, PromptKv(*p, l, true)));
     }
   }
   if (save) {

@@ -24,9 +24,10 @@
  * GTA's guess cross-entropy and drop_sft_on_conflict), the base of the ratios, and as plain GRPO (the
  * loss on every completion token, no guess cross-entropy), printed beside it.
  *
- * With --nproc N (torch): the lm, sft and rl steps of one process at 1 thread and at N threads, and of
- * N data-parallel ranks of 1 thread each on loopback (src/parallel: each rank its shard of the same global
- * batch, gradients averaged), one after another; tokens/s count the whole batch.
+ * With --nproc N (torch): the lm, sft and rl steps of one process at 1 thread, at the automatic thread
+ * choice and at N threads, and of N data-parallel ranks of 1 thread each on loopback (src/parallel:
+ * each rank its shard of the same global batch, gradients averaged), one after another; tokens/s
+ * count the whole batch.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -426,6 +427,8 @@ async function compareRanks(n: number): Promise<void> {
   const port = await freePort();
   const settings: [string, () => Promise<Result>][] = [
     ['1 process, 1 thread', () => run({ GTA_THREADS: '1' })],
+    // GTA_THREADS empty: the count torch/threads.ts chose for this machine
+    ['1 process, automatic threads', () => run({ GTA_THREADS: '' })],
     [`1 process, ${n} threads`, () => run({ GTA_THREADS: String(n) })],
     [`${n} ranks, 1 thread each`, async () => (await Promise.all(Array.from({ length: n }, (_, r) => run({ GTA_THREADS: '1', RANK: String(r), WORLD_SIZE: String(n), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) }))))[0]],
   ];

@@ -14,7 +14,7 @@ try {
   // never built
 }
 
-test('threads: measured once and cached, GTA_THREADS and OMP_WAIT_POLICY win', { skip: built.ok ? false : 'the torch addon is not built' }, () => {
+test('threads: measured once and cached, GTA_THREADS and OMP_WAIT_POLICY win (small work on one passive thread)', { skip: built.ok ? false : 'the torch addon is not built' }, () => {
   const saved = { ...process.env };
   try {
     process.env.XDG_CACHE_HOME = tmpDir('gta-cache-');
@@ -32,9 +32,9 @@ test('threads: measured once and cached, GTA_THREADS and OMP_WAIT_POLICY win', {
     assert.deepEqual({ ...second, source: 'measured' }, first);
     assert.equal(second.source, 'cached');
     process.env.GTA_THREADS = '3';
-    assert.deepEqual(chooseThreads(builtVersion()), { threads: 3, small: 3, waitPolicy: 'PASSIVE', source: 'GTA_THREADS' });
+    assert.deepEqual(chooseThreads(builtVersion()), { threads: 3, small: 1, waitPolicy: 'PASSIVE', source: 'GTA_THREADS' }, 'small work on one passive thread');
     process.env.OMP_WAIT_POLICY = 'active';
-    assert.equal(chooseThreads(builtVersion()).waitPolicy, 'ACTIVE');
+    assert.deepEqual(chooseThreads(builtVersion()), { threads: 3, small: 3, waitPolicy: 'ACTIVE', source: 'GTA_THREADS' });
   } finally {
     process.env = saved;
   }

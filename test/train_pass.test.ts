@@ -132,6 +132,42 @@ test('a prefill through the fused pass gives the tfjs path\'s hidden states, key
   }
 });
 
+test('a big fused pass runs as parts, one per thread, with the tfjs path\'s hidden states, gradients, keys and values', { skip }, async () => {
+  await initBackend('torch');
+  const native = loadNative();
+  const before = native.info().threads;
+  // three threads whatever the machine: uneven parts (5 prompts: 2, 2, 1)
+  native.setThreads(3, 3);
+  try {
+    const model = loadCheckpoint(BASE).model;
+    const V = model.arch.vocab_size;
+    const rng = new Rng(21);
+    const split = () => native.info().splitPasses;
+    const s0 = split();
+    const { input } = buildInput(randomSeqs(rng, Array.from({ length: 12 }, (_, i) => 8 + ((i * 7) % 17)), V), 0);
+    compare(model, () => model.forward(input, { dropout: 0.2, rng: new Rng(3) }).hidden, 'parts, forward with dropout');
+    const kv = (nativePass: boolean) =>
+      withNativePass(nativePass ? undefined : '0', () => tf.tidy(() => {
+        const r = model.forward(input, { returnCache: true });
+        return [r.hidden, ...r.cache!.k, ...r.cache!.v].map((t) => t.dataSync() as Float32Array);
+      }));
+    const [fused, plain] = [kv(true), kv(false)];
+    plain.forEach((p, i) => assert.ok(maxAbsDiff(fused[i], p) <= 1e-5, `parts, prefill output ${i} differs by ${maxAbsDiff(fused[i], p)}`));
+    disposeInput(input);
+    const prompts = randomSeqs(rng, [6, 10, 3, 8, 5], V);
+    const conts = randomSeqs(rng, Array.from({ length: prompts.length * 4 }, (_, i) => 6 + ((i * 5) % 9)), V);
+    const c = buildContinuation(prompts, conts, 4, 0);
+    compare(model, () => model.forwardShared(c.prompt, c.completion, 4), 'parts, forwardShared group 4');
+    disposeInput(c.prompt);
+    disposeInput(c.completion);
+    // the forward with dropout, the prefill and the shared forward were split (the tfjs runs do not reach the addon)
+    assert.equal(split() - s0, 3, 'three passes ran as parts');
+    model.dispose();
+  } finally {
+    native.setThreads(before, before);
+  }
+});
+
 test('a fused pass that records no gradient keeps nothing in the addon; a bad handle is refused', { skip }, async () => {
   await initBackend('torch');
   const native = loadNative();

@@ -23,8 +23,12 @@ export interface TorchNative {
   toArray(id: number): Float32Array | Int32Array | Uint8Array;
   free(id: number): void;
   liveTensors(): number;
-  setThreads(n: number): void;
-  info(): { version: string; threads: number; parallel: string; config: string; cudaDevices: number };
+  /** n threads from now on; `big`, when given, for big work inside fewer (native/gta_arch.h BigWork; 0: none). */
+  setThreads(n: number, big?: number): void;
+  /** at::matmul(a, b), on the big-work thread count when it is one; absent from an addon built before it. */
+  product?(a: number, b: number): Raw;
+  /** splitPasses: the fused passes run as parts, one per thread (native/train_pass.cc Split). */
+  info(): { version: string; threads: number; parallel: string; config: string; cudaDevices: number; splitPasses: number };
   /** The fused decoding step (native/decode_step.cc; src/backend/torch/decode_step.ts wraps it); absent from an addon built before it. */
   decodeBegin?(spec: DecodeStepSpec): number;
   decodeStep?(session: number, ids: Int32Array, positions: Int32Array, need: Int32Array, out: Float32Array): void;

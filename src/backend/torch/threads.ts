@@ -11,7 +11,10 @@
  * work (rollouts and RL updates) apart: on the 2-vCPU Xeon two passive threads made an LM-like step
  * 1.4x faster but a GTA step 15% slower. The result is cached in the user's cache folder, keyed by
  * CPU model, core count and libtorch version, and logged with the backend; a measurement taken on a busy
- * machine is taken again once the machine is idle. GTA_THREADS sets both.
+ * machine is taken again once the machine is idle. GTA_THREADS sets the large-work count; with idle
+ * threads sleeping, small work then runs on one (at 2 passive threads a rollout took 74 ms against 38),
+ * except for its big matrix products and fused passes, which get the large count (BigWork and the
+ * split pass in native/: an RL step 100 -> 84 ms on the 2-vCPU Xeon).
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -102,7 +105,8 @@ export function chooseThreads(libtorch: string, load = os.loadavg()[0]): ThreadC
   const cores = os.availableParallelism();
   const waitPolicy = ompWaitPolicy();
   const fixed = Number(process.env.GTA_THREADS);
-  if (fixed > 0) return { threads: fixed, small: fixed, waitPolicy, source: 'GTA_THREADS' };
+  // small work's own operators gain nothing from sleeping threads (its big products and passes still get them: native/gta_arch.h BigWork)
+  if (fixed > 0) return { threads: fixed, small: waitPolicy === 'PASSIVE' ? 1 : fixed, waitPolicy, source: 'GTA_THREADS' };
   if (cores === 1) return { threads: 1, small: 1, waitPolicy, source: 'one core' };
   const key = `${machineKey(libtorch)} | ${waitPolicy}`;
   const cached = readCache()[key];

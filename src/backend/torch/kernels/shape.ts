@@ -163,7 +163,8 @@ export const shapeKernels: KernelTable = {
     return chain(b, (k) => {
       const l = transposeA ? k(b.raw('aten::transpose.int', [id(b, a), -2, -1]))[0] : id(b, a);
       const r = transposeB ? k(b.raw('aten::transpose.int', [id(b, y), -2, -1]))[0] : id(b, y);
-      return b.raw('aten::matmul', [l, r]);
+      // on the CPU as big work when it is one (gta::Product: more threads inside rollouts and RL updates)
+      return b.native.product ? b.native.product(l, r) : b.raw('aten::matmul', [l, r]);
     });
   },
 };
