@@ -1,5 +1,6 @@
-// What the fused passes of gta's own architecture share (decode_step.cc, train_pass.cc): the weights
-// as the JS side lists them, checked once, and the small helpers around ATen's errors.
+// What the addon's own kernels share (decode_step.cc, train_pass.cc, log_probs.cc, ...): the weights of
+// gta's own architecture as the JS side lists them, checked once, the small helpers around ATen's
+// errors, and big work on more threads (threads.cc).
 //
 // gta's own architecture: learned token and position embeddings, pre-norm blocks (LayerNorm, causal
 // multi-head attention with a fused q/k/v projection, ReLU MLP, biases everywhere), a final LayerNorm
