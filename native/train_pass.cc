@@ -298,9 +298,11 @@ Stream Slice(const Stream& s, int64_t from, int64_t n) {
   return o;
 }
 
-// Splits p into parts when it is big enough and more than one thread may take it.
+// Splits p into parts when it is big enough and more than one thread may take it (on the CPU: a GPU
+// runs one part's kernels as well as two).
 void Split(Pass& p) {
-  const int64_t k = std::min<int64_t>(p.p.n, PassFlops(p) >= kSplitFlops ? BigThreads() : 1);
+  const bool big = p.w.tok_emb.device().is_cpu() && PassFlops(p) >= kSplitFlops;
+  const int64_t k = std::min<int64_t>(p.p.n, big ? BigThreads() : 1);
   if (k <= 1) return;
   split_passes++;
   for (int64_t i = 0, from = 0; i < k; i++) {
