@@ -10,10 +10,6 @@ namespace {
 
 using namespace gta;
 
-double Num(const Napi::Object& o, const char* key) {
-  return o.Get(key).As<Napi::Number>().DoubleValue();
-}
-
 // adamw(p, g, m, v, step) -> [p..., m..., v...] (new tensors); p, g, m, v: arrays of n tensor ids;
 // step: { lr, beta1, beta2, eps, weightDecay, bc1, bc2, scale, decay: boolean[] }.
 Napi::Value AdamW(const Napi::CallbackInfo& info) {

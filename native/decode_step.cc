@@ -64,9 +64,9 @@ Napi::Value Begin(const Napi::CallbackInfo& info) {
   s->B = pad.Length();
   s->group = Int(spec, "group");
   s->capacity = Int(spec, "capacity");
-  s->scale = spec.Get("scale").As<Napi::Number>().DoubleValue();
-  s->eps = spec.Get("eps").As<Napi::Number>().DoubleValue();
-  double neg_inf = spec.Get("negInf").As<Napi::Number>().DoubleValue();
+  s->scale = Num(spec, "scale");
+  s->eps = Num(spec, "eps");
+  double neg_inf = Num(spec, "negInf");
   if (s->group <= 0 || s->B % s->group != 0) Fail(env, fn, std::to_string(s->B) + " rows do not split into groups of " + std::to_string(s->group));
   if (s->capacity <= 0) Fail(env, fn, "capacity must be positive");
   s->P = s->B / s->group;

@@ -98,6 +98,10 @@ inline int64_t Int(const Napi::Object& o, const char* key) {
   return o.Get(key).As<Napi::Number>().Int64Value();
 }
 
+inline double Num(const Napi::Object& o, const char* key) {
+  return o.Get(key).As<Napi::Number>().DoubleValue();
+}
+
 inline std::vector<at::Tensor> Tensors(const Napi::Env& env, const std::string& fn, const Napi::Value& v) {
   if (!v.IsArray()) Fail(env, fn, "expected an array of tensor ids");
   auto arr = v.As<Napi::Array>();

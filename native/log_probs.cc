@@ -90,6 +90,19 @@ struct Rows {
   at::Tensor x, t, bias, bidx;
   int64_t N = 0, V = 0;
   float s = 1;
+
+  // f(i, row i of the logits, its bias row or null, its target) for every row, a big batch's rows
+  // split over threads (ForRows).
+  template <typename F>
+  void Each(F f) const {
+    const float* X = x.data_ptr<float>();
+    const int* T = t.data_ptr<int>();
+    const float* B = bias.defined() ? bias.data_ptr<float>() : nullptr;
+    const int* BI = bias.defined() ? bidx.data_ptr<int>() : nullptr;
+    ForRows(N, 10.0 * static_cast<double>(N) * static_cast<double>(V), [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; i++) f(i, X + i * V, B ? B + BI[i] * V : nullptr, T[i]);
+    });
+  }
 };
 
 Rows RowsOf(const Napi::Env& env, const std::string& fn, const Napi::CallbackInfo& info, size_t at) {
@@ -118,6 +131,14 @@ at::Tensor Z(const Rows& r) {
   return r.bias.defined() ? at::add(z, at::index_select(r.bias, 0, r.bidx.to(at::kLong))) : z;
 }
 
+Napi::Value Three(const Napi::Env& env, const at::Tensor& a, const at::Tensor& b, const at::Tensor& c) {
+  auto out = Napi::Array::New(env, 3);
+  out.Set(0u, TensorToJs(env, a));
+  out.Set(1u, TensorToJs(env, b));
+  out.Set(2u, TensorToJs(env, c));
+  return out;
+}
+
 // logProbs(logits, targets, invTemp, bias?, biasIndex?) -> [logp [N], lse [N], entropy [N]]
 Napi::Value LogProbs(const Napi::CallbackInfo& info) {
   auto env = info.Env();
@@ -125,37 +146,19 @@ Napi::Value LogProbs(const Napi::CallbackInfo& info) {
   if (!OwnLoops(r.x)) {
     const at::Tensor z = Z(r);
     const at::Tensor lse = at::logsumexp(z, {1});
-    const at::Tensor logp = at::sub(at::gather(z, 1, r.t.to(at::kLong).unsqueeze(1)).squeeze(1), lse);
-    const at::Tensor lp = at::_log_softmax(z, 1, false);
-    const at::Tensor ent = at::neg(at::mul(at::exp(lp), lp).sum({1}));
-    auto out = Napi::Array::New(env, 3);
-    out.Set(0u, TensorToJs(env, logp));
-    out.Set(1u, TensorToJs(env, lse));
-    out.Set(2u, TensorToJs(env, ent));
-    return out;
+    const at::Tensor lp = at::sub(z, lse.unsqueeze(1));
+    const at::Tensor logp = at::gather(lp, 1, r.t.to(at::kLong).unsqueeze(1)).squeeze(1);
+    return Three(env, logp, lse, at::neg(at::mul(at::exp(lp), lp).sum({1})));
   }
   at::Tensor logp = at::empty({r.N}, r.x.options()), lse = at::empty({r.N}, r.x.options()), ent = at::empty({r.N}, r.x.options());
-  const float* X = r.x.data_ptr<float>();
-  const int* T = r.t.data_ptr<int>();
-  const float* B = r.bias.defined() ? r.bias.data_ptr<float>() : nullptr;
-  const int* BI = r.bias.defined() ? r.bidx.data_ptr<int>() : nullptr;
   float *LP = logp.data_ptr<float>(), *LSE = lse.data_ptr<float>(), *E = ent.data_ptr<float>();
-  const int64_t V = r.V;
-  const float s = r.s;
-  ForRows(r.N, 10.0 * static_cast<double>(r.N) * static_cast<double>(V), [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i++) {
-      const float* b = B ? B + BI[i] * V : nullptr;
-      const RowStats st = Stats512(X + i * V, b, s, V, T[i]);
-      LP[i] = st.logp;
-      LSE[i] = st.lse;
-      E[i] = st.entropy;
-    }
+  r.Each([&](int64_t i, const float* x, const float* b, int t) {
+    const RowStats st = Stats512(x, b, r.s, r.V, t);
+    LP[i] = st.logp;
+    LSE[i] = st.lse;
+    E[i] = st.entropy;
   });
-  auto out = Napi::Array::New(env, 3);
-  out.Set(0u, TensorToJs(env, logp));
-  out.Set(1u, TensorToJs(env, lse));
-  out.Set(2u, TensorToJs(env, ent));
-  return out;
+  return Three(env, logp, lse, ent);
 }
 
 // logProbsGrad(dy, logits, targets, invTemp, bias?, biasIndex?, lse) -> d logits [N, V]
@@ -172,20 +175,9 @@ Napi::Value LogProbsGrad(const Napi::CallbackInfo& info) {
     return TensorToJs(env, at::mul(g, r.s));
   }
   at::Tensor g = at::empty_like(r.x);
-  const float* X = r.x.data_ptr<float>();
-  const int* T = r.t.data_ptr<int>();
-  const float* B = r.bias.defined() ? r.bias.data_ptr<float>() : nullptr;
-  const int* BI = r.bias.defined() ? r.bidx.data_ptr<int>() : nullptr;
   const float *DY = dy.data_ptr<float>(), *LSE = lse.data_ptr<float>();
   float* G = g.data_ptr<float>();
-  const int64_t V = r.V;
-  const float s = r.s;
-  ForRows(r.N, 10.0 * static_cast<double>(r.N) * static_cast<double>(V), [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i++) {
-      const float* b = B ? B + BI[i] * V : nullptr;
-      Grad512(X + i * V, b, s, V, T[i], LSE[i], DY[i] * s, G + i * V);
-    }
-  });
+  r.Each([&](int64_t i, const float* x, const float* b, int t) { Grad512(x, b, r.s, r.V, t, LSE[i], DY[i] * r.s, G + i * r.V); });
   return TensorToJs(env, g);
 }
 

@@ -393,8 +393,8 @@ Napi::Value ForwardJs(const Napi::CallbackInfo& info) {
   auto spec = info[0].As<Napi::Object>();
   auto p = std::make_unique<Pass>();
   p->w = WeightsOf(env, fn, spec.Get("weights"), Int(spec, "heads"));
-  p->scale = spec.Get("scale").As<Napi::Number>().DoubleValue();
-  p->eps = spec.Get("eps").As<Napi::Number>().DoubleValue();
+  p->scale = Num(spec, "scale");
+  p->eps = Num(spec, "eps");
   StreamOf(env, fn, spec.Get("prompt").As<Napi::Object>(), p->p, "prompt");
   if (p->p.bias.sizes().vec() != std::vector<int64_t>{p->p.n, 1, p->p.T, p->p.T}) Fail(env, fn, "prompt bias has shape " + Shape(p->p.bias.sizes()));
   p->shared = spec.Has("completion") && spec.Get("completion").IsObject();

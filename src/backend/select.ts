@@ -134,8 +134,6 @@ async function initTorch(): Promise<string> {
   const choice = chooseThreads(builtVersion());
   const backend = registerTorch(device, choice.threads);
   await activate('torch');
-  // big matrix products keep the large-work count inside small work (native/gta_arch.h BigWork)
-  backend.native.setThreads(choice.threads, choice.threads);
   torchThreads = { set: (n) => backend.native.setThreads(n), large: choice.threads, small: choice.small };
   const times = (w: 'large' | 'small') => Object.entries(choice.measured?.[w] ?? {}).map(([n, ms]) => `${n}t ${ms} ms`).join(', ');
   const how = choice.measured ? `${choice.source}: large ${times('large')}; small ${times('small')}` : choice.source;

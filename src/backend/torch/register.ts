@@ -26,7 +26,8 @@ export function registerTorch(device = 'cpu', threads?: number): TorchBackend {
   const cuda = /^cuda(?::(\d+))?$/.exec(device);
   if (cuda && Number(cuda[1] ?? 0) >= cudaDevices) throw new Error(`${device} is not available (libtorch sees ${cudaDevices} CUDA device${cudaDevices === 1 ? '' : 's'})`);
   if (!cuda && device !== 'cpu') throw new Error(`unknown torch device '${device}' (expected cpu or cuda:N)`);
-  if (threads) native.setThreads(threads);
+  // the same count for big work inside smaller counts set later (smallWork; native/gta_arch.h BigWork)
+  if (threads) native.setThreads(threads, threads);
   const backend = new TorchBackend(native, device);
   tf.registerBackend('torch', () => backend, 0);
   for (const [kernelName, kernel] of Object.entries(TORCH_KERNELS)) {
