@@ -1,57 +1,80 @@
 // One AdamW update of every parameter in a single pass over each (src/backend/fused.ts adamwUpdate
-// says the math): per element it reads p, g, m, v once and writes the new p, m, v, where the
+// says the math): per element it reads p, g, m, v once and writes the new p, m, v (as new tensors, or
+// into p, m and v themselves: adamwInPlace), where the
 // multi-tensor ATen version makes five full-size temporaries and about nine passes. On one core the
 // update is memory-bound, so this is what it costs: 4.24M parameters are 119 MB of traffic a step.
 #include "gta_arch.h"
 
 #include <cmath>
+#include <vector>
 
 namespace {
 
 using namespace gta;
 
-// adamw(p, g, m, v, step) -> [p..., m..., v...] (new tensors); p, g, m, v: arrays of n tensor ids;
-// step: { lr, beta1, beta2, eps, weightDecay, bc1, bc2, scale, decay: boolean[] }.
+struct Step {
+  float lr, b1, b2, eps, wd, bc1, bc2, scale;
+};
+
+Step ReadStep(const Napi::Object& s) {
+  auto f = [&](const char* k) { return static_cast<float>(Num(s, k)); };
+  return {f("lr"), f("beta1"), f("beta2"), f("eps"), f("weightDecay"), f("bc1"), f("bc2"), f("scale")};
+}
+
+// The update of one float32 CPU parameter, reading P, G, M, V and writing P1, M1, V1 (which may be P,
+// M and V themselves: each element is read before it is written).
+void Update(const Step& s, bool decay, int64_t len, const float* P, const float* G, const float* M, const float* Vv, float* P1, float* M1, float* V1) {
+  const float keep = decay && s.wd > 0 ? 1 - s.lr * s.wd : 1;
+  const float step = s.lr / s.bc1, c1 = 1 - s.b1, c2 = 1 - s.b2;
+  for (int64_t k = 0; k < len; k++) {
+    const float gk = G[k] * s.scale;
+    const float mk = s.b1 * M[k] + c1 * gk;
+    const float vk = s.b2 * Vv[k] + c2 * gk * gk;
+    M1[k] = mk;
+    V1[k] = vk;
+    P1[k] = P[k] * keep - step * mk / (std::sqrt(vk / s.bc2) + s.eps);
+  }
+}
+
+struct Args {
+  std::vector<at::Tensor> p, g, m, v;
+  Step step;
+  std::vector<bool> decay;
+};
+
+// (p, g, m, v, step): arrays of n tensor ids each, and { lr, beta1, beta2, eps, weightDecay, bc1, bc2,
+// scale, decay: boolean[] }; every g, m and v the shape of its p.
+Args ReadArgs(const Napi::CallbackInfo& info, const std::string& fn) {
+  auto env = info.Env();
+  Args a{Tensors(env, fn, info[0]), Tensors(env, fn, info[1]), Tensors(env, fn, info[2]), Tensors(env, fn, info[3]), {}, {}};
+  const size_t n = a.p.size();
+  if (a.g.size() != n || a.m.size() != n || a.v.size() != n) Fail(env, fn, "p, g, m and v must list the same number of tensors");
+  auto s = info[4].As<Napi::Object>();
+  a.step = ReadStep(s);
+  auto decay = s.Get("decay").As<Napi::Array>();
+  if (decay.Length() != n) Fail(env, fn, std::to_string(decay.Length()) + " decay flags for " + std::to_string(n) + " parameters");
+  for (size_t i = 0; i < n; i++) {
+    a.decay.push_back(decay.Get(static_cast<uint32_t>(i)).ToBoolean().Value());
+    for (const at::Tensor* t : {&a.g[i], &a.m[i], &a.v[i]}) {
+      if (!t->sizes().equals(a.p[i].sizes())) Fail(env, fn, "tensor " + std::to_string(i) + ": shapes differ");
+    }
+  }
+  return a;
+}
+
+// adamw(p, g, m, v, step) -> [p..., m..., v...] (new tensors; float32 on the CPU).
 Napi::Value AdamW(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   const std::string fn = "adamw";
-  auto p = Tensors(env, fn, info[0]);
-  auto g = Tensors(env, fn, info[1]);
-  auto m = Tensors(env, fn, info[2]);
-  auto v = Tensors(env, fn, info[3]);
-  const size_t n = p.size();
-  if (g.size() != n || m.size() != n || v.size() != n) Fail(env, fn, "p, g, m and v must list the same number of tensors");
-  auto s = info[4].As<Napi::Object>();
-  const float lr = Num(s, "lr"), b1 = Num(s, "beta1"), b2 = Num(s, "beta2"), eps = Num(s, "eps");
-  const float wd = Num(s, "weightDecay"), bc1 = Num(s, "bc1"), bc2 = Num(s, "bc2"), scale = Num(s, "scale");
-  auto decay = s.Get("decay").As<Napi::Array>();
-  if (decay.Length() != n) Fail(env, fn, std::to_string(decay.Length()) + " decay flags for " + std::to_string(n) + " parameters");
+  Args a = ReadArgs(info, fn);
+  const size_t n = a.p.size();
   auto out = Napi::Array::New(env, 3 * n);
   for (size_t i = 0; i < n; i++) {
-    for (const at::Tensor* t : {&g[i], &m[i], &v[i]}) {
-      if (!t->sizes().equals(p[i].sizes())) Fail(env, fn, "tensor " + std::to_string(i) + ": shapes differ");
-    }
-    if (p[i].scalar_type() != at::kFloat || !p[i].device().is_cpu()) Fail(env, fn, "parameters must be float32 on the CPU");
-    at::Tensor pc = p[i].contiguous(), gc = g[i].contiguous(), mc = m[i].contiguous(), vc = v[i].contiguous();
+    if (a.p[i].scalar_type() != at::kFloat || !a.p[i].device().is_cpu()) Fail(env, fn, "parameters must be float32 on the CPU");
+    at::Tensor pc = a.p[i].contiguous(), gc = a.g[i].contiguous(), mc = a.m[i].contiguous(), vc = a.v[i].contiguous();
     at::Tensor p1 = at::empty_like(pc), m1 = at::empty_like(pc), v1 = at::empty_like(pc);
-    const float* P = pc.data_ptr<float>();
-    const float* G = gc.data_ptr<float>();
-    const float* M = mc.data_ptr<float>();
-    const float* Vv = vc.data_ptr<float>();
-    float* P1 = p1.data_ptr<float>();
-    float* M1 = m1.data_ptr<float>();
-    float* V1 = v1.data_ptr<float>();
-    const float keep = decay.Get(static_cast<uint32_t>(i)).ToBoolean().Value() && wd > 0 ? 1 - lr * wd : 1;
-    const float step = lr / bc1, c1 = 1 - b1, c2 = 1 - b2;
-    const int64_t len = pc.numel();
-    for (int64_t k = 0; k < len; k++) {
-      const float gk = G[k] * scale;
-      const float mk = b1 * M[k] + c1 * gk;
-      const float vk = b2 * Vv[k] + c2 * gk * gk;
-      M1[k] = mk;
-      V1[k] = vk;
-      P1[k] = P[k] * keep - step * mk / (std::sqrt(vk / bc2) + eps);
-    }
+    Update(a.step, a.decay[i], pc.numel(), pc.data_ptr<float>(), gc.data_ptr<float>(), mc.data_ptr<float>(), vc.data_ptr<float>(), p1.data_ptr<float>(),
+           m1.data_ptr<float>(), v1.data_ptr<float>());
     out.Set(static_cast<uint32_t>(i), TensorToJs(env, p1));
     out.Set(static_cast<uint32_t>(n + i), TensorToJs(env, m1));
     out.Set(static_cast<uint32_t>(2 * n + i), TensorToJs(env, v1));
@@ -59,8 +82,37 @@ Napi::Value AdamW(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// adamwInPlace(p, g, m, v, step): the same update written into p, m and v themselves, so a step needs
+// no second copy of the weights and moments (12 bytes a parameter). The caller makes sure nothing else
+// shares their storage (src/backend/fused.ts adamwInPlace). On the CPU the single pass above; elsewhere
+// ATen's in-place operators (one temporary the size of the parameter).
+Napi::Value AdamWInPlace(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const std::string fn = "adamwInPlace";
+  Args a = ReadArgs(info, fn);
+  const Step& s = a.step;
+  for (size_t i = 0; i < a.p.size(); i++) {
+    at::Tensor &p = a.p[i], &m = a.m[i], &v = a.v[i];
+    for (const at::Tensor* t : {&p, &m, &v}) {
+      if (!t->is_contiguous() || t->scalar_type() != at::kFloat) Fail(env, fn, "tensor " + std::to_string(i) + ": parameters and moments must be contiguous float32");
+    }
+    if (p.device().is_cpu()) {
+      at::Tensor g = a.g[i].contiguous();
+      Update(s, a.decay[i], p.numel(), p.data_ptr<float>(), g.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>(), p.data_ptr<float>(), m.data_ptr<float>(),
+             v.data_ptr<float>());
+      continue;
+    }
+    m.mul_(s.b1).add_(a.g[i], (1 - s.b1) * s.scale);
+    v.mul_(s.b2).addcmul_(a.g[i], a.g[i], (1 - s.b2) * s.scale * s.scale);
+    if (a.decay[i] && s.wd > 0) p.mul_(1 - s.lr * s.wd);
+    p.addcdiv_(m, (v / s.bc2).sqrt_().add_(s.eps), -s.lr / s.bc1);
+  }
+  return env.Undefined();
+}
+
 }  // namespace
 
 void RegisterAdamW(Napi::Env env, Napi::Object exports) {
   exports.Set("adamw", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return Guard(info.Env(), "adamw", [&] { return AdamW(info); }); }));
+  exports.Set("adamwInPlace", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return Guard(info.Env(), "adamwInPlace", [&] { return AdamWInPlace(info); }); }));
 }

@@ -25,6 +25,7 @@
 #include <malloc.h>
 #endif
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 // dist.cc: the process group of data-parallel training.
@@ -47,7 +48,36 @@ std::vector<int32_t> free_slots;
 std::vector<c10::OperatorHandle> ops;
 std::unique_ptr<c10::InferenceMode> inference_mode;
 
+// The bytes of the distinct storages the slots hold (a view counts once, with its base) and the most
+// they held since the last resetPeak: what tensors take, apart from an operator's own temporaries and
+// the fused passes' saved activations (the bench's and `--log-level debug`'s memory account).
+struct Held {
+  int32_t refs;
+  int64_t bytes;
+};
+std::unordered_map<const c10::StorageImpl*, Held> held;
+int64_t live_bytes = 0;
+int64_t peak_bytes = 0;
+
+void Hold(const at::Tensor& t) {
+  if (!t.defined() || !t.has_storage()) return;
+  auto [it, fresh] = held.try_emplace(t.storage().unsafeGetStorageImpl(), Held{0, static_cast<int64_t>(t.storage().nbytes())});
+  if (it->second.refs++ == 0) {
+    live_bytes += it->second.bytes;
+    if (live_bytes > peak_bytes) peak_bytes = live_bytes;
+  }
+}
+
+void Release(const at::Tensor& t) {
+  if (!t.defined() || !t.has_storage()) return;
+  auto it = held.find(t.storage().unsafeGetStorageImpl());
+  if (it == held.end() || --it->second.refs > 0) return;
+  live_bytes -= it->second.bytes;
+  held.erase(it);
+}
+
 int32_t Store(at::Tensor t) {
+  Hold(t);
   if (!free_slots.empty()) {
     int32_t id = free_slots.back();
     free_slots.pop_back();
@@ -296,9 +326,22 @@ Napi::Value Free(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   Get(env, info[0]);
   int32_t id = info[0].As<Napi::Number>().Int32Value();
+  Release(slots[id]);
   slots[id] = at::Tensor();
   free_slots.push_back(id);
   return env.Undefined();
+}
+
+// memory(reset?) -> { live, peak, storages }: bytes the slots hold now and at most since the last
+// reset (reset: true starts a new peak from now).
+Napi::Value Memory(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto out = Napi::Object::New(env);
+  out.Set("live", Napi::Number::New(env, static_cast<double>(live_bytes)));
+  out.Set("peak", Napi::Number::New(env, static_cast<double>(peak_bytes)));
+  out.Set("storages", Napi::Number::New(env, static_cast<double>(held.size())));
+  if (info.Length() > 0 && info[0].ToBoolean().Value()) peak_bytes = live_bytes;
+  return out;
 }
 
 Napi::Value LiveTensors(const Napi::CallbackInfo& info) {
@@ -354,6 +397,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("toArray", Napi::Function::New(env, ToArray));
   exports.Set("free", Napi::Function::New(env, Free));
   exports.Set("liveTensors", Napi::Function::New(env, LiveTensors));
+  exports.Set("memory", Napi::Function::New(env, Memory));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("product", Napi::Function::New(env, Product));
   exports.Set("info", Napi::Function::New(env, Info));

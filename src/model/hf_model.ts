@@ -70,9 +70,10 @@ function readTokenizer(dir: string, cfg: HfConfig): HfTokenizer {
   const model = tj.model as { vocab?: unknown } | undefined;
   if (!model || typeof model !== 'object') throw new GtaError(`${file}: no model section`);
   // every id the tokenizer can produce must have an embedding row
-  const vocabIds = Array.isArray(model.vocab) ? model.vocab.map((_, i) => i) : Object.values((model.vocab ?? {}) as Record<string, number>);
-  const addedIds = ((tj.added_tokens ?? []) as { id: number }[]).map((t) => t.id);
-  const top = Math.max(-1, ...vocabIds, ...addedIds);
+  // (a loop: spreading a 150k-token vocabulary into Math.max's arguments overflows the call stack)
+  let top = Array.isArray(model.vocab) ? model.vocab.length - 1 : -1;
+  if (!Array.isArray(model.vocab)) for (const id of Object.values((model.vocab ?? {}) as Record<string, number>)) top = Math.max(top, id);
+  for (const t of (tj.added_tokens ?? []) as { id: number }[]) top = Math.max(top, t.id);
   if (top >= V) throw new GtaError(`${file}: token id ${top} is past the model's ${V} embedding rows (config.json vocab_size ${V}): the tokenizer is not this model's`);
   // BOS, EOS and padding: config.json's ids, else tokenizer_config.json's tokens
   const byContent = (key: string): number | null => {

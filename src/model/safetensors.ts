@@ -1,7 +1,8 @@
 /**
  * The safetensors format (8-byte little-endian header length, a JSON header, then raw little-endian
  * tensor bytes). gta writes and decodes F32 and I32 (what this project stores; readable by the Python
- * `safetensors` package); SafetensorsReader also reads the F16 and BF16 of Hugging Face weights.
+ * `safetensors` package) and writes BF16 (Hugging Face folders of random weights for the bench);
+ * SafetensorsReader also reads the F16 and BF16 of Hugging Face weights.
  *
  * Big files go a tensor at a time (writeSafetensors, SafetensorsReader): a model with hundreds of
  * millions of parameters has weights and optimizer moments larger than one Node buffer may be
@@ -12,17 +13,20 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { GtaError } from '../util/errors.js';
 
+/** Bytes an element of each dtype gta reads or writes. */
+const BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, I32: 4 };
+
 export interface NamedArray {
   dtype: 'F32' | 'I32';
   shape: number[];
   data: Float32Array | Int32Array;
 }
 
-/** A tensor whose values are fetched when they are written or used (one in memory at a time). */
+/** A tensor whose values are fetched when they are written or used (one in memory at a time); BF16 as its raw 16-bit words. */
 export interface LazyArray {
-  dtype: 'F32' | 'I32';
+  dtype: 'F32' | 'I32' | 'BF16';
   shape: number[];
-  read(): Float32Array | Int32Array;
+  read(): Float32Array | Int32Array | Uint16Array;
 }
 
 /** The header bytes (length prefix included) for tensors of these shapes, in name order, and each one's byte count. */
@@ -32,8 +36,7 @@ function header(tensors: Map<string, { dtype: string; shape: number[] }>, metada
   const names = [...tensors.keys()].sort();
   const sizes = names.map((name) => {
     const t = tensors.get(name)!;
-    // F32 and I32: 4 bytes an element
-    const bytes = 4 * t.shape.reduce((a, b) => a * b, 1);
+    const bytes = BYTES[t.dtype] * t.shape.reduce((a, b) => a * b, 1);
     h[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
     return bytes;
@@ -48,7 +51,7 @@ function header(tensors: Map<string, { dtype: string; shape: number[] }>, metada
   return { bytes, names, sizes };
 }
 
-function bytesOf(data: Float32Array | Int32Array, name: string, size: number): Buffer {
+function bytesOf(data: Float32Array | Int32Array | Uint16Array, name: string, size: number): Buffer {
   if (data.byteLength !== size) throw new Error(`safetensors: tensor ${name} has ${data.byteLength} bytes, its shape needs ${size}`);
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
@@ -134,7 +137,6 @@ export interface TensorEntry {
   end: number;
 }
 
-const BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, I32: 4 };
 
 /**
  * A safetensors file read a tensor at a time, each converted to float32 as it is read, so the whole

@@ -85,9 +85,15 @@ export class Transformer {
     if (this.style?.rope) this.invFreq = inverseFrequencies(this.style.rope, this.style.head_dim);
   }
 
-  /** A trainable variable for parameter `name`, with a process-unique tfjs name. */
-  static variable(name: string, value: tf.Tensor): tf.Variable {
-    return tf.variable(value, true, `${name}@${variableCounter++}`);
+  /**
+   * A trainable variable for parameter `name`, with a process-unique tfjs name. It takes `value` over
+   * (disposes it): a variable shares its initial tensor's data, which would otherwise stay alive after
+   * the variable's first update and keep the optimizer from updating it in place.
+   */
+  static variable(name: string, value: tf.Tensor, trainable = true): tf.Variable {
+    const v = tf.variable(value, trainable, `${name}@${variableCounter++}`);
+    value.dispose();
+    return v;
   }
 
   /** Re-keys gradients from tfjs variable names (as tf.variableGrads returns them) to parameter names. */
@@ -144,10 +150,10 @@ export class Transformer {
     return new Transformer(arch, params);
   }
 
-  /** A non-trainable copy (the frozen reference model for the KL term). */
+  /** A non-trainable copy (the frozen reference model for the KL term), in storage of its own (not a clone, which would share the weights' data). */
   frozenCopy(): Transformer {
     const params = new Map<string, tf.Variable>();
-    for (const [name, v] of this.params) params.set(name, tf.variable(v.clone(), false, `${name}@${variableCounter++}`));
+    for (const [name, v] of this.params) params.set(name, Transformer.variable(name, tf.mul(v, 1), false));
     return new Transformer(this.arch, params);
   }
 

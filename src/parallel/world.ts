@@ -151,7 +151,11 @@ export class World {
     for (const [name, p] of [...params].sort(([a], [b]) => a.localeCompare(b))) {
       const buf = Float32Array.from(p.dataSync() as Float32Array);
       await this.collective(`broadcast of ${name}`, () => this.native!.broadcast(buf, 0));
-      if (!this.lead) p.assign(tf.tensor(buf, p.shape, 'float32'));
+      if (!this.lead) {
+        const t = tf.tensor(buf, p.shape, 'float32');
+        p.assign(t);
+        t.dispose();
+      }
     }
   }
 

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { OptimConfig } from '../config/schema.js';
 import { adamwUpdate } from '../backend/fused.js';
+import { adamwInPlace } from '../backend/torch/in_place.js';
 import { gradDots } from '../backend/grad_dots.js';
 import type { OptimizerState } from '../model/checkpoint.js';
 import { GtaError } from '../util/errors.js';
@@ -30,8 +31,8 @@ export class AdamW {
   ) {
     for (const [name, p] of params) {
       // unnamed: tfjs gives them unique names, so several optimizers can live in one process
-      this.m.set(name, tf.variable(tf.zerosLike(p), false));
-      this.v.set(name, tf.variable(tf.zerosLike(p), false));
+      this.m.set(name, ownVariable(tf.zerosLike(p)));
+      this.v.set(name, ownVariable(tf.zerosLike(p)));
     }
   }
 
@@ -57,13 +58,16 @@ export class AdamW {
       if (!p) throw new Error(`gradient for unknown parameter ${name}`);
       return p;
     };
-    const ps = names.map(param);
-    const next = tf.tidy(() =>
-      adamwUpdate(ps, names.map((n) => grads[n]), names.map((n) => this.m.get(n)!), names.map((n) => this.v.get(n)!), ps.map((p) => p.rank >= 2), {
-        lr, beta1, beta2, eps, weightDecay: wd, bc1, bc2, scale,
-      }),
-    );
-    names.forEach((name, i) => {
+    const step = { lr, beta1, beta2, eps, weightDecay: wd, bc1, bc2, scale };
+    // in place where the backend can (no second copy of weights and moments); the rest in one fused call
+    const rest: string[] = [];
+    for (const name of names) {
+      if (adamwInPlace(param(name), grads[name], this.m.get(name)!, this.v.get(name)!, param(name).rank >= 2, step)) crashPoint('optimizer');
+      else rest.push(name);
+    }
+    const ps = rest.map(param);
+    const next = tf.tidy(() => adamwUpdate(ps, rest.map((n) => grads[n]), rest.map((n) => this.m.get(n)!), rest.map((n) => this.v.get(n)!), ps.map((p) => p.rank >= 2), step));
+    rest.forEach((name, i) => {
       this.m.get(name)!.assign(next.m[i]);
       this.v.get(name)!.assign(next.v[i]);
       ps[i].assign(next.p[i]);
@@ -89,7 +93,9 @@ export class AdamW {
       for (const [name, x] of vars) {
         const a = state.arrays.get(`${prefix}.${name}`);
         if (!a || a.shape.join(',') !== x.shape.join(',')) throw new GtaError(`${source}: optimizer state for ${name} is missing or has the wrong shape`);
-        x.assign(tf.tensor(a.read(), a.shape, 'float32'));
+        const t = tf.tensor(a.read(), a.shape, 'float32');
+        x.assign(t);
+        t.dispose();
       }
     }
     this.t = state.t;
@@ -98,6 +104,13 @@ export class AdamW {
   dispose(): void {
     tf.dispose([...this.m.values(), ...this.v.values()]);
   }
+}
+
+/** A non-trainable variable that alone holds `value`'s data (value is disposed: a variable shares its initial tensor's data, which would otherwise outlive the variable's first assign). */
+function ownVariable(value: tf.Tensor): tf.Variable {
+  const v = tf.variable(value, false);
+  value.dispose();
+  return v;
 }
 
 /** The parameters whose gradient holds a NaN or Inf (for the error message). */

@@ -5,6 +5,7 @@
  * the step's gradient: GTA (gta.ts) adds its guess cross-entropy there.
  */
 import * as tf from '@tensorflow/tfjs';
+import { variableGrads } from '../backend/lean_grads.js';
 import type { RlConfig, TrainConfig } from '../config/schema.js';
 import { buildContinuation, disposeInput } from '../model/batch.js';
 import type { Transformer } from '../model/transformer.js';
@@ -158,7 +159,7 @@ async function update(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHoo
     const times = { 'perf/logp_s': clock.lap(), 'perf/backward_s': 0, 'perf/optimizer_s': 0 };
     for (let it = 0; it < rl.num_iterations; it++) {
       let side: tf.Tensor[] = [];
-      const { value, grads } = b ? tf.variableGrads(() => {
+      const { value, grads } = b ? variableGrads(() => {
         const { logp, entropy } = b.logp(model);
         const g = grpoLoss({
           logp,

@@ -4,6 +4,7 @@
  * loss and why the output head (vocab x width) costs a few rows per example instead of a full sequence.
  */
 import * as tf from '@tensorflow/tfjs';
+import { variableGrads } from '../backend/lean_grads.js';
 import { gatherRows } from '../backend/gather_rows.js';
 import type { Transformer, ForwardOptions } from '../model/transformer.js';
 import { buildInput, disposeInput, targetPositions } from '../model/batch.js';
@@ -42,7 +43,7 @@ export function sftGrads(model: Transformer, batch: SftExample[], padId: number,
   const seqs = batch.map((e) => [...e.prompt, ...e.target]);
   const { input, layout } = buildInput(seqs, padId);
   const { rows, targets } = targetPositions(seqs, batch.map((e) => e.prompt.length), layout);
-  const { value, grads } = tf.variableGrads(() => lossAtRows(model, model.forward(input, fwd).hidden, rows, targets));
+  const { value, grads } = variableGrads(() => lossAtRows(model, model.forward(input, fwd).hidden, rows, targets));
   const loss = value.dataSync()[0];
   value.dispose();
   disposeInput(input);

@@ -23,6 +23,8 @@ export interface TorchNative {
   toArray(id: number): Float32Array | Int32Array | Uint8Array;
   free(id: number): void;
   liveTensors(): number;
+  /** Bytes the addon's tensors hold now and at most since the last reset (`reset` starts a new peak); absent from an addon built before it. */
+  memory?(reset?: boolean): { live: number; peak: number; storages: number };
   /** n threads from now on; `big`, when given, for big work inside fewer (native/gta_arch.h BigWork; 0: none). */
   setThreads(n: number, big?: number): void;
   /** at::matmul(a, b), on the big-work thread count when it is one; absent from an addon built before it. */
@@ -49,6 +51,8 @@ export interface TorchNative {
   logProbsGrad?(dy: number, logits: number, targets: number, invTemp: number, bias: number | null, biasIndex: number | null, lse: number): Raw;
   /** One AdamW update in a single pass per parameter (native/adamw.cc): new p, then m, then v. */
   adamw?(p: number[], g: number[], m: number[], v: number[], step: AdamWStep & { decay: boolean[] }): Raw[];
+  /** The same update written into p, m and v (src/backend/torch/in_place.ts); absent from an addon built before it. */
+  adamwInPlace?(p: number[], g: number[], m: number[], v: number[], step: AdamWStep & { decay: boolean[] }): void;
 }
 
 /** One stream of a fused pass: [n, T] int32 ids and positions, [n, 1, T, Tk] bias (addon ids). */

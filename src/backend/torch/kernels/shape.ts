@@ -119,7 +119,8 @@ export const shapeKernels: KernelTable = {
       const outside = k(b.raw('aten::logical_or', [k(b.raw('aten::lt.Scalar', [ids[0], 0]))[0], k(b.raw('aten::ge.Scalar', [ids[0], n]))[0]]));
       const safe = k(b.raw('aten::masked_fill.Scalar', [ids[0], outside[0], n]));
       const rows = k(b.raw('aten::reshape', [id(b, x), [-1, ...inner]]));
-      const summed = k(b.raw('aten::index_add', [zeros[0], 0, safe[0], rows[0]]));
+      // into the zeros (index_add_): an out-of-place index_add would hold a second [n + 1, ...] (an embedding's size) at once
+      const summed = k(b.raw('aten::index_add_', [zeros[0], 0, safe[0], rows[0]]));
       return b.raw('aten::slice.Tensor', [summed[0], 0, 0, n]);
     });
   },

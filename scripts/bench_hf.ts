@@ -1,0 +1,199 @@
+/**
+ * `npm run bench -- --hf <folder>`: the training steps of a real-size Hugging Face model, per-step
+ * time and peak memory, against transformers and TRL in the same invocation. A benchmark, not a test.
+ *
+ * Each row runs in a child process of its own, so its peak resident memory (VmHWM) is that row's
+ * alone, as is the Python reference's (ru_maxrss):
+ *  - sft: an SFT step of configs/hf/sst2-sft.yaml at --batch examples (the first batch its sampler
+ *    draws), the same token ids in transformers (scripts/hf_reference.py sft: the loss on the target
+ *    tokens, torch.optim.AdamW);
+ *  - gta: a step of configs/sst2-gta.yaml on the folder (--prompts prompts x --group completions,
+ *    structured decoding, the rollout then the update with the guess cross-entropy), against TRL's
+ *    GRPOTrainer on the same prompts (as text) with the same group and completion length.
+ * gta's rows also print where the bytes go: the weights, the AdamW moments, the most its tensors held
+ * during the step (src/backend/torch: the addon's storages), and the process's peak.
+ *
+ * A folder of a real shape with random weights: node dist/scripts/make_hf_model.js qwen3-0.6b --out DIR.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { loadConfig } from '../src/config/load.js';
+import { TrainConfigSchema, type TrainConfig } from '../src/config/schema.js';
+import { loadedNative } from '../src/backend/torch/native.js';
+import { AdamW } from '../src/train/adamw.js';
+import { gtaRunner } from '../src/train/gta.js';
+import { BatchSampler } from '../src/train/sampler.js';
+import { prepare } from '../src/train/setup.js';
+import { sftRunner } from '../src/train/sft.js';
+import { createLogger } from '../src/util/log.js';
+import { repoRoot } from '../src/util/paths.js';
+
+const GB = 1e9;
+
+export interface HfBenchOptions {
+  hf: string;
+  steps: number;
+  batch: number;
+  prompts: number;
+  group: number;
+  threads: number;
+}
+
+/** One gta row's measurements (the child's RESULT line). */
+interface ChildResult {
+  row: string;
+  params: number;
+  stepS: number[];
+  loss: number[];
+  /** Bytes: weights, AdamW moments, the most tensors held during the steps, the process peak (VmHWM) and resident after loading. */
+  memory: { weights: number; moments: number; tensorsPeak: number; afterLoad: number; peakRss: number };
+  /** The first step's batch as token ids (sft) or prompt texts (gta), for the references. */
+  inputs: unknown;
+}
+
+/** The process's resident and peak resident bytes (/proc/self/status). */
+function rss(): { now: number; peak: number } {
+  const s = fs.readFileSync('/proc/self/status', 'utf8');
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN) * 1024;
+  return { now: kb('VmRSS'), peak: kb('VmHWM') };
+}
+
+function rowConfig(row: string, o: HfBenchOptions): TrainConfig {
+  const root = repoRoot();
+  const common = [`init=${o.hf}`, 'backend=torch', 'train.dropout=0.0'];
+  if (row === 'sft') return loadConfig(TrainConfigSchema, `${root}/configs/hf/sst2-sft.yaml`, [...common, `train.batch_size=${o.batch}`]).config;
+  return loadConfig(TrainConfigSchema, `${root}/configs/sst2-gta.yaml`, [...common, `train.batch_size=${o.prompts * o.group}`, `rl.group_size=${o.group}`, 'train.optim.lr=1.0e-6']).config;
+}
+
+/** A child: one row, --steps steps after none of warm-up (a step of a real-size model is seconds). */
+async function child(row: string, o: HfBenchOptions): Promise<ChildResult> {
+  const cfg = rowConfig(row, o);
+  const p = await prepare(cfg, createLogger('warn'));
+  const native = loadedNative();
+  if (!native?.memory) throw new Error('bench --hf needs the torch backend with an addon that counts its memory (npm run build:torch)');
+  const weights = native.memory().live;
+  const afterLoad = rss().now;
+  const optimizer = new AdamW(p.model.params, cfg.train.optim);
+  const moments = native.memory().live - weights;
+  const runner = row === 'sft' ? sftRunner(cfg, p, optimizer) : gtaRunner(cfg, p, optimizer);
+  const indices = new BatchSampler(runner.lengths, runner.batchSize, cfg.seed).next({ epoch: 0, batch: 0 }).indices;
+  const inputs =
+    row === 'sft'
+      ? (() => {
+          const ex = indices.map((i) => ({ prompt: p.prompts.prompt(p.data.train[i].text), target: p.prompts.answerTarget(p.data.labels[p.data.train[i].label]) }));
+          return { sequences: ex.map((e) => [...e.prompt, ...e.target]), prompt_lengths: ex.map((e) => e.prompt.length) };
+        })()
+      : { prompts: indices.map((i) => cfg.prompt.template.replace('{text}', p.data.train[i].text)), labels: indices.map((i) => p.data.labels[p.data.train[i].label]) };
+  native.memory(true);
+  const stepS: number[] = [];
+  const loss: number[] = [];
+  for (let s = 0; s < o.steps; s++) {
+    const t0 = performance.now();
+    const { metrics } = await runner.step(indices, row === 'sft' ? 1e-5 : 1e-6);
+    stepS.push((performance.now() - t0) / 1000);
+    loss.push(metrics[runner.headline[0]]);
+  }
+  const tensorsPeak = native.memory().peak;
+  return { row, params: p.model.numParams, stepS, loss, memory: { weights, moments, tensorsPeak, afterLoad, peakRss: rss().peak }, inputs };
+}
+
+/** The Python interpreter of the references ($PYTHON), or null with why not. */
+function python(): { py: string } | { skip: string } {
+  const py = process.env.PYTHON;
+  if (!py) return { skip: 'set $PYTHON to a Python with torch, transformers and trl for the references' };
+  const r = spawnSync(py, ['-c', 'import torch, transformers, trl'], { encoding: 'utf8' });
+  return r.status === 0 ? { py } : { skip: `$PYTHON (${py}) cannot import torch, transformers and trl: ${(r.stderr || '').trim().split('\n').pop()}` };
+}
+
+interface RefResult {
+  what: string;
+  step_s: number[];
+  peak_rss_bytes: number;
+  [k: string]: unknown;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const gb = (b: number) => `${(b / GB).toFixed(2)} GB`;
+
+/** The parent: each row in a child, then its reference, one table. */
+export async function benchHf(o: HfBenchOptions, rows: string[]): Promise<void> {
+  const self = fileURLToPath(import.meta.url);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gta-bench-hf-'));
+  const ref = python();
+  const env = { ...process.env, GTA_THREADS: String(o.threads) };
+  const flags = ['--hf', o.hf, '--steps', String(o.steps), '--batch', String(o.batch), '--prompts', String(o.prompts), '--group', String(o.group), '--threads', String(o.threads)];
+  console.log(`bench --hf ${o.hf}: ${o.steps} steps a row, ${o.threads} threads; sft batch ${o.batch}; gta ${o.prompts} prompts x ${o.group}; ${'py' in ref ? `references with ${ref.py}` : `references skipped: ${ref.skip}`}`);
+  const table: string[] = ['| row | gta step (median) | gta peak RSS | reference | reference step | reference peak RSS | speed | memory |', '|---|---|---|---|---|---|---|---|'];
+  for (const row of rows) {
+    const r = spawnSync(process.execPath, [self, '--child', row, ...flags], { encoding: 'utf8', env, maxBuffer: 1 << 28 });
+    const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+    if (r.status !== 0 || !line) {
+      console.log(`${row}: gta failed (exit ${r.status ?? r.signal}): ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}`);
+      continue;
+    }
+    const g = JSON.parse(line.slice(7)) as ChildResult;
+    const m = g.memory;
+    const P = g.params;
+    console.log(`${row}: ${(P / 1e6).toFixed(1)}M parameters; steps ${g.stepS.map((s) => s.toFixed(2)).join(', ')} s; loss ${g.loss.map((l) => l.toFixed(4)).join(', ')}`);
+    console.log(`  memory: weights ${gb(m.weights)} (${(m.weights / P).toFixed(1)} B/param), AdamW moments ${gb(m.moments)}, tensors at most ${gb(m.tensorsPeak)} during the steps ` +
+      `(${(m.tensorsPeak / P).toFixed(1)} B/param: ${gb(m.tensorsPeak - m.weights - m.moments)} beyond weights and moments); resident after loading ${gb(m.afterLoad)}, process peak ${gb(m.peakRss)} (${(m.peakRss / P).toFixed(1)} B/param)`);
+    let refCells = ['', '', '', '', ''];
+    if ('py' in ref) {
+      const input = path.join(tmp, `${row}.json`);
+      fs.writeFileSync(input, JSON.stringify(g.inputs));
+      const args =
+        row === 'sft'
+          ? ['sft', '--model', o.hf, '--batch', input, '--steps', String(o.steps), '--threads', String(o.threads)]
+          : ['grpo', '--model', o.hf, '--prompts', input, '--steps', String(o.steps), '--group', String(o.group), '--max-new', String(structuredLength(g)), '--threads', String(o.threads)];
+      const pr = spawnSync(ref.py, [path.join(repoRoot(), 'scripts', 'hf_reference.py'), ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
+      const pl = pr.stdout.trim().split('\n').pop() ?? '';
+      if (pr.status !== 0 || !pl.startsWith('{')) console.log(`  reference failed (exit ${pr.status ?? pr.signal}): ${(pr.stderr || '').trim().split('\n').slice(-3).join(' | ')}`);
+      else {
+        const rr = JSON.parse(pl) as RefResult;
+        const rs = median(rr.step_s);
+        console.log(`  ${rr.what}: steps ${rr.step_s.map((s) => s.toFixed(2)).join(', ')} s; peak ${gb(rr.peak_rss_bytes)}`);
+        refCells = [rr.what, `${rs.toFixed(2)} s`, gb(rr.peak_rss_bytes), `${(rs / median(g.stepS)).toFixed(2)}x`, `${(m.peakRss / rr.peak_rss_bytes).toFixed(2)}x`];
+      }
+    }
+    table.push(`| ${row} | ${median(g.stepS).toFixed(2)} s | ${gb(m.peakRss)} | ${refCells.join(' | ')} |`);
+  }
+  console.log('\nspeed: reference step time / gta step time; memory: gta peak / reference peak\n');
+  console.log(table.join('\n'));
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+
+/** GTA's completion length in tokens (the reference samples as many). */
+function structuredLength(g: ChildResult): number {
+  return (g as unknown as { completionTokens?: number }).completionTokens ?? 13;
+}
+
+function parse(argv: string[]): { row?: string; o: HfBenchOptions; rows: string[] } {
+  const get = (k: string, d?: string) => {
+    const i = argv.indexOf(k);
+    return i >= 0 ? argv[i + 1] : d;
+  };
+  const int = (k: string, d: number) => {
+    const v = Number(get(k, String(d)));
+    if (!Number.isInteger(v) || v < 1) throw new Error(`${k} must be a positive integer`);
+    return v;
+  };
+  const hf = get('--hf');
+  if (!hf) throw new Error('--hf <folder> is required');
+  const o = { hf: path.resolve(hf), steps: int('--steps', 3), batch: int('--batch', 8), prompts: int('--prompts', 8), group: int('--group', 8), threads: int('--threads', os.availableParallelism()) };
+  return { row: get('--child'), o, rows: (get('--rows', 'sft,gta') ?? '').split(',') };
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const { row, o, rows } = parse(process.argv.slice(2));
+  if (row) {
+    const r = await child(row, o);
+    console.log(`RESULT ${JSON.stringify(r)}`);
+    tf.disposeVariables();
+    process.exit(0);
+  }
+  await benchHf(o, rows);
+}

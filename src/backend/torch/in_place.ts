@@ -1,0 +1,39 @@
+/**
+ * Updates written into a tensor's own storage on the torch backend, where tfjs would make a new tensor
+ * and keep the old one alive until it is replaced: AdamW into the parameter and its moments
+ * (native/adamw.cc adamwInPlace; a step then holds no second copy of the weights and moments, 12
+ * bytes a parameter, 7 GB for a 0.6B model), and a gradient added into the sum it accumulates into
+ * (src/backend/lean_grads.ts; no third [vocab, d] tensor where a tied embedding's two gradients meet).
+ *
+ * tfjs tensors are immutable and a data id may be shared (a variable shares its initial tensor's,
+ * `clone()` and `reshape` share their source's), so a tensor is written in place only where it alone
+ * holds its data; elsewhere these return false and the caller makes a new tensor as before.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { AdamWStep } from '../fused.js';
+import { TorchBackend } from './backend.js';
+
+/** The torch backend, when every tensor of `sole` alone holds its data and every one of `read` is on it. */
+function owner(sole: tf.Tensor[], read: tf.Tensor[]): TorchBackend | null {
+  const b = tf.backend();
+  if (!(b instanceof TorchBackend)) return null;
+  if (!sole.every((t) => b.holds(t.dataId) && b.refCount(t.dataId) === 1) || !read.every((t) => b.holds(t.dataId))) return null;
+  return b;
+}
+
+/** Updates p, m and v in place and returns true, or returns false (not the torch backend, an addon without it, or shared data). */
+export function adamwInPlace(p: tf.Variable, g: tf.Tensor, m: tf.Variable, v: tf.Variable, decay: boolean, s: AdamWStep): boolean {
+  const b = owner([p, m, v], [g]);
+  if (!b?.native.adamwInPlace) return false;
+  const id = (t: tf.Tensor) => [b.idOf(t.dataId)];
+  b.native.adamwInPlace(id(p), id(g), id(m), id(v), { ...s, decay: [decay] });
+  return true;
+}
+
+/** acc += x in place (same shape, float32) and true, or false where acc cannot be written. */
+export function addInPlace(acc: tf.Tensor, x: tf.Tensor): boolean {
+  const b = owner([acc], [x]);
+  if (!b || acc.dtype !== 'float32' || x.dtype !== 'float32' || !tf.util.arraysEqual(acc.shape, x.shape)) return false;
+  b.free(b.raw('aten::add_.Tensor', [b.idOf(acc.dataId), b.idOf(x.dataId)]));
+  return true;
+}
