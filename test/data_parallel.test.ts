@@ -59,7 +59,7 @@ function differences(a: string, b: string): { metric: number; weight: number } {
 }
 
 for (const [mode, extra] of [['sft', []], ['gta', GTA_MODE]] as const) {
-  test(`${mode}: two ranks on loopback equal one process on the merged batch (losses, metrics and weights to 1e-5)`, opts, () => {
+  test(`${mode}: two ranks on loopback, also in micro-batches, equal one process on the merged batch (losses, metrics and weights to 1e-5)`, opts, () => {
     const dir = tmpDir();
     const cfg = tinyConfig(dir);
     const one = train(dir, ['--config', cfg, ...extra, ...STEPS, '--run-dir', path.join(dir, 'one')]);
@@ -70,6 +70,11 @@ for (const [mode, extra] of [['sft', []], ['gta', GTA_MODE]] as const) {
     const d = differences(path.join(dir, 'one'), path.join(dir, 'two'));
     assert.ok(d.metric < 1e-5 && d.weight < 1e-5, JSON.stringify(d));
     assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'two', 'run.json'), 'utf8')).world_size, 2);
+    // and each rank's shard in two micro-batches (train.grad_accum_steps)
+    const accum = train(dir, ['--config', cfg, ...extra, ...STEPS, '--set', 'train.grad_accum_steps=2', '--run-dir', path.join(dir, 'accum'), '--nproc', '2']);
+    assert.equal(accum.code, 0, accum.stderr);
+    const da = differences(path.join(dir, 'one'), path.join(dir, 'accum'));
+    assert.ok(da.metric < 1e-5 && da.weight < 1e-5, `grad_accum_steps 2: ${JSON.stringify(da)}`);
   });
 }
 

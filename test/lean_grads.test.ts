@@ -15,6 +15,7 @@ import { loadInitial } from '../src/model/init.js';
 import type { Transformer } from '../src/model/transformer.js';
 import { AdamW } from '../src/train/adamw.js';
 import { lossAtRows } from '../src/train/sft.js';
+import { combineGradients, disposeUnused } from '../src/train/grad_constraint.js';
 import { repoRoot } from '../src/util/paths.js';
 import { torchUnavailable } from './helpers/torch.js';
 import { useWasm } from './helpers/tiny.js';
@@ -107,4 +108,24 @@ test('torch: AdamW in place equals the new-tensor update, holds no second copy, 
   optB.dispose();
   a.dispose();
   b.dispose();
+});
+
+test('torch: GTA\'s combined gradient written into the SFT gradient equals the new-tensor combination', { skip: torchSkip }, async () => {
+  await initBackend('torch');
+  const shapes = [[3, 5], [7]];
+  const make = (seed: number) => Object.fromEntries(shapes.map((s, i) => [`p${i}`, tf.randomNormal(s, 0, 1, 'float32', seed + i)]));
+  for (const rule of ['none', 'drop_sft_on_conflict', 'pcgrad'] as const) {
+    const [sft, rl, sftShared, rlShared] = [make(1), make(5), make(1), make(5)];
+    // a clone shares each tensor's data, so this set is combined into new tensors
+    const clones = Object.values(sftShared).map((t) => t.clone());
+    const opts = { lambdaSft: 0.7, lambdaRl: 1.3, rule };
+    const a = combineGradients(sft, rl, opts);
+    const b = combineGradients(sftShared, rlShared, opts);
+    assert.equal(a.grads.p0, sft.p0, 'written into gSft');
+    assert.notEqual(b.grads.p0, sftShared.p0, 'a new tensor');
+    for (const k of Object.keys(a.grads)) assert.deepEqual(a.grads[k].dataSync(), b.grads[k].dataSync(), `${rule} ${k}`);
+    disposeUnused(sft, a.grads);
+    disposeUnused(sftShared, b.grads);
+    tf.dispose([...Object.values(a.grads), ...Object.values(b.grads), ...Object.values(rl), ...Object.values(rlShared), ...clones]);
+  }
 });

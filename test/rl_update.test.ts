@@ -28,7 +28,7 @@ async function setup(rl: Record<string, unknown>) {
   const labels = ['good', 'very bad', 'very good'];
   const cfg = RlSchema.parse({ group_size: 4, think_max_tokens: 2, ...rl });
   const spec = structureSpec(tok, 'rl', labels, cfg.think_max_tokens);
-  const ctx: RlContext = { model, optimizer: new AdamW(model.params, OPTIM), spec, format: 'rl', rl: cfg, padId: tok.padId, rng: new Rng(1) };
+  const ctx: RlContext = { model, optimizer: new AdamW(model.params, OPTIM), spec, format: 'rl', rl: cfg, padId: tok.padId, rng: new Rng(1), accumSteps: 1 };
   const batch: RlExample[] = ['good movie', 'the plot was bad', 'a very great film'].map((t, i) => ({ index: i, prompt: [tok.bosId, ...tok.encode(t)], gold: i % 3, goldTokens: tok.encode(labels[i % 3]) }));
   return { tok, model, ctx, batch, spec };
 }

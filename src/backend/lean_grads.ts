@@ -62,17 +62,39 @@ export function variableGrads(f: () => tf.Scalar, varList?: tf.Variable[]): { va
   if (engine.state.gradientDepth > 0) return tf.variableGrads(f, varList);
   const xs = (varList ?? Object.values(engine.registeredVariables)).filter((v) => v.trainable);
   if (xs.length === 0) throw new Error('variableGrads: no trainable variables');
+  const { value, grads } = gradients(f, xs);
+  if (value.rank !== 0) throw new Error(`variableGrads: f must return a scalar, got rank ${value.rank}`);
+  const named: tf.NamedTensorMap = {};
+  xs.forEach((x, i) => {
+    if (grads[i]) named[x.name] = grads[i]!;
+  });
+  if (Object.keys(named).length === 0) throw new Error('Cannot find a connection between any variable and the result of the loss function y=f(x).');
+  return { value: value as tf.Scalar, grads: named };
+}
+
+/** tf.grads(f)(xs, dy) with the freeing backward: the gradient of every x (each must reach f's result) and f's value. */
+export function grads(f: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[], dy: tf.Tensor): { value: tf.Tensor; grads: tf.Tensor[] } {
+  const engine = tf.engine() as unknown as EngineInternals;
+  if (engine.state.gradientDepth > 0) return { value: f(...xs), grads: tf.grads(f)(xs, dy) };
+  const r = gradients(() => f(...xs), xs, dy);
+  if (r.grads.some((g) => g === null)) throw new Error('Cannot compute gradient of y=f(x) with respect to x: some x does not reach y.');
+  return { value: r.value, grads: r.grads as tf.Tensor[] };
+}
+
+/** engine.gradients, freeing as it goes: f's value and each x's gradient (null where x does not reach it); the seed is dy, else ones. */
+function gradients(f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor): { value: tf.Tensor; grads: (tf.Tensor | null)[] } {
+  const engine = tf.engine() as unknown as EngineInternals;
   const y = engine.scopedRun(
     () => engine.startTape(),
     () => engine.endTape(),
     () => tf.tidy(f),
   );
-  if (y.rank !== 0) throw new Error(`variableGrads: f must return a scalar, got rank ${y.rank}`);
   const tape = engine.state.activeTape!;
   try {
-    const grads = tf.tidy(() => {
+    // a map, not an array with nulls: tidy keeps the tensors of what it returns
+    const found = tf.tidy(() => {
       const keep = new Set(xs.map((x) => x.id));
-      const acc = new Map<number, tf.Tensor>([[y.id, tf.onesLike(y)]]);
+      const acc = new Map<number, tf.Tensor>([[y.id, dy ? dy.clone() : tf.onesLike(y)]]);
       for (const node of pathNodes(tape, xs, y).reverse()) {
         if (!node.gradient) throw new Error(`Cannot compute gradient: gradient function not found for ${node.kernelName}.`);
         const dys = node.outputs.map((o) => acc.get(o.id) ?? null);
@@ -102,15 +124,14 @@ export function variableGrads(f: () => tf.Scalar, varList?: tf.Variable[]): { va
         }
         for (const t of node.saved ?? []) t.dispose();
       }
-      const named: tf.NamedTensorMap = {};
-      for (const x of xs) {
+      const out: Record<string, tf.Tensor> = {};
+      xs.forEach((x, i) => {
         const g = acc.get(x.id);
-        if (g) named[x.name] = g;
-      }
-      return named;
+        if (g) out[i] = g;
+      });
+      return out;
     });
-    if (Object.keys(grads).length === 0) throw new Error('Cannot find a connection between any variable and the result of the loss function y=f(x).');
-    return { value: y, grads };
+    return { value: y, grads: xs.map((_, i) => found[i] ?? null) };
   } finally {
     // what the walk did not reach (nodes off the path), as engine.gradients does at the end
     for (const node of tape) for (const t of node.saved ?? []) t.dispose();

@@ -82,6 +82,14 @@ export const TrainSchema = z
     log_every: positiveInt.default(25),
     /** A NaN or Inf loss or gradient: skip that step (counted in train/nonfinite_skipped) or stop the run. */
     on_nonfinite: z.enum(['skip', 'stop']).default('stop'),
+    /**
+     * Micro-batches per step (transformers' gradient_accumulation_steps, but batch_size stays the whole
+     * step's batch): the batch's gradient is their weighted sum, the same as in one pass, with one
+     * micro-batch's activations alive at a time. RL and GTA split whole prompt groups.
+     */
+    grad_accum_steps: positiveInt.default(1),
+    /** Run each layer again in the backward instead of keeping its activations (transformers' gradient_checkpointing): less memory, about a third more compute. */
+    activation_checkpointing: z.boolean().default(false),
   })
   .strict();
 
@@ -173,6 +181,14 @@ export const TrainConfigSchema = z
         code: 'custom',
         path: ['train', 'dropout'],
         message: `mode ${c.mode} trains without dropout (its rollouts and RL passes run the model as it samples); set train.dropout to 0 or leave it out`,
+      });
+    }
+    const units = MODE_TRAITS[c.mode].grouped ? c.train.batch_size / c.rl.group_size : c.train.batch_size;
+    if (c.train.batch_size >= 1 && c.train.grad_accum_steps > Math.floor(units)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['train', 'grad_accum_steps'],
+        message: `train.grad_accum_steps ${c.train.grad_accum_steps} is more than the ${Math.floor(units)} ${MODE_TRAITS[c.mode].grouped ? 'prompts' : 'examples'} of a batch (train.batch_size ${c.train.batch_size}${MODE_TRAITS[c.mode].grouped ? ` / rl.group_size ${c.rl.group_size}` : ''}): each micro-batch needs at least one`,
       });
     }
     if (MODE_TRAITS[c.mode].grouped && c.train.batch_size % c.rl.group_size !== 0) {

@@ -18,6 +18,7 @@ import { attention, dropoutMask, layerNorm, prefixAttention } from '../backend/f
 import { prefillPass, trainPass, trainPassAvailable, type TrainPassSpec } from '../backend/torch/train_pass.js';
 import { nativeWeights } from './native_weights.js';
 import { Rng } from '../util/rng.js';
+import { recompute } from '../backend/recompute.js';
 import { activate, applyRotary, repeatKv, rmsNorm, rotaryAngles } from './layers.js';
 
 /** The input of a forward pass: everything is built on the JS side by src/train/batch.ts. */
@@ -53,7 +54,7 @@ export interface ForwardOptions {
   /** Dropout rate; 0 (the default) at eval time. */
   dropout?: number;
   /** Source of dropout seeds, so a run's dropout masks are reproducible from its RNG state. */
-  rng?: Rng;
+  rng?: SeedSource;
   /** Return the keys and values of every layer (for prefill before decoding). */
   returnCache?: boolean;
 }
@@ -63,6 +64,11 @@ export const NEG_INF = -1e9;
 export const LAYER_NORM_EPS = 1e-5;
 
 let variableCounter = 0;
+
+/** Where dropout seeds come from (a run's Rng, or a checkpointed layer replaying the seeds it drew). */
+export interface SeedSource {
+  seed(): number;
+}
 
 /** cos and sin of the rotary angles of a pass's tokens, computed once for all layers. */
 type Rotary = { cos: tf.Tensor4D; sin: tf.Tensor4D } | undefined;
@@ -76,6 +82,12 @@ export class Transformer {
   private readonly style?: DecoderStyle;
   /** Rotary inverse frequencies (styles with rotary positions). */
   private readonly invFreq?: Float32Array;
+  /**
+   * Activation checkpointing (train.activation_checkpointing): training passes keep each layer's
+   * input only and run the layer again in the backward (src/backend/recompute.ts). It takes the tfjs
+   * path, never the fused native pass, which keeps its own activations.
+   */
+  recompute = false;
 
   constructor(arch: Arch, params: Map<string, tf.Variable>) {
     this.arch = arch;
@@ -191,6 +203,10 @@ export class Transformer {
     x = this.dropout(x, opts);
     const rot = this.rotary(input.positions);
     for (let l = 0; l < this.arch.n_layers; l++) {
+      if (this.recompute && !cache) {
+        x = this.checkpointed(l, [x], [input.bias, ...rotaryTensors(rot)], opts, ([x0], [bias, ...r], o) => [this.layer(l, x0 as tf.Tensor3D, bias as tf.Tensor4D, B, T, asRotary(r), o)])[0] as tf.Tensor3D;
+        continue;
+      }
       const { q, k, v } = this.qkv(l, this.layerNorm(x, `blocks.${l}.ln1`), B, T, rot);
       if (cache) {
         cache.k.push(k);
@@ -199,6 +215,34 @@ export class Transformer {
       x = this.block(l, x, q, k, v, input.bias, B, T, opts);
     }
     return { hidden: this.layerNorm(x, 'ln_f'), cache };
+  }
+
+  /** Layer l of a pass over whole sequences: attention over its own tokens, then the MLP. */
+  private layer(l: number, x: tf.Tensor3D, bias: tf.Tensor4D, B: number, T: number, rot: Rotary, opts: ForwardOptions): tf.Tensor3D {
+    const { q, k, v } = this.qkv(l, this.layerNorm(x, `blocks.${l}.ln1`), B, T, rot);
+    return this.block(l, x, q, k, v, bias, B, T, opts);
+  }
+
+  /**
+   * Layer l as a checkpointed piece (src/backend/recompute.ts): `run(xs, consts, opts)` computes it,
+   * now and again in the backward. The dropout seeds it draws the first time are replayed the second,
+   * so both runs drop the same units and the run's RNG advances once.
+   */
+  private checkpointed(l: number, xs: tf.Tensor[], consts: tf.Tensor[], opts: ForwardOptions, run: (xs: tf.Tensor[], consts: tf.Tensor[], opts: ForwardOptions) => tf.Tensor[]): tf.Tensor[] {
+    const seeds: number[] = [];
+    let calls = 0;
+    const params = [...this.params].filter(([name]) => name.startsWith(`blocks.${l}.`)).map(([, v]) => v);
+    return recompute(
+      (x, c) => {
+        const source = opts.rng;
+        let next = 0;
+        const rng: SeedSource | undefined = source && (calls++ === 0 ? { seed: () => (seeds.push(source.seed()), seeds[seeds.length - 1]) } : { seed: () => seeds[next++] });
+        return run(x, c, { ...opts, rng });
+      },
+      xs,
+      consts,
+      params,
+    );
   }
 
   /**
@@ -226,11 +270,19 @@ export class Transformer {
     let xc = this.embed(completion.ids, completion.positions) as tf.Tensor3D;
     const rp = this.rotary(prompt.positions);
     const rc = this.rotary(completion.positions);
-    for (let l = 0; l < this.arch.n_layers; l++) {
+    const sharedLayer = (l: number, xp: tf.Tensor3D, xc: tf.Tensor3D, pb: tf.Tensor4D, cb: tf.Tensor4D, rp: Rotary, rc: Rotary): [tf.Tensor3D, tf.Tensor3D] => {
       const p = this.qkv(l, this.layerNorm(xp, `blocks.${l}.ln1`), P, Tp, rp);
       const c = this.qkv(l, this.layerNorm(xc, `blocks.${l}.ln1`), B, Tc, rc);
-      xp = this.block(l, xp, p.q, p.k, p.v, prompt.bias, P, Tp, {});
-      xc = this.blockAfterAttention(l, xc, prefixAttention(c.q, p.k, p.v, c.k, c.v, completion.bias, scale, group), B, Tc, {});
+      return [this.block(l, xp, p.q, p.k, p.v, pb, P, Tp, {}), this.blockAfterAttention(l, xc, prefixAttention(c.q, p.k, p.v, c.k, c.v, cb, scale, group), B, Tc, {})];
+    };
+    for (let l = 0; l < this.arch.n_layers; l++) {
+      if (this.recompute) {
+        const consts = [prompt.bias, completion.bias, ...rotaryTensors(rp), ...rotaryTensors(rc)];
+        [xp, xc] = this.checkpointed(l, [xp, xc], consts, {}, ([a, b], [pb, cb, ...r]) => {
+          const half = r.length / 2;
+          return sharedLayer(l, a as tf.Tensor3D, b as tf.Tensor3D, pb as tf.Tensor4D, cb as tf.Tensor4D, asRotary(r.slice(0, half)), asRotary(r.slice(half)));
+        }) as [tf.Tensor3D, tf.Tensor3D];
+      } else [xp, xc] = sharedLayer(l, xp, xc, prompt.bias, completion.bias, rp, rc);
     }
     const last = tf.reshape(tf.slice(this.layerNorm(xp, 'ln_f'), [0, Tp - 1, 0], [P, 1, d]), [P, d]);
     return tf.concat([last, tf.reshape(this.layerNorm(xc, 'ln_f'), [B * Tc, d])], 0) as tf.Tensor2D;
@@ -266,7 +318,7 @@ export class Transformer {
    * keeps the tfjs path.
    */
   private nativePass(): boolean {
-    return !this.style && process.env.GTA_NATIVE_PASS !== '0' && trainPassAvailable();
+    return !this.style && !this.recompute && process.env.GTA_NATIVE_PASS !== '0' && trainPassAvailable();
   }
 
   /**
@@ -429,7 +481,7 @@ export class Transformer {
     return tf.dropout(x, opts.dropout, undefined, this.rng(opts).seed()) as T;
   }
 
-  private rng(opts: ForwardOptions): Rng {
+  private rng(opts: ForwardOptions): SeedSource {
     if (!opts.rng) throw new Error('dropout needs an RNG (ForwardOptions.rng)');
     return opts.rng;
   }
@@ -474,6 +526,14 @@ function styledShapes(arch: Arch, s: DecoderStyle): Map<string, number[]> {
   norm('ln_f');
   if (!s.tied) shapes.set('head', [V, d]);
   return shapes;
+}
+
+/** A pass's rotary tables as a list (empty without rotary positions), and back. */
+function rotaryTensors(r: Rotary): tf.Tensor[] {
+  return r ? [r.cos, r.sin] : [];
+}
+function asRotary(t: tf.Tensor[]): Rotary {
+  return t.length ? { cos: t[0] as tf.Tensor4D, sin: t[1] as tf.Tensor4D } : undefined;
 }
 
 export function disposeCache(cache: KvCache | null | undefined): void {

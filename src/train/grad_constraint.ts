@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { linearCombination } from '../backend/fused.js';
 import { gradDots } from '../backend/grad_dots.js';
+import { combineInPlace } from '../backend/torch/in_place.js';
 
 export type Grads = Record<string, tf.Tensor>;
 export type ConflictRule = 'drop_sft_on_conflict' | 'pcgrad' | 'none';
@@ -62,7 +63,9 @@ export function gradCosine(a: Grads, b: Grads): number {
 /**
  * The gradient to step with, from the SFT and RL gradients. Every rule's result is a linear combination
  * cSft*gSft + cRl*gRl with scalar coefficients, so each is computed as that (one pass over the
- * parameters). The returned tensors are new: the caller disposes both the inputs and the outputs.
+ * parameters), written into gSft's own tensors where the backend can (src/backend/torch/in_place.ts:
+ * no third set of gradients, 4 bytes a parameter), else new ones. The caller disposes both inputs and
+ * the result (disposeUnused frees what of gSft the result does not hold).
  */
 export function combineGradients(
   gSft: Grads,
@@ -88,11 +91,19 @@ export function combineGradients(
     throw new Error(`unknown gradient rule '${String(never)}'`);
   }
 
-  // tidy keeps the returned record's tensors and disposes the rest (scaled terms, zero fillers).
+  // in place where it can; tidy keeps the returned record's tensors and disposes the rest (scaled terms, zero fillers)
+  const { keys, ga, gb } = aligned(gSft, gRl);
+  const inPlace = new Set(keys.filter((k) => gSft[k] && gRl[k] && combineInPlace(gSft[k], gRl[k], cSft, cRl)));
   const grads = tf.tidy(() => {
-    const { keys, ga, gb } = aligned(gSft, gRl);
-    const combined = linearCombination(keys.map(ga), keys.map(gb), cSft, cRl);
-    return Object.fromEntries(keys.map((k, i) => [k, combined[i]]));
+    const rest = keys.filter((k) => !inPlace.has(k));
+    const combined = linearCombination(rest.map(ga), rest.map(gb), cSft, cRl);
+    return Object.fromEntries([...[...inPlace].map((k) => [k, gSft[k]]), ...rest.map((k, i) => [k, combined[i]])]);
   });
   return { grads, cosine, conflict };
+}
+
+/** Disposes the tensors of `grads` that `result` does not hold (combineGradients's result may be gSft's own tensors). */
+export function disposeUnused(grads: Grads, result: Grads): void {
+  const kept = new Set(Object.values(result));
+  tf.dispose(Object.values(grads).filter((t) => !kept.has(t)));
 }

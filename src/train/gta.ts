@@ -5,13 +5,12 @@
  * `prompt <guess>GOLD` (guessExample), and the step's gradient combines the two under gta.gradient_constraint:
  * L = lambda_sft * L_SFT + lambda_rl * L_RL.
  */
-import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../config/schema.js';
 import { world } from '../parallel/world.js';
 import { Clock } from '../util/clock.js';
 import type { RngState } from '../util/rng.js';
 import type { AdamW } from './adamw.js';
-import { combineGradients } from './grad_constraint.js';
+import { combineGradients, disposeUnused } from './grad_constraint.js';
 import type { Runner, StepOutput } from './loop.js';
 import type { Decoding } from '../task/structure.js';
 import { policyUpdate, rlSetup, rollout, type RlExample } from './rl.js';
@@ -43,12 +42,12 @@ export function gtaRunner(cfg: TrainConfig, p: Prepared, optimizer: AdamW): Runn
       let conflict = false;
       const u = await policyUpdate(s.ctx, r, lr, async (gRl) => {
         const clock = new Clock();
-        const local = sftGrads(p.model, guess, p.tokenizer.padId, {});
+        const local = sftGrads(p.model, guess, p.tokenizer.padId, {}, cfg.train.grad_accum_steps);
         // the constraint compares the whole batch's g_sft and g_rl: both are means over every rank
         const g = await world().meanGrads(local.grads, local.targets, { loss: [local.loss, local.targets] });
         const ceSeconds = clock.lap();
         const c = combineGradients(g.grads, gRl, { lambdaSft: cfg.gta.lambda_sft, lambdaRl: cfg.gta.lambda_rl, rule: cfg.gta.gradient_constraint });
-        tf.dispose(Object.values(g.grads));
+        disposeUnused(g.grads, c.grads);
         conflict = c.conflict;
         const metrics = { 'train/loss_sft': g.scalars.loss, 'grad/cos_sft_rl': c.cosine, 'grad/conflict': c.conflict ? 1 : 0, 'perf/guess_ce_s': ceSeconds, 'perf/combine_s': clock.lap() };
         return { grads: c.grads, metrics };

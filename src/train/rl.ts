@@ -20,7 +20,8 @@ import { Rng, STREAMS, type RngState } from '../util/rng.js';
 import { world } from '../parallel/world.js';
 import { stopGradient } from '../util/tf_extra.js';
 import { NonFiniteError, type AdamW } from './adamw.js';
-import type { Grads } from './grad_constraint.js';
+import { disposeUnused, type Grads } from './grad_constraint.js';
+import { addGrads, microBatches, weighted } from './accumulate.js';
 import { groupAdvantages, grpoLoss } from './grpo.js';
 import type { Runner, StepOutput } from './loop.js';
 import { rlTokenLogp, rlTokenTensors, selectRlTokens, trainedLength, type RlTokens } from './rl_tokens.js';
@@ -45,6 +46,8 @@ export interface RlContext {
   rl: RlConfig;
   padId: number;
   rng: Rng;
+  /** Micro-batches of an update (train.grad_accum_steps). */
+  accumSteps: number;
 }
 
 /** A scored generation batch: every prompt repeated G times, one completion each. */
@@ -139,58 +142,81 @@ async function update(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHoo
   const { model, rl } = ctx;
   const w = world();
   const pick = { format: ctx.format, maskTruncated: rl.mask_truncated_completions, spec: ctx.spec, vocab: model.arch.vocab_size };
-  // each group's prompt once, its completions after it (as the rollout decoded them), up to the last
-  // token the loss trains: later tokens (forced closing tags, EOS) predict nothing it reads
-  const trained = trainedLength(r.completions, pick);
-  const cont = buildContinuation(r.unique, r.completions.map((c) => c.tokens.slice(0, trained)), r.group, ctx.padId);
-  const sel = selectRlTokens(r.completions, cont.rowOf, pick);
+  // micro-batches of whole prompt groups (train.grad_accum_steps), each prompt once with its completions
+  // after it (as the rollout decoded them), up to the last token the loss trains: later tokens (forced
+  // closing tags, EOS) predict nothing it reads
+  const G = r.group;
+  const parts = microBatches(r.unique.map((_, i) => i), ctx.accumSteps).map((prompts) => {
+    const from = prompts[0] * G;
+    const completions = r.completions.slice(from, from + prompts.length * G);
+    const trained = trainedLength(completions, pick);
+    const cont = buildContinuation(prompts.map((i) => r.unique[i]), completions.map((c) => c.tokens.slice(0, trained)), G, ctx.padId);
+    const sel = selectRlTokens(completions, cont.rowOf, pick);
+    return { cont, sel, advantages: r.advantages.slice(from, from + completions.length) };
+  });
   const metrics: Record<string, number> = {};
   const iterations: Record<string, number>[] = [];
+  const M = parts.reduce((a, p) => a + p.sel.M, 0);
   // a rank whose shard has no trainable token still takes part in the others' updates (with weight 0)
-  const [selected] = await w.sum([sel.M]);
+  const [selected] = await w.sum([M]);
   if (selected > 0) {
     const clock = new Clock();
-    const b = sel.M > 0 ? new PolicyBatch(cont, r.group, sel, rl.temperature) : undefined;
-    const advT = tf.tensor1d(r.advantages);
-    const old = b && rl.num_iterations > 1 ? tf.tidy(() => b.logp(model).logp) : undefined;
-    const refLogp = b && ctx.ref && rl.beta > 0 ? tf.tidy(() => b.logp(ctx.ref!).logp) : undefined;
+    // the loss's normaliser over this rank's whole batch; each micro-batch's loss is weighted by its share
+    const lw = parts.reduce((a, p) => a + lossWeight(rl.loss_type, p.sel), 0);
+    const batches = parts.map((p) => {
+      const b = p.sel.M > 0 ? new PolicyBatch(p.cont, G, p.sel, rl.temperature) : undefined;
+      const old = b && rl.num_iterations > 1 ? tf.tidy(() => b.logp(model).logp) : undefined;
+      const refLogp = b && ctx.ref && rl.beta > 0 ? tf.tidy(() => b.logp(ctx.ref!).logp) : undefined;
+      return { b, old, refLogp, adv: tf.tensor1d(p.advantages), share: parts.length === 1 ? 1 : lossWeight(rl.loss_type, p.sel) / lw, M: p.sel.M };
+    });
     // forces the lazy results: on an asynchronous backend the time would otherwise land in the next phase
-    for (const t of [old, refLogp]) t?.dataSync();
+    for (const t of batches.flatMap((m) => [m.old, m.refLogp])) t?.dataSync();
     const times = { 'perf/logp_s': clock.lap(), 'perf/backward_s': 0, 'perf/optimizer_s': 0 };
     for (let it = 0; it < rl.num_iterations; it++) {
-      let side: tf.Tensor[] = [];
-      const { value, grads } = b ? variableGrads(() => {
-        const { logp, entropy } = b.logp(model);
-        const g = grpoLoss({
-          logp,
-          oldLogp: old ?? stopGradient(logp),
-          refLogp,
-          adv: advT,
-          mask: b.t.mask,
-          eps: rl.epsilon,
-          epsHigh: rl.epsilon_high ?? rl.epsilon,
-          beta: rl.beta,
-          lossType: rl.loss_type,
-          // dr_grpo's constant normaliser: the longest completion the decoding can produce (TRL's max_completion_length)
-          maxCompletionLength: rl.decoding === 'structured' ? maxStructuredLength(ctx.spec) : rl.max_completion_tokens,
+      let local: Grads | undefined;
+      // this rank's loss, and the clip ratio, KL and entropy as means over its selected tokens
+      const sums = { loss: 0, clip: 0, kl: 0, entropy: 0 };
+      for (const { b, old, refLogp, adv, share, M: m } of batches) {
+        if (!b) continue;
+        let side: tf.Tensor[] = [];
+        const { value, grads } = variableGrads(() => {
+          const { logp, entropy } = b.logp(model);
+          const g = grpoLoss({
+            logp,
+            oldLogp: old ?? stopGradient(logp),
+            refLogp,
+            adv,
+            mask: b.t.mask,
+            eps: rl.epsilon,
+            epsHigh: rl.epsilon_high ?? rl.epsilon,
+            beta: rl.beta,
+            lossType: rl.loss_type,
+            // dr_grpo's constant normaliser: the longest completion the decoding can produce (TRL's max_completion_length)
+            maxCompletionLength: rl.decoding === 'structured' ? maxStructuredLength(ctx.spec) : rl.max_completion_tokens,
+          });
+          side = [tf.keep(g.clipRatio), tf.keep(g.kl), tf.keep(tf.mean(entropy))];
+          return weighted(g.loss, share);
         });
-        side = [tf.keep(g.clipRatio), tf.keep(g.kl), tf.keep(tf.mean(entropy))];
-        return g.loss;
-      }) : zeroGrads(model);
-      const [lossLocal, clipLocal, klLocal, entropyLocal] = b ? [value!, ...side].map((t) => t.dataSync()[0]) : [0, 0, 0, 0];
-      tf.dispose([...(value ? [value] : []), ...side]);
-      const local = b ? model.byParamName(grads) : grads;
+        const [loss, clip, kl, entropy] = [value, ...side].map((t) => t.dataSync()[0]);
+        tf.dispose([value, ...side]);
+        sums.loss += loss;
+        // (a whole batch's own means, unscaled: one micro-batch computes exactly as before)
+        const part = (x: number) => (m === M ? x : (x * m) / M);
+        sums.clip += part(clip);
+        sums.kl += part(kl);
+        sums.entropy += part(entropy);
+        local = addGrads(local, model.byParamName(grads));
+      }
       times['perf/backward_s'] += clock.lap();
       // the mean over every rank's shard: the loss by its normaliser, the token metrics by selected tokens
-      const lw = lossWeight(rl.loss_type, sel);
-      const reduced = await w.meanGrads(local, lw, { loss: [lossLocal, lw], clip: [clipLocal, sel.M], kl: [klLocal, sel.M], entropy: [entropyLocal, sel.M] });
+      const reduced = await w.meanGrads(local ?? zeroGrads(model), lw, { loss: [sums.loss, lw], clip: [sums.clip, M], kl: [sums.kl, M], entropy: [sums.entropy, M] });
       const gRl = reduced.grads;
       const { loss: lossRl, clip: clipRatio, kl, entropy } = reduced.scalars;
       let step = gRl;
       let extra: Record<string, number> = {};
       if (hook) {
         ({ grads: step, metrics: extra } = await hook(gRl));
-        tf.dispose(Object.values(gRl));
+        disposeUnused(gRl, step);
         clock.lap(); // the hook times its own parts
       }
       let gradNorm: number;
@@ -206,17 +232,21 @@ async function update(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHoo
     }
     for (const k of Object.keys(iterations[0])) metrics[k] = mean(iterations.map((m) => m[k]));
     Object.assign(metrics, times);
-    b?.dispose();
-    tf.dispose([advT, ...(old ? [old] : []), ...(refLogp ? [refLogp] : [])]);
+    for (const m of batches) {
+      m.b?.dispose();
+      tf.dispose([m.adv, ...(m.old ? [m.old] : []), ...(m.refLogp ? [m.refLogp] : [])]);
+    }
   }
-  disposeInput(cont.prompt);
-  disposeInput(cont.completion);
+  for (const p of parts) {
+    disposeInput(p.cont.prompt);
+    disposeInput(p.cont.completion);
+  }
   return { metrics, iterations, tokens: r.completions.reduce((a, c, i) => a + r.unique[Math.floor(i / r.group)].length + c.tokens.length, 0) };
 }
 
 /** Zero gradients for every parameter: a rank with nothing to train on this step. */
-function zeroGrads(model: Transformer): { value: undefined; grads: Record<string, tf.Tensor> } {
-  return { value: undefined, grads: Object.fromEntries([...model.params].map(([name, p]) => [name, tf.zerosLike(p)])) };
+function zeroGrads(model: Transformer): Grads {
+  return Object.fromEntries([...model.params].map(([name, p]) => [name, tf.zerosLike(p)]));
 }
 
 /** The selected completion tokens of one generation batch, as tensors, and their log-probabilities under a model. */
@@ -258,6 +288,7 @@ export function rlSetup(cfg: TrainConfig, p: Prepared, optimizer: AdamW, format:
     rl: cfg.rl,
     padId: tokenizer.padId,
     rng: STREAMS.sampling(cfg.seed),
+    accumSteps: cfg.train.grad_accum_steps,
   };
   const G = cfg.rl.group_size;
   /** The first few completions of a step, with their prompt's text, gold label and reward. */

@@ -55,6 +55,7 @@ export async function prepare(cfg: TrainConfig, log: Logger, resumeFrom?: string
   } else {
     ({ model, tokenizer } = loadInitial(cfg.init, cfg.seed));
   }
+  model.recompute = cfg.train.activation_checkpointing;
   log.info({ init: cfg.init, params: model.numParams, arch: model.arch }, 'model ready');
   const prompts = promptBuilder(tokenizer, cfg.prompt.template, cfg.data.max_text_tokens);
   checkFits(cfg, data, prompts, model, tokenizer);

@@ -13,6 +13,8 @@ import type { TrainConfig } from '../config/schema.js';
 import { world } from '../parallel/world.js';
 import { Rng, STREAMS, type RngState } from '../util/rng.js';
 import { NonFiniteError, type AdamW } from './adamw.js';
+import { addGrads, microBatches, weighted } from './accumulate.js';
+import type { Grads } from './grad_constraint.js';
 import type { Runner } from './loop.js';
 import type { Prepared } from './setup.js';
 
@@ -36,23 +38,32 @@ export interface StepResult {
 }
 
 /**
- * Loss and gradients (by parameter name) of SFT on a batch; the caller disposes the gradients. The
- * loss is the mean over `targets` target tokens (what a data-parallel mean weighs this batch by).
+ * Loss and gradients (by parameter name) of SFT on a batch, in `parts` micro-batches (train.grad_accum_steps:
+ * each one's loss weighted by its share of the batch's target tokens, so the summed gradient is the
+ * batch's); the caller disposes the gradients. The loss is the mean over `targets` target tokens (what a
+ * data-parallel mean weighs this batch by).
  */
-export function sftGrads(model: Transformer, batch: SftExample[], padId: number, fwd: ForwardOptions): { loss: number; grads: Record<string, tf.Tensor>; tokens: number; targets: number } {
-  const seqs = batch.map((e) => [...e.prompt, ...e.target]);
-  const { input, layout } = buildInput(seqs, padId);
-  const { rows, targets } = targetPositions(seqs, batch.map((e) => e.prompt.length), layout);
-  const { value, grads } = variableGrads(() => lossAtRows(model, model.forward(input, fwd).hidden, rows, targets));
-  const loss = value.dataSync()[0];
-  value.dispose();
-  disposeInput(input);
-  return { loss, grads: model.byParamName(grads), tokens: seqs.reduce((a, s) => a + s.length, 0), targets: targets.length };
+export function sftGrads(model: Transformer, batch: SftExample[], padId: number, fwd: ForwardOptions, parts = 1): { loss: number; grads: Record<string, tf.Tensor>; tokens: number; targets: number } {
+  const targetCount = batch.reduce((a, e) => a + e.target.length, 0);
+  let grads: Grads | undefined;
+  let loss = 0;
+  for (const micro of microBatches(batch, parts)) {
+    const seqs = micro.map((e) => [...e.prompt, ...e.target]);
+    const { input, layout } = buildInput(seqs, padId);
+    const { rows, targets } = targetPositions(seqs, micro.map((e) => e.prompt.length), layout);
+    const share = micro.length === batch.length ? 1 : targets.length / targetCount;
+    const r = variableGrads(() => weighted(lossAtRows(model, model.forward(input, fwd).hidden, rows, targets), share));
+    loss += r.value.dataSync()[0];
+    r.value.dispose();
+    disposeInput(input);
+    grads = addGrads(grads, model.byParamName(r.grads));
+  }
+  return { loss, grads: grads!, tokens: batch.reduce((a, e) => a + e.prompt.length + e.target.length, 0), targets: targetCount };
 }
 
 /** One optimizer step of SFT on a batch (this rank's shard: gradients and loss are the mean over every rank's target tokens). */
-export async function sftStep(model: Transformer, optimizer: AdamW, batch: SftExample[], lr: number, padId: number, fwd: ForwardOptions): Promise<StepResult> {
-  const local = sftGrads(model, batch, padId, fwd);
+export async function sftStep(model: Transformer, optimizer: AdamW, batch: SftExample[], lr: number, padId: number, fwd: ForwardOptions, parts = 1): Promise<StepResult> {
+  const local = sftGrads(model, batch, padId, fwd, parts);
   const { grads, scalars } = await world().meanGrads(local.grads, local.targets, { loss: [local.loss, local.targets] });
   const { loss } = scalars;
   const tokens = local.tokens;
@@ -70,18 +81,18 @@ export async function sftStep(model: Transformer, optimizer: AdamW, batch: SftEx
 export function sftRunner(cfg: TrainConfig, p: Prepared, optimizer: AdamW, target = (label: string) => p.prompts.answerTarget(label)): Runner {
   const { model, tokenizer, prompts, data } = p;
   const train = data.train.map((e) => ({ prompt: prompts.prompt(e.text), target: target(data.labels[e.label]) }));
-  return examplesRunner(train, cfg.train.batch_size, model, optimizer, tokenizer.padId, cfg.train.dropout, cfg.seed, 'train/loss_sft');
+  return examplesRunner(train, cfg.train.batch_size, model, optimizer, tokenizer.padId, cfg.train.dropout, cfg.seed, 'train/loss_sft', cfg.train.grad_accum_steps);
 }
 
 /** SFT steps over fixed (prompt, target) examples, dropout masks from the run's dropout stream; pretraining uses it too. */
-export function examplesRunner(train: SftExample[], batchSize: number, model: Transformer, optimizer: AdamW, padId: number, dropout: number, seed: number, lossKey: string): Runner {
+export function examplesRunner(train: SftExample[], batchSize: number, model: Transformer, optimizer: AdamW, padId: number, dropout: number, seed: number, lossKey: string, accumSteps = 1): Runner {
   let dropoutRng = STREAMS.dropout(seed, world().rank);
   return {
     lengths: train.map((e) => e.prompt.length + e.target.length),
     batchSize,
     headline: [lossKey],
     async step(indices, lr) {
-      const r = await sftStep(model, optimizer, indices.map((i) => train[i]), lr, padId, { dropout, rng: dropoutRng });
+      const r = await sftStep(model, optimizer, indices.map((i) => train[i]), lr, padId, { dropout, rng: dropoutRng }, accumSteps);
       return { metrics: { [lossKey]: r.loss, 'train/grad_norm': r.gradNorm }, tokens: r.tokens };
     },
     state: () => ({ dropout_rng: dropoutRng.state() }),

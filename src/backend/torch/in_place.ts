@@ -3,7 +3,8 @@
  * and keep the old one alive until it is replaced: AdamW into the parameter and its moments
  * (native/adamw.cc adamwInPlace; a step then holds no second copy of the weights and moments, 12
  * bytes a parameter, 7 GB for a 0.6B model), and a gradient added into the sum it accumulates into
- * (src/backend/lean_grads.ts; no third [vocab, d] tensor where a tied embedding's two gradients meet).
+ * (src/backend/lean_grads.ts; no third [vocab, d] tensor where a tied embedding's two gradients meet),
+ * and GTA's combined gradient into the SFT gradient it is made from (no third gradient set).
  *
  * tfjs tensors are immutable and a data id may be shared (a variable shares its initial tensor's,
  * `clone()` and `reshape` share their source's), so a tensor is written in place only where it alone
@@ -35,5 +36,15 @@ export function addInPlace(acc: tf.Tensor, x: tf.Tensor): boolean {
   const b = owner([acc], [x]);
   if (!b || acc.dtype !== 'float32' || x.dtype !== 'float32' || !tf.util.arraysEqual(acc.shape, x.shape)) return false;
   b.free(b.raw('aten::add_.Tensor', [b.idOf(acc.dataId), b.idOf(x.dataId)]));
+  return true;
+}
+
+/** a = ca * a + cb * b in place (the arithmetic of the fused linear combination: a * ca, then + cb * b) and true, or false where a cannot be written. */
+export function combineInPlace(a: tf.Tensor, b: tf.Tensor, ca: number, cb: number): boolean {
+  const be = owner([a], [b]);
+  if (!be || a.dtype !== 'float32' || b.dtype !== 'float32' || !tf.util.arraysEqual(a.shape, b.shape)) return false;
+  const [ia, ib] = [be.idOf(a.dataId), be.idOf(b.dataId)];
+  be.free(be.raw('aten::mul_.Scalar', [ia, ca]));
+  be.free(be.raw('aten::add_.Tensor', [ia, ib, cb]));
   return true;
 }
