@@ -57,7 +57,14 @@ import { joinWorld, world } from '../src/parallel/world.js';
 import { freePort } from '../src/cli/launch.js';
 import { repoRoot } from '../src/util/paths.js';
 
+// --hf <folder>: the real-size Hugging Face bench instead (scripts/bench_hf.ts: its rows, its own options)
+if (process.argv.includes('--hf')) {
+  await (await import('./bench_hf.js')).main(process.argv.slice(2));
+  process.exit(0);
+}
+
 const args = await yargs(hideBin(process.argv))
+  .option('hf', { type: 'string', describe: 'a Hugging Face model folder: time its SFT and GTA steps and peak memory against transformers and TRL instead (scripts/bench_hf.ts: --rows sft,gta,sft+accum2,sft+ckpt,... --steps --batch --prompts --group --threads)' })
   .option('backend', { type: 'string', default: 'auto', describe: `comma-separated, measured in turn: ${BACKEND_NAMES.join(', ')}` })
   .option('steps', { type: 'number', default: 10, describe: 'timed steps per measurement (after 2 warm-up steps)' })
   .option('batch', { type: 'number', default: 32 })

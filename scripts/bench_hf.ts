@@ -29,6 +29,7 @@ import { gtaRunner } from '../src/train/gta.js';
 import { BatchSampler } from '../src/train/sampler.js';
 import { prepare } from '../src/train/setup.js';
 import { sftRunner } from '../src/train/sft.js';
+import { maxStructuredLength, structureSpec } from '../src/task/structure.js';
 import { createLogger } from '../src/util/log.js';
 import { repoRoot } from '../src/util/paths.js';
 
@@ -47,8 +48,13 @@ export interface HfBenchOptions {
 interface ChildResult {
   row: string;
   params: number;
+  /** Embedding rows: the model's vocabulary and gta's six tags (the SFT reference resizes to it). */
+  vocab: number;
   stepS: number[];
-  loss: number[];
+  /** The runner's headline metric per step (sft: train/loss_sft; gta: reward/total/mean). */
+  headline: { key: string; values: number[] };
+  /** Tokens a GTA completion decodes at most (the reference samples as many). */
+  completionTokens?: number;
   /** Bytes: weights, AdamW moments, the most tensors held during the steps, the process peak (VmHWM) and resident after loading. */
   memory: { weights: number; moments: number; tensorsPeak: number; afterLoad: number; peakRss: number };
   /** The first step's batch as token ids (sft) or prompt texts (gta), for the references. */
@@ -62,11 +68,23 @@ function rss(): { now: number; peak: number } {
   return { now: kb('VmRSS'), peak: kb('VmHWM') };
 }
 
+/**
+ * A row's config: 'sft' or 'gta', then '+accumN' (train.grad_accum_steps N) and '+ckpt'
+ * (train.activation_checkpointing) as wanted.
+ */
 function rowConfig(row: string, o: HfBenchOptions): TrainConfig {
   const root = repoRoot();
+  const [base, ...mods] = row.split('+');
   const common = [`init=${o.hf}`, 'backend=torch', 'train.dropout=0.0'];
-  if (row === 'sft') return loadConfig(TrainConfigSchema, `${root}/configs/hf/sst2-sft.yaml`, [...common, `train.batch_size=${o.batch}`]).config;
-  return loadConfig(TrainConfigSchema, `${root}/configs/sst2-gta.yaml`, [...common, `train.batch_size=${o.prompts * o.group}`, `rl.group_size=${o.group}`, 'train.optim.lr=1.0e-6']).config;
+  for (const m of mods) {
+    const accum = /^accum(\d+)$/.exec(m);
+    if (accum) common.push(`train.grad_accum_steps=${accum[1]}`);
+    else if (m === 'ckpt') common.push('train.activation_checkpointing=true');
+    else throw new Error(`row ${row}: unknown '+${m}' (accumN, ckpt)`);
+  }
+  if (base === 'sft') return loadConfig(TrainConfigSchema, `${root}/configs/hf/sst2-sft.yaml`, [...common, `train.batch_size=${o.batch}`]).config;
+  if (base === 'gta') return loadConfig(TrainConfigSchema, `${root}/configs/sst2-gta.yaml`, [...common, `train.batch_size=${o.prompts * o.group}`, `rl.group_size=${o.group}`, 'train.optim.lr=1.0e-6']).config;
+  throw new Error(`row ${row}: sft or gta`);
 }
 
 /** A child: one row, --steps steps after none of warm-up (a step of a real-size model is seconds). */
@@ -79,10 +97,11 @@ async function child(row: string, o: HfBenchOptions): Promise<ChildResult> {
   const afterLoad = rss().now;
   const optimizer = new AdamW(p.model.params, cfg.train.optim);
   const moments = native.memory().live - weights;
-  const runner = row === 'sft' ? sftRunner(cfg, p, optimizer) : gtaRunner(cfg, p, optimizer);
+  const sft = cfg.mode === 'sft';
+  const runner = sft ? sftRunner(cfg, p, optimizer) : gtaRunner(cfg, p, optimizer);
   const indices = new BatchSampler(runner.lengths, runner.batchSize, cfg.seed).next({ epoch: 0, batch: 0 }).indices;
   const inputs =
-    row === 'sft'
+    sft
       ? (() => {
           const ex = indices.map((i) => ({ prompt: p.prompts.prompt(p.data.train[i].text), target: p.prompts.answerTarget(p.data.labels[p.data.train[i].label]) }));
           return { sequences: ex.map((e) => [...e.prompt, ...e.target]), prompt_lengths: ex.map((e) => e.prompt.length) };
@@ -90,15 +109,16 @@ async function child(row: string, o: HfBenchOptions): Promise<ChildResult> {
       : { prompts: indices.map((i) => cfg.prompt.template.replace('{text}', p.data.train[i].text)), labels: indices.map((i) => p.data.labels[p.data.train[i].label]) };
   native.memory(true);
   const stepS: number[] = [];
-  const loss: number[] = [];
+  const headline = { key: runner.headline[0], values: [] as number[] };
   for (let s = 0; s < o.steps; s++) {
     const t0 = performance.now();
-    const { metrics } = await runner.step(indices, row === 'sft' ? 1e-5 : 1e-6);
+    const { metrics } = await runner.step(indices, sft ? 1e-5 : 1e-6);
     stepS.push((performance.now() - t0) / 1000);
-    loss.push(metrics[runner.headline[0]]);
+    headline.values.push(metrics[headline.key]);
   }
   const tensorsPeak = native.memory().peak;
-  return { row, params: p.model.numParams, stepS, loss, memory: { weights, moments, tensorsPeak, afterLoad, peakRss: rss().peak }, inputs };
+  const completionTokens = sft ? undefined : maxStructuredLength(structureSpec(p.tokenizer, 'gta', p.data.labels, cfg.rl.think_max_tokens));
+  return { row, params: p.model.numParams, vocab: p.model.arch.vocab_size, stepS, headline, completionTokens, memory: { weights, moments, tensorsPeak, afterLoad, peakRss: rss().peak }, inputs };
 }
 
 /** The Python interpreter of the references ($PYTHON), or null with why not. */
@@ -116,18 +136,25 @@ interface RefResult {
   [k: string]: unknown;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** The median step after the first (a warm-up: fresh memory's page faults, lazy initialisation) when there are two or more. */
+const typical = (xs: number[]) => {
+  const rest = xs.length > 1 ? xs.slice(1) : xs;
+  const s = [...rest].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
 const gb = (b: number) => `${(b / GB).toFixed(2)} GB`;
 
 /** The parent: each row in a child, then its reference, one table. */
-export async function benchHf(o: HfBenchOptions, rows: string[]): Promise<void> {
+async function benchHf(o: HfBenchOptions, rows: string[]): Promise<void> {
   const self = fileURLToPath(import.meta.url);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gta-bench-hf-'));
   const ref = python();
   const env = { ...process.env, GTA_THREADS: String(o.threads) };
   const flags = ['--hf', o.hf, '--steps', String(o.steps), '--batch', String(o.batch), '--prompts', String(o.prompts), '--group', String(o.group), '--threads', String(o.threads)];
+  const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot(), encoding: 'utf8' }).stdout?.trim() || 'unknown';
+  console.log(`${new Date().toISOString()}, commit ${commit}, ${os.cpus()[0]?.model} x ${os.availableParallelism()}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`);
   console.log(`bench --hf ${o.hf}: ${o.steps} steps a row, ${o.threads} threads; sft batch ${o.batch}; gta ${o.prompts} prompts x ${o.group}; ${'py' in ref ? `references with ${ref.py}` : `references skipped: ${ref.skip}`}`);
-  const table: string[] = ['| row | gta step (median) | gta peak RSS | reference | reference step | reference peak RSS | speed | memory |', '|---|---|---|---|---|---|---|---|'];
+  const table: string[] = ['| row | gta step | gta peak RSS | reference | reference step | reference peak RSS | speed | memory |', '|---|---|---|---|---|---|---|---|'];
   for (const row of rows) {
     const r = spawnSync(process.execPath, [self, '--child', row, ...flags], { encoding: 'utf8', env, maxBuffer: 1 << 28 });
     const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
@@ -138,37 +165,35 @@ export async function benchHf(o: HfBenchOptions, rows: string[]): Promise<void> 
     const g = JSON.parse(line.slice(7)) as ChildResult;
     const m = g.memory;
     const P = g.params;
-    console.log(`${row}: ${(P / 1e6).toFixed(1)}M parameters; steps ${g.stepS.map((s) => s.toFixed(2)).join(', ')} s; loss ${g.loss.map((l) => l.toFixed(4)).join(', ')}`);
+    console.log(`${row}: ${(P / 1e6).toFixed(1)}M parameters; steps ${g.stepS.map((s) => s.toFixed(2)).join(', ')} s; ${g.headline.key} ${g.headline.values.map((l) => l.toFixed(4)).join(', ')}`);
     console.log(`  memory: weights ${gb(m.weights)} (${(m.weights / P).toFixed(1)} B/param), AdamW moments ${gb(m.moments)}, tensors at most ${gb(m.tensorsPeak)} during the steps ` +
       `(${(m.tensorsPeak / P).toFixed(1)} B/param: ${gb(m.tensorsPeak - m.weights - m.moments)} beyond weights and moments); resident after loading ${gb(m.afterLoad)}, process peak ${gb(m.peakRss)} (${(m.peakRss / P).toFixed(1)} B/param)`);
     let refCells = ['', '', '', '', ''];
-    if ('py' in ref) {
+    // a reference for the plain rows and SFT with activation checkpointing (transformers' gradient_checkpointing); none for micro-batches
+    const [base, ...mods] = row.split('+');
+    if ('py' in ref && (mods.length === 0 || (base === 'sft' && mods.join() === 'ckpt'))) {
       const input = path.join(tmp, `${row}.json`);
       fs.writeFileSync(input, JSON.stringify(g.inputs));
       const args =
-        row === 'sft'
-          ? ['sft', '--model', o.hf, '--batch', input, '--steps', String(o.steps), '--threads', String(o.threads)]
-          : ['grpo', '--model', o.hf, '--prompts', input, '--steps', String(o.steps), '--group', String(o.group), '--max-new', String(structuredLength(g)), '--threads', String(o.threads)];
+        base === 'sft'
+          ? ['sft', '--model', o.hf, '--batch', input, '--steps', String(o.steps), '--threads', String(o.threads), '--vocab', String(g.vocab)]
+          : ['grpo', '--model', o.hf, '--prompts', input, '--steps', String(o.steps), '--group', String(o.group), '--max-new', String(g.completionTokens), '--threads', String(o.threads)];
+      if (mods.includes('ckpt')) args.push('--grad-checkpointing');
       const pr = spawnSync(ref.py, [path.join(repoRoot(), 'scripts', 'hf_reference.py'), ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
       const pl = pr.stdout.trim().split('\n').pop() ?? '';
       if (pr.status !== 0 || !pl.startsWith('{')) console.log(`  reference failed (exit ${pr.status ?? pr.signal}): ${(pr.stderr || '').trim().split('\n').slice(-3).join(' | ')}`);
       else {
         const rr = JSON.parse(pl) as RefResult;
-        const rs = median(rr.step_s);
+        const rs = typical(rr.step_s);
         console.log(`  ${rr.what}: steps ${rr.step_s.map((s) => s.toFixed(2)).join(', ')} s; peak ${gb(rr.peak_rss_bytes)}`);
-        refCells = [rr.what, `${rs.toFixed(2)} s`, gb(rr.peak_rss_bytes), `${(rs / median(g.stepS)).toFixed(2)}x`, `${(m.peakRss / rr.peak_rss_bytes).toFixed(2)}x`];
+        refCells = [rr.what, `${rs.toFixed(2)} s`, gb(rr.peak_rss_bytes), `${(rs / typical(g.stepS)).toFixed(2)}x`, `${(m.peakRss / rr.peak_rss_bytes).toFixed(2)}x`];
       }
     }
-    table.push(`| ${row} | ${median(g.stepS).toFixed(2)} s | ${gb(m.peakRss)} | ${refCells.join(' | ')} |`);
+    table.push(`| ${row} | ${typical(g.stepS).toFixed(2)} s | ${gb(m.peakRss)} | ${refCells.join(' | ')} |`);
   }
-  console.log('\nspeed: reference step time / gta step time; memory: gta peak / reference peak\n');
+  console.log('\nstep: the median after the first (a warm-up); speed: reference step / gta step; memory: gta peak / reference peak (resident set, each in a process of its own)\n');
   console.log(table.join('\n'));
   fs.rmSync(tmp, { recursive: true, force: true });
-}
-
-/** GTA's completion length in tokens (the reference samples as many). */
-function structuredLength(g: ChildResult): number {
-  return (g as unknown as { completionTokens?: number }).completionTokens ?? 13;
 }
 
 function parse(argv: string[]): { row?: string; o: HfBenchOptions; rows: string[] } {
@@ -187,13 +212,16 @@ function parse(argv: string[]): { row?: string; o: HfBenchOptions; rows: string[
   return { row: get('--child'), o, rows: (get('--rows', 'sft,gta') ?? '').split(',') };
 }
 
+/** The command line: a row's child (--child ROW) or the whole bench. */
+export async function main(argv: string[]): Promise<void> {
+  const { row, o, rows } = parse(argv);
+  if (!row) return benchHf(o, rows);
+  const r = await child(row, o);
+  console.log(`RESULT ${JSON.stringify(r)}`);
+  tf.disposeVariables();
+}
+
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { row, o, rows } = parse(process.argv.slice(2));
-  if (row) {
-    const r = await child(row, o);
-    console.log(`RESULT ${JSON.stringify(r)}`);
-    tf.disposeVariables();
-    process.exit(0);
-  }
-  await benchHf(o, rows);
+  await main(process.argv.slice(2));
+  process.exit(0);
 }

@@ -11,7 +11,7 @@ one-line reason when it fails. Python is no dependency of npm ci, npm test or CI
 
 Subcommands:
 
-  hf_reference.py sft --model DIR --batch FILE [--steps 3 --lr 1e-5 --threads 2 --dtype float32 --grad-checkpointing]
+  hf_reference.py sft --model DIR --batch FILE [--steps 3 --lr 1e-5 --threads 2 --dtype float32 --grad-checkpointing --vocab N]
       FILE: {"sequences": [[id, ...], ...], "prompt_lengths": [n, ...]}, each sequence its prompt's
       tokens then its target's. One batch, left-padded (pad id: the config's pad_token_id, else its
       eos_token_id; attention_mask 0 on padding; position_ids cumsum(mask) - 1, clipped at 0, as
@@ -159,6 +159,8 @@ def sft(argv):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="weights, activations and optimizer state (default float32)")
     p.add_argument("--grad-checkpointing", action="store_true", help="recompute each layer's activations in backward")
+    p.add_argument("--vocab", type=int, default=0, help="resize the embedding (and an untied head) to this many rows first, "
+                   "as gta adds its six structure tags after the model's vocabulary (0: as loaded)")
     a = p.parse_args(argv)
     positive_int("--steps", a.steps)
     positive_int("--threads", a.threads)
@@ -182,6 +184,8 @@ def sft(argv):
     model = load_model(torch, transformers, a.model, a.dtype)
     rss_after_load = rss_bytes()
     cfg = model.config
+    if a.vocab > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(a.vocab, mean_resizing=False)
     vocab = model.get_input_embeddings().num_embeddings
     top = max(max(s) for s in seqs)
     if top >= vocab:
