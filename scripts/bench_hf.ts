@@ -55,6 +55,8 @@ interface ChildResult {
   headline: { key: string; values: number[] };
   /** Tokens a GTA completion decodes at most (the reference samples as many). */
   completionTokens?: number;
+  /** The steps' perf/*_s phases (rollout, backward, guess CE, ...), each step's, in seconds. */
+  phases: Record<string, number[]>;
   /** Bytes: weights, AdamW moments, the most tensors held during the steps, the process peak (VmHWM) and resident after loading. */
   memory: { weights: number; moments: number; tensorsPeak: number; afterLoad: number; peakRss: number };
   /** The first step's batch as token ids (sft) or prompt texts (gta), for the references. */
@@ -110,15 +112,17 @@ async function child(row: string, o: HfBenchOptions): Promise<ChildResult> {
   native.memory(true);
   const stepS: number[] = [];
   const headline = { key: runner.headline[0], values: [] as number[] };
+  const phases: Record<string, number[]> = {};
   for (let s = 0; s < o.steps; s++) {
     const t0 = performance.now();
     const { metrics } = await runner.step(indices, sft ? 1e-5 : 1e-6);
     stepS.push((performance.now() - t0) / 1000);
     headline.values.push(metrics[headline.key]);
+    for (const [k, v] of Object.entries(metrics)) if (/^perf\/.*_s$/.test(k) && !k.endsWith('_per_s')) (phases[k.slice(5, -2)] ??= []).push(v);
   }
   const tensorsPeak = native.memory().peak;
   const completionTokens = sft ? undefined : maxStructuredLength(structureSpec(p.tokenizer, 'gta', p.data.labels, cfg.rl.think_max_tokens));
-  return { row, params: p.model.numParams, vocab: p.model.arch.vocab_size, stepS, headline, completionTokens, memory: { weights, moments, tensorsPeak, afterLoad, peakRss: rss().peak }, inputs };
+  return { row, params: p.model.numParams, vocab: p.model.arch.vocab_size, stepS, headline, completionTokens, phases, memory: { weights, moments, tensorsPeak, afterLoad, peakRss: rss().peak }, inputs };
 }
 
 /** The Python interpreter of the references ($PYTHON), or null with why not. */
@@ -166,6 +170,7 @@ async function benchHf(o: HfBenchOptions, rows: string[]): Promise<void> {
     const m = g.memory;
     const P = g.params;
     console.log(`${row}: ${(P / 1e6).toFixed(1)}M parameters; steps ${g.stepS.map((s) => s.toFixed(2)).join(', ')} s; ${g.headline.key} ${g.headline.values.map((l) => l.toFixed(4)).join(', ')}`);
+    if (Object.keys(g.phases).length) console.log(`  phases (s, as the step): ${Object.entries(g.phases).map(([k, v]) => `${k} ${typical(v).toFixed(2)}`).join(', ')}`);
     console.log(`  memory: weights ${gb(m.weights)} (${(m.weights / P).toFixed(1)} B/param), AdamW moments ${gb(m.moments)}, tensors at most ${gb(m.tensorsPeak)} during the steps ` +
       `(${(m.tensorsPeak / P).toFixed(1)} B/param: ${gb(m.tensorsPeak - m.weights - m.moments)} beyond weights and moments); resident after loading ${gb(m.afterLoad)}, process peak ${gb(m.peakRss)} (${(m.peakRss / P).toFixed(1)} B/param)`);
     let refCells = ['', '', '', '', ''];

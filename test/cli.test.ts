@@ -15,9 +15,11 @@ test('gta train learns a tiny task and leaves a complete run directory; gta eval
   const r = gta(['train', '--config', tinyConfig(dir), '--log-level', 'warn'], dir);
   assert.equal(r.code, 0, r.stderr);
   const runDir = r.stdout.split('\n')[0];
-  for (const f of ['config.resolved.yaml', 'run.json', 'metrics.jsonl', 'summary.json', 'predictions.jsonl', 'checkpoints/latest/model.safetensors', 'checkpoints/best/config.json']) {
+  for (const f of ['config.resolved.yaml', 'run.json', 'metrics.jsonl', 'summary.json', 'predictions.jsonl', 'checkpoints/latest/model.safetensors', 'checkpoints/latest/optimizer.safetensors', 'checkpoints/best/config.json']) {
     assert.ok(fs.existsSync(path.join(runDir, f)), `missing ${f}`);
   }
+  // best is for scoring: its weights, not the optimizer's moments (8 of its 12 bytes a parameter)
+  assert.ok(!fs.existsSync(path.join(runDir, 'checkpoints/best/optimizer.safetensors')), 'best carries no optimizer state');
   const run = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8'));
   assert.equal(run.status, 'finished');
   assert.equal(run.backend.name, 'wasm');
@@ -39,6 +41,24 @@ test('gta train learns a tiny task and leaves a complete run directory; gta eval
   const ev = JSON.parse(fs.readFileSync(path.join(runDir, 'eval-test-latest.json'), 'utf8'));
   assert.equal(ev.n, 100);
   assert.ok(ev.accuracy >= 0.85, `test accuracy ${ev.accuracy}`);
+});
+
+test('train.keep_checkpoints: a run keeps only the checkpoints it names; scoring one it did not keep is a one-line error', () => {
+  const dir = tmpDir();
+  const short = ['--set', 'train.steps=20', '--set', 'train.eval_every=10', '--set', 'train.checkpoint_every=10', '--log-level', 'warn'];
+  const r = gta(['train', '--config', tinyConfig(dir), ...short, '--set', 'train.keep_checkpoints=[latest]'], dir);
+  assert.equal(r.code, 0, r.stderr);
+  const runDir = r.stdout.split('\n')[0];
+  assert.deepEqual(fs.readdirSync(path.join(runDir, 'checkpoints')), ['latest']);
+  const e = gta(['eval', '--run', runDir, '--checkpoint', 'best', '--log-level', 'warn'], dir);
+  assert.equal(e.code, 2);
+  assert.match(e.stderr.trim(), /best/);
+  assert.equal(e.stderr.trim().split('\n').length, 1, e.stderr);
+  const none = gta(['train', '--config', tinyConfig(dir), ...short, '--set', 'train.keep_checkpoints=[]', '--set', 'name=none'], dir);
+  assert.equal(none.code, 0, none.stderr);
+  const noneDir = none.stdout.split('\n')[0];
+  assert.ok(!fs.existsSync(path.join(noneDir, 'checkpoints')) || fs.readdirSync(path.join(noneDir, 'checkpoints')).length === 0);
+  assert.ok(fs.existsSync(path.join(noneDir, 'summary.json')), 'the run still finishes and reports');
 });
 
 test('bad input: exit code 2, a one-line message naming the file, and no run directory', () => {

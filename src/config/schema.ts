@@ -90,6 +90,13 @@ export const TrainSchema = z
     grad_accum_steps: positiveInt.default(1),
     /** Run each layer again in the backward instead of keeping its activations (transformers' gradient_checkpointing): less memory, about a third more compute. */
     activation_checkpointing: z.boolean().default(false),
+    /**
+     * The checkpoints a run keeps under checkpoints/: `latest` (weights, AdamW moments and trainer
+     * state, 12 bytes a parameter: what a resume continues from) and `best` (the best periodic eval's
+     * weights, 4 bytes a parameter: what `gta eval --checkpoint best` scores). A run without `latest`
+     * cannot be resumed: after a crash it starts again.
+     */
+    keep_checkpoints: z.array(z.enum(['latest', 'best'])).default(['latest', 'best']),
   })
   .strict();
 

@@ -9,7 +9,7 @@
 import type { OptimConfig } from '../config/schema.js';
 import { loadTrainingState, saveCheckpoint } from '../model/checkpoint.js';
 import type { Transformer } from '../model/transformer.js';
-import type { RunDir } from '../run/run_dir.js';
+import type { CheckpointName, RunDir } from '../run/run_dir.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { world } from '../parallel/world.js';
 import { GtaError } from '../util/errors.js';
@@ -76,6 +76,8 @@ export interface LoopConfig {
   log_every: number;
   eval_every: number;
   checkpoint_every: number;
+  /** Which checkpoints to write (default both). */
+  keep_checkpoints?: readonly CheckpointName[];
   on_nonfinite: 'skip' | 'stop';
   optim: OptimConfig;
 }
@@ -169,8 +171,9 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
   await w.broadcastParams(model.params);
   /** Every rank's runner state, on rank 0: what a checkpoint needs to resume each rank exactly. */
   const rankStates = () => w.gather(runner.state());
-  const save = (name: string, ranks: Record<string, unknown>[]) => {
-    if (!w.lead) return;
+  const keep = cfg.keep_checkpoints ?? ['latest', 'best'];
+  const save = (name: CheckpointName, ranks: Record<string, unknown>[]) => {
+    if (!w.lead || !keep.includes(name)) return;
     const state: LoopState = {
       step,
       position: pos,
@@ -183,7 +186,8 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
       runner: ranks[0],
       ...(w.size > 1 ? { world_size: w.size, ranks } : {}),
     };
-    saveCheckpoint(run.checkpoint(name), model, tokenizer, { kind: 'training', step, optimizer: optimizer.state(), trainerState: state });
+    // best is for scoring, not resuming: its weights alone (4 bytes a parameter, not 12)
+    saveCheckpoint(run.checkpoint(name), model, tokenizer, { kind: 'training', step, ...(name === 'latest' ? { optimizer: optimizer.state(), trainerState: state } : {}) });
   };
   // every eval line carries the budget spent so far on each axis: steps, epochs, seconds, examples, tokens
   const evalLine = (record: Record<string, number>, split = evaluator.split) => ({ step, epoch: round(epochNow()), time_s: round(elapsed()), split, examples_seen: examplesSeen, tokens_seen: tokensSeen, ...record });
