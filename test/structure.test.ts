@@ -39,6 +39,26 @@ test('structured decoding forces the GTA tags, restricts labels, and bounds thin
   assert.equal(spans[out.indexOf(t.answerOpen) + 1], 'answer');
 });
 
+test('forcedToEnd: true once no choice is left before EOS, and asking does not move the state', () => {
+  const spec = structureSpec(tok, 'rl', labels, 0);
+  const st = new StructuredState(spec);
+  const t = spec.tags;
+  assert.equal(st.forcedToEnd(), false, 'the answer is still to choose');
+  st.push(t.thinkOpen);
+  st.push(t.thinkClose);
+  st.push(t.answerOpen);
+  assert.equal(st.forcedToEnd(), false);
+  for (const id of tok.encode('bad')) st.push(id);
+  // 'bad' is a whole label that no other label extends: </answer> then EOS are forced
+  assert.deepEqual(st.allowed(), { kind: 'only', ids: [t.answerClose] });
+  assert.equal(st.forcedToEnd(), true);
+  assert.deepEqual(st.allowed(), { kind: 'only', ids: [t.answerClose] }, 'the state is where it was');
+  // after 'very' the rest of 'very good' is forced too, then the tags
+  const v = new StructuredState(spec);
+  for (const id of [t.thinkOpen, t.thinkClose, t.answerOpen, ...tok.encode('very')]) v.push(id);
+  assert.equal(v.forcedToEnd(), true);
+});
+
 test('label restriction: after "very" only " good" may follow; a complete label may close', () => {
   const spec = structureSpec(tok, 'rl', labels, 0);
   const st = new StructuredState(spec);

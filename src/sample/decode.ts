@@ -20,6 +20,8 @@ import { openNativeStep } from './native_step.js';
 export interface Chooser {
   choose(row: number, logits: Float32Array | undefined): { token: number; done: boolean };
   forced?(row: number): boolean;
+  /** Whether every token the row has left is forced: the loop then takes them at once, without running the model for them. */
+  forcedToEnd?(row: number): boolean;
 }
 
 export function decode(model: Transformer, unique: number[][], maxNewTokens: number, padId: number, choose: Chooser, repeat = 1): { tokens: number[][]; finished: boolean[] } {
@@ -71,6 +73,12 @@ function decodeLoop(model: Transformer, unique: number[][], maxNewTokens: number
         next[b] = c.token;
         out[b].push(c.token);
         finished[b] = c.done;
+        // a known rest (closing tags, EOS) needs no logits, and no step feeds it: nothing after it is read
+        while (!finished[b] && out[b].length < budget && choose.forcedToEnd?.(b)) {
+          const t = choose.choose(b, undefined);
+          out[b].push(t.token);
+          finished[b] = t.done;
+        }
       }
       if (finished.every(Boolean) || i === budget - 1) break;
       // the output head (a [rows, vocab] product) only for rows that have a choice to make

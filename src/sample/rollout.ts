@@ -56,6 +56,7 @@ export function sampleCompletions(model: Transformer, prompts: number[][], o: Sa
       const a = allowedOf(row);
       return a.kind === 'only' && a.ids.length === 1;
     },
+    forcedToEnd: (row: number) => states[row]?.forcedToEnd() ?? false,
     choose: (row: number, logits: Float32Array | undefined) => {
       const st = states[row];
       const a = allowedOf(row);

@@ -96,6 +96,17 @@ export class StructuredState {
     return this.phase === 'done';
   }
 
+  /** Whether every token from here to EOS is forced (the rest of the completion is already known). */
+  forcedToEnd(): boolean {
+    const sim = Object.assign(Object.create(StructuredState.prototype) as StructuredState, this);
+    for (;;) {
+      const a = sim.allowed();
+      if (a.kind !== 'only' || a.ids.length !== 1) return false;
+      if (a.ids[0] === this.s.tags.eos) return true;
+      sim.push(a.ids[0]);
+    }
+  }
+
   /** The span the next token belongs to. */
   span(): Span {
     return this.phase === 'guess' || this.phase === 'guessOpen' ? 'guess' : this.phase === 'think' ? 'think' : this.phase === 'answer' ? 'answer' : 'tag';
