@@ -8,9 +8,9 @@
  * backend can (src/backend/torch/in_place.ts). Same tape, same gradient functions, same order of
  * accumulation, so the same values.
  *
- * It reaches into the engine's tape (state.activeTape, startTape/endTape), which tfjs does not export;
- * the package is pinned (^4.22) and test/lean_grads.test.ts checks the result against tf.variableGrads.
- * Inside another gradient (higher order) it defers to tf.variableGrads.
+ * It reaches into the engine's tape (state.activeTape, startTape/endTape), which tfjs does not export
+ * (package-lock pins tfjs 4.22); test/lean_grads.test.ts checks the result against tf.variableGrads.
+ * Inside another gradient (higher order) it defers to tfjs's own.
  */
 import * as tf from '@tensorflow/tfjs';
 import { addInPlace } from './torch/in_place.js';

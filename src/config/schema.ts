@@ -88,7 +88,7 @@ export const TrainSchema = z
      * micro-batch's activations alive at a time. RL and GTA split whole prompt groups.
      */
     grad_accum_steps: positiveInt.default(1),
-    /** Run each layer again in the backward instead of keeping its activations (transformers' gradient_checkpointing): less memory, about a third more compute. */
+    /** Run each layer again in the backward instead of keeping its activations (transformers' gradient_checkpointing): less memory, one more forward of each layer (and on torch gta's own model leaves its fused native pass). */
     activation_checkpointing: z.boolean().default(false),
     /**
      * The checkpoints a run keeps under checkpoints/: `latest` (weights, AdamW moments and trainer
