@@ -87,7 +87,7 @@ Napi::Value AdamW(const Napi::CallbackInfo& info) {
 
 // adamwInPlace(p, g, m, v, step): the same update written into p, m and v themselves, so a step needs
 // no second copy of the weights and moments (12 bytes a parameter). The caller makes sure nothing else
-// shares their storage (src/backend/fused.ts adamwInPlace). On the CPU the single pass above; elsewhere
+// shares their storage (src/backend/torch/in_place.ts). On the CPU the single pass above; elsewhere
 // ATen's in-place operators (one temporary the size of the parameter).
 Napi::Value AdamWInPlace(const Napi::CallbackInfo& info) {
   auto env = info.Env();

@@ -49,8 +49,8 @@ std::vector<c10::OperatorHandle> ops;
 std::unique_ptr<c10::InferenceMode> inference_mode;
 
 // The bytes of the distinct storages the slots hold (a view counts once, with its base) and the most
-// they held since the last resetPeak: what tensors take, apart from an operator's own temporaries and
-// the fused passes' saved activations (the bench's and `--log-level debug`'s memory account).
+// they held since the last memory(true): what tensors take, apart from an operator's own temporaries
+// and the fused passes' saved activations (scripts/bench_hf.ts's memory account).
 struct Held {
   int32_t refs;
   int64_t bytes;
@@ -61,7 +61,7 @@ int64_t peak_bytes = 0;
 
 void Hold(const at::Tensor& t) {
   if (!t.defined() || !t.has_storage()) return;
-  auto [it, fresh] = held.try_emplace(t.storage().unsafeGetStorageImpl(), Held{0, static_cast<int64_t>(t.storage().nbytes())});
+  auto it = held.try_emplace(t.storage().unsafeGetStorageImpl(), Held{0, static_cast<int64_t>(t.storage().nbytes())}).first;
   if (it->second.refs++ == 0) {
     live_bytes += it->second.bytes;
     if (live_bytes > peak_bytes) peak_bytes = live_bytes;

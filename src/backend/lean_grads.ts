@@ -75,7 +75,7 @@ export function variableGrads(f: () => tf.Scalar, varList?: tf.Variable[]): { va
 /** tf.grads(f)(xs, dy) with the freeing backward: the gradient of every x (each must reach f's result) and f's value. */
 export function grads(f: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[], dy: tf.Tensor): { value: tf.Tensor; grads: tf.Tensor[] } {
   const engine = tf.engine() as unknown as EngineInternals;
-  if (engine.state.gradientDepth > 0) return { value: f(...xs), grads: tf.grads(f)(xs, dy) };
+  if (engine.state.gradientDepth > 0) return tf.valueAndGrads(f)(xs, dy);
   const r = gradients(() => f(...xs), xs, dy);
   if (r.grads.some((g) => g === null)) throw new Error('Cannot compute gradient of y=f(x) with respect to x: some x does not reach y.');
   return { value: r.value, grads: r.grads as tf.Tensor[] };

@@ -137,7 +137,6 @@ export interface TensorEntry {
   end: number;
 }
 
-
 /**
  * A safetensors file read a tensor at a time, each converted to float32 as it is read, so the whole
  * file is never in memory at once. F32, F16 and BF16 (what Hugging Face checkpoints ship); quantized

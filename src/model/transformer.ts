@@ -236,7 +236,8 @@ export class Transformer {
       (x, c) => {
         const source = opts.rng;
         let next = 0;
-        const rng: SeedSource | undefined = source && (calls++ === 0 ? { seed: () => (seeds.push(source.seed()), seeds[seeds.length - 1]) } : { seed: () => seeds[next++] });
+        const record = { seed: () => seeds[seeds.push(source!.seed()) - 1] };
+        const rng: SeedSource | undefined = source && (calls++ === 0 ? record : { seed: () => seeds[next++] });
         return run(x, c, { ...opts, rng });
       },
       xs,

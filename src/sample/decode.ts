@@ -74,10 +74,12 @@ function decodeLoop(model: Transformer, unique: number[][], maxNewTokens: number
         out[b].push(c.token);
         finished[b] = c.done;
         // a known rest (closing tags, EOS) needs no logits, and no step feeds it: nothing after it is read
-        while (!finished[b] && out[b].length < budget && choose.forcedToEnd?.(b)) {
-          const t = choose.choose(b, undefined);
-          out[b].push(t.token);
-          finished[b] = t.done;
+        if (!finished[b] && choose.forcedToEnd?.(b)) {
+          while (!finished[b] && out[b].length < budget) {
+            const t = choose.choose(b, undefined);
+            out[b].push(t.token);
+            finished[b] = t.done;
+          }
         }
       }
       if (finished.every(Boolean) || i === budget - 1) break;

@@ -9,6 +9,7 @@ import { adamwUpdate } from '../backend/fused.js';
 import { adamwInPlace } from '../backend/torch/in_place.js';
 import { gradDots } from '../backend/grad_dots.js';
 import type { OptimizerState } from '../model/checkpoint.js';
+import { Transformer } from '../model/transformer.js';
 import { GtaError } from '../util/errors.js';
 import { crashPoint } from '../util/fault.js';
 
@@ -30,9 +31,9 @@ export class AdamW {
     private readonly cfg: OptimConfig,
   ) {
     for (const [name, p] of params) {
-      // unnamed: tfjs gives them unique names, so several optimizers can live in one process
-      this.m.set(name, ownVariable(tf.zerosLike(p)));
-      this.v.set(name, ownVariable(tf.zerosLike(p)));
+      // process-unique names (several optimizers can live in one process); each owns its data, so apply can update it in place
+      this.m.set(name, Transformer.variable(`m.${name}`, tf.zerosLike(p), false));
+      this.v.set(name, Transformer.variable(`v.${name}`, tf.zerosLike(p), false));
     }
   }
 
@@ -62,7 +63,8 @@ export class AdamW {
     // in place where the backend can (no second copy of weights and moments); the rest in one fused call
     const rest: string[] = [];
     for (const name of names) {
-      if (adamwInPlace(param(name), grads[name], this.m.get(name)!, this.v.get(name)!, param(name).rank >= 2, step)) crashPoint('optimizer');
+      const p = param(name);
+      if (adamwInPlace(p, grads[name], this.m.get(name)!, this.v.get(name)!, p.rank >= 2, step)) crashPoint('optimizer');
       else rest.push(name);
     }
     const ps = rest.map(param);
@@ -104,13 +106,6 @@ export class AdamW {
   dispose(): void {
     tf.dispose([...this.m.values(), ...this.v.values()]);
   }
-}
-
-/** A non-trainable variable that alone holds `value`'s data (value is disposed: a variable shares its initial tensor's data, which would otherwise outlive the variable's first assign). */
-function ownVariable(value: tf.Tensor): tf.Variable {
-  const v = tf.variable(value, false);
-  value.dispose();
-  return v;
 }
 
 /** The parameters whose gradient holds a NaN or Inf (for the error message). */
