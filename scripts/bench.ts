@@ -45,7 +45,7 @@ import { loadDataset } from '../src/data/load.js';
 import { evaluate } from '../src/eval/evaluate.js';
 import { Transformer } from '../src/model/transformer.js';
 import { Tokenizer } from '../src/tokenizer/bpe.js';
-import { AdamW } from '../src/train/adamw.js';
+import { Trainer } from '../src/train/trainer.js';
 import { promptBuilder } from '../src/task/prompt.js';
 import { maxStructuredLength, structureSpec } from '../src/task/structure.js';
 import { gtaRunner } from '../src/train/gta.js';
@@ -196,14 +196,14 @@ interface Result {
   evalPerS?: number;
 }
 
-async function time(model: Transformer, opt: AdamW, batches: SftExample[][]): Promise<Speed> {
+async function time(trainer: Trainer, batches: SftExample[][]): Promise<Speed> {
   // data-parallel: each rank steps on its shard; the tokens counted are the whole batch's
-  for (const b of batches.slice(0, 2)) await sftStep(model, opt, world().shard(b), 1e-4, tok.padId, {});
+  for (const b of batches.slice(0, 2)) await sftStep(trainer, world().shard(b), 1e-4, tok.padId, {});
   let tokens = 0;
   let padded = 0;
   const t0 = performance.now();
   for (const b of batches.slice(2)) {
-    await sftStep(model, opt, world().shard(b), 1e-4, tok.padId, {});
+    await sftStep(trainer, world().shard(b), 1e-4, tok.padId, {});
     tokens += b.reduce((a, e) => a + e.prompt.length + e.target.length, 0);
     padded += b.length * Math.max(...b.map((e) => e.prompt.length + e.target.length));
   }
@@ -212,9 +212,9 @@ async function time(model: Transformer, opt: AdamW, batches: SftExample[][]): Pr
 }
 
 /** gtaRunner's step (mode gta as configs/sst2-gta.yaml sets it) on this backend's model: 2 warm-up steps, then --steps timed, means. */
-async function timeRl(backend: Awaited<ReturnType<typeof initBackend>>, model: Transformer, opt: AdamW): Promise<RlSpeed> {
+async function timeRl(backend: Awaited<ReturnType<typeof initBackend>>, model: Transformer, trainer: Trainer): Promise<RlSpeed> {
   const prepared: Prepared = { backend, data, model, tokenizer: tok, prompts, init: 'bench', reference: () => model.frozenCopy() };
-  const runner = gtaRunner(gtaCfg, prepared, opt);
+  const runner = gtaRunner(gtaCfg, prepared, trainer);
   if (runner.batchSize !== rlIndices.length) throw new Error(`rl: gtaRunner batch ${runner.batchSize} != ${rlIndices.length}`);
   const mine = world().shard(rlIndices);
   for (let i = 0; i < 2; i++) await runner.step(mine, rlLr);
@@ -247,15 +247,15 @@ async function timeRl(backend: Awaited<ReturnType<typeof initBackend>>, model: T
 async function measure(name: BackendName): Promise<Result> {
   const backend = await initBackend(name);
   const model = Transformer.init(arch, 1);
-  const opt = new AdamW(model.params, { lr: 1e-4, weight_decay: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, warmup_steps: 0, schedule: 'constant', min_lr_ratio: 1, grad_clip: 1 });
-  const result: Result = { name: backend.name, device: backend.device, lm: await time(model, opt, lmBatches) };
-  if (args.sft) result.sft = await time(model, opt, sftBatches);
-  if (args.rl) result.rl = await timeRl(backend, model, opt);
+  const trainer = new Trainer(model, { lr: 1e-4, weight_decay: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, warmup_steps: 0, schedule: 'constant', min_lr_ratio: 1, grad_clip: 1 });
+  const result: Result = { name: backend.name, device: backend.device, lm: await time(trainer, lmBatches) };
+  if (args.sft) result.sft = await time(trainer, sftBatches);
+  if (args.rl) result.rl = await timeRl(backend, model, trainer);
   if (args['eval-examples'] > 0) {
     const ev = evaluate({ model, tokenizer: tok, prompts, labels: data.labels, batchSize: 64, maxNewTokens: 6, format: 'answer' }, data.dev.slice(0, args['eval-examples']));
     result.evalPerS = ev.examplesPerSecond;
   }
-  opt.dispose();
+  trainer.dispose();
   model.dispose();
   console.log(`${result.name.padEnd(10)} (${result.device}): lm ${Math.round(result.lm.tokensPerS)} tokens/s (${result.lm.msPerStep.toFixed(0)} ms/step)` +
     (result.sft ? `; sft ${Math.round(result.sft.tokensPerS)} tokens/s (${Math.round(result.sft.paddedPerS)} incl. padding, ${result.sft.msPerStep.toFixed(0)} ms/step)` : '') +

@@ -24,7 +24,7 @@ import * as tf from '@tensorflow/tfjs';
 import { loadConfig } from '../src/config/load.js';
 import { TrainConfigSchema, type TrainConfig } from '../src/config/schema.js';
 import { loadedNative } from '../src/backend/torch/native.js';
-import { AdamW } from '../src/train/adamw.js';
+import { Trainer } from '../src/train/trainer.js';
 import { gtaRunner } from '../src/train/gta.js';
 import { BatchSampler } from '../src/train/sampler.js';
 import { prepare } from '../src/train/setup.js';
@@ -34,6 +34,8 @@ import { createLogger } from '../src/util/log.js';
 import { repoRoot } from '../src/util/paths.js';
 
 const GB = 1e9;
+/** The LoRA rank of '+lora' rows and of their reference (TRL + PEFT). */
+const LORA_R = 16;
 
 export interface HfBenchOptions {
   hf: string;
@@ -71,8 +73,8 @@ function rss(): { now: number; peak: number } {
 }
 
 /**
- * A row's config: 'sft' or 'gta', then '+accumN' (train.grad_accum_steps N) and '+ckpt'
- * (train.activation_checkpointing) as wanted.
+ * A row's config: 'sft' or 'gta', then '+accumN' (train.grad_accum_steps N), '+ckpt'
+ * (train.activation_checkpointing) and '+lora' (train.lora, r 16 on every projection) as wanted.
  */
 function rowConfig(row: string, o: HfBenchOptions): TrainConfig {
   const root = repoRoot();
@@ -82,7 +84,9 @@ function rowConfig(row: string, o: HfBenchOptions): TrainConfig {
     const accum = /^accum(\d+)$/.exec(m);
     if (accum) common.push(`train.grad_accum_steps=${accum[1]}`);
     else if (m === 'ckpt') common.push('train.activation_checkpointing=true');
-    else throw new Error(`row ${row}: unknown '+${m}' (accumN, ckpt)`);
+    // the reference's adapters: r 16, alpha 2r, every attention and MLP projection
+    else if (m === 'lora') common.push(`train.lora={r: ${LORA_R}, alpha: ${2 * LORA_R}, target_modules: all-linear}`);
+    else throw new Error(`row ${row}: unknown '+${m}' (accumN, ckpt, lora)`);
   }
   if (base === 'sft') return loadConfig(TrainConfigSchema, `${root}/configs/hf/sst2-sft.yaml`, [...common, `train.batch_size=${o.batch}`]).config;
   if (base === 'gta') return loadConfig(TrainConfigSchema, `${root}/configs/sst2-gta.yaml`, [...common, `train.batch_size=${o.prompts * o.group}`, `rl.group_size=${o.group}`, 'train.optim.lr=1.0e-6']).config;
@@ -97,10 +101,10 @@ async function child(row: string, o: HfBenchOptions): Promise<ChildResult> {
   if (!native?.memory) throw new Error('bench --hf needs the torch backend with an addon that counts its memory (npm run build:torch)');
   const weights = native.memory().live;
   const afterLoad = rss().now;
-  const optimizer = new AdamW(p.model.params, cfg.train.optim);
+  const trainer = new Trainer(p.model, cfg.train.optim);
   const moments = native.memory().live - weights;
   const sft = cfg.mode === 'sft';
-  const runner = sft ? sftRunner(cfg, p, optimizer) : gtaRunner(cfg, p, optimizer);
+  const runner = sft ? sftRunner(cfg, p, trainer) : gtaRunner(cfg, p, trainer);
   const indices = new BatchSampler(runner.lengths, runner.batchSize, cfg.seed).next({ epoch: 0, batch: 0 }).indices;
   const inputs =
     sft
@@ -174,9 +178,9 @@ async function benchHf(o: HfBenchOptions, rows: string[]): Promise<void> {
     console.log(`  memory: weights ${gb(m.weights)} (${(m.weights / P).toFixed(1)} B/param), AdamW moments ${gb(m.moments)}, tensors at most ${gb(m.tensorsPeak)} during the steps ` +
       `(${(m.tensorsPeak / P).toFixed(1)} B/param: ${gb(m.tensorsPeak - m.weights - m.moments)} beyond weights and moments); resident after loading ${gb(m.afterLoad)}, process peak ${gb(m.peakRss)} (${(m.peakRss / P).toFixed(1)} B/param)`);
     let refCells = ['', '', '', '', ''];
-    // a reference for the plain rows and SFT with activation checkpointing (transformers' gradient_checkpointing); none for micro-batches
+    // a reference for the plain rows, SFT with activation checkpointing (transformers' gradient_checkpointing) and GTA with LoRA (TRL with PEFT); none for micro-batches
     const [base, ...mods] = row.split('+');
-    if ('py' in ref && (mods.length === 0 || (base === 'sft' && mods.join() === 'ckpt'))) {
+    if ('py' in ref && (mods.length === 0 || (base === 'sft' && mods.join() === 'ckpt') || (base === 'gta' && mods.join() === 'lora'))) {
       const input = path.join(tmp, `${row}.json`);
       fs.writeFileSync(input, JSON.stringify(g.inputs));
       const args =
@@ -184,6 +188,7 @@ async function benchHf(o: HfBenchOptions, rows: string[]): Promise<void> {
           ? ['sft', '--model', o.hf, '--batch', input, '--steps', String(o.steps), '--threads', String(o.threads), '--vocab', String(g.vocab)]
           : ['grpo', '--model', o.hf, '--prompts', input, '--steps', String(o.steps), '--group', String(o.group), '--max-new', String(g.completionTokens), '--threads', String(o.threads)];
       if (mods.includes('ckpt')) args.push('--grad-checkpointing');
+      if (mods.includes('lora')) args.push('--lora-r', String(LORA_R));
       const pr = spawnSync(ref.py, [path.join(repoRoot(), 'scripts', 'hf_reference.py'), ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
       const pl = pr.stdout.trim().split('\n').pop() ?? '';
       if (pr.status !== 0 || !pl.startsWith('{')) console.log(`  reference failed (exit ${pr.status ?? pr.signal}): ${(pr.stderr || '').trim().split('\n').slice(-3).join(' | ')}`);

@@ -12,10 +12,10 @@ import * as tf from '@tensorflow/tfjs';
 import { loadConfig } from '../src/config/load.js';
 import { RlSchema, TrainConfigSchema } from '../src/config/schema.js';
 import { structureSpec } from '../src/task/structure.js';
-import { AdamW } from '../src/train/adamw.js';
 import { microBatches } from '../src/train/accumulate.js';
 import type { Grads } from '../src/train/grad_constraint.js';
-import { policyUpdate, rollout, type RlContext, type RlExample } from '../src/train/rl.js';
+import { meanOf, PolicyGradients, rollout, type RlContext, type RlExample } from '../src/train/rl.js';
+import { Trainer } from '../src/train/trainer.js';
 import { sftGrads } from '../src/train/sft.js';
 import { Rng } from '../src/util/rng.js';
 import { GtaError } from '../src/util/errors.js';
@@ -72,20 +72,25 @@ for (const lossType of ['grpo', 'bnpo', 'dr_grpo', 'dapo'] as const) {
     const labels = ['good', 'very bad', 'very good'];
     const cfg = RlSchema.parse({ group_size: 4, think_max_tokens: 2, loss_type: lossType, num_iterations: 2, beta: 0.1 });
     const spec = structureSpec(tok, 'rl', labels, cfg.think_max_tokens);
-    const ctx = (accumSteps: number): RlContext => ({ model, ref: model.frozenCopy(), optimizer: new AdamW(model.params, OPTIM), spec, format: 'rl', rl: cfg, padId: tok.padId, rng: new Rng(1), accumSteps });
+    const ctx = (accumSteps: number): RlContext => ({ model, ref: model.frozenCopy(), spec, format: 'rl', rl: cfg, padId: tok.padId, rng: new Rng(1), accumSteps });
     const batch: RlExample[] = ['good movie', 'the plot was bad', 'a very great film'].map((t, i) => ({ index: i, prompt: [tok.bosId, ...tok.encode(t)], gold: i % 3, goldTokens: tok.encode(labels[i % 3]) }));
     const r = rollout(ctx(1), batch);
-    // lr 0: the weights stay, so each update sees the same model; the hook records the RL gradient
+    // lr 0: the weights stay, so each update sees the same model; each update's RL gradient is recorded
     const run = async (accumSteps: number) => {
       const c = ctx(accumSteps);
+      const trainer = new Trainer(model, OPTIM);
       const grads: Map<string, Float32Array>[] = [];
-      const u = await policyUpdate(c, r, 0, async (g) => {
-        grads.push(read(g));
-        return { grads: g, metrics: {} };
-      });
+      const iterations: Record<string, number>[] = [];
+      const pg = await PolicyGradients.start(c, r);
+      for (let it = 0; it < cfg.num_iterations; it++) {
+        const g = await pg.next();
+        grads.push(read(g.grads));
+        iterations.push({ 'train/loss_rl': g.loss, ...g.metrics, 'train/grad_norm': trainer.applyStep(g.grads, {}, 0) });
+      }
+      pg.dispose();
       c.ref!.dispose();
-      c.optimizer.dispose();
-      return { u, grads };
+      trainer.dispose();
+      return { u: { metrics: meanOf(iterations) }, grads };
     };
     const whole = await run(1);
     for (const parts of [2, 3]) {

@@ -10,9 +10,9 @@ import path from 'node:path';
 import { loadConfig } from '../src/config/load.js';
 import { RlSchema, TrainConfigSchema } from '../src/config/schema.js';
 import { maxStructuredLength, structureSpec } from '../src/task/structure.js';
-import { AdamW } from '../src/train/adamw.js';
 import { guessExample } from '../src/train/gta.js';
-import { policyUpdate, rollout, type RlContext, type RlExample } from '../src/train/rl.js';
+import { rlUpdate, rollout, type RlContext, type RlExample } from '../src/train/rl.js';
+import { Trainer } from '../src/train/trainer.js';
 import { selectRlTokens } from '../src/train/rl_tokens.js';
 import { Rng } from '../src/util/rng.js';
 import { stdUnbiased } from '../src/util/stats.js';
@@ -28,15 +28,15 @@ async function setup(rl: Record<string, unknown>) {
   const labels = ['good', 'very bad', 'very good'];
   const cfg = RlSchema.parse({ group_size: 4, think_max_tokens: 2, ...rl });
   const spec = structureSpec(tok, 'rl', labels, cfg.think_max_tokens);
-  const ctx: RlContext = { model, optimizer: new AdamW(model.params, OPTIM), spec, format: 'rl', rl: cfg, padId: tok.padId, rng: new Rng(1), accumSteps: 1 };
+  const ctx: RlContext = { model, spec, format: 'rl', rl: cfg, padId: tok.padId, rng: new Rng(1), accumSteps: 1 };
   const batch: RlExample[] = ['good movie', 'the plot was bad', 'a very great film'].map((t, i) => ({ index: i, prompt: [tok.bosId, ...tok.encode(t)], gold: i % 3, goldTokens: tok.encode(labels[i % 3]) }));
-  return { tok, model, ctx, batch, spec };
+  return { tok, model, ctx, batch, spec, trainer: new Trainer(model, OPTIM) };
 }
 
 test('dr_grpo divides by the number of completions times the longest completion the decoding allows, not the longest in the batch', async () => {
-  const { ctx, batch, spec, model } = await setup({ loss_type: 'dr_grpo' });
+  const { ctx, batch, spec, model, trainer } = await setup({ loss_type: 'dr_grpo' });
   const r = rollout(ctx, batch);
-  const u = await policyUpdate(ctx, r, 0);
+  const u = await rlUpdate(ctx, trainer, r, 0);
   // on-policy the ratio is 1, so every trained token's loss is -A of its completion
   const sel = selectRlTokens(r.completions, () => 0, { format: 'rl', maskTruncated: false, spec, vocab: model.arch.vocab_size });
   const perCompletion = r.completions.map((_, i) => Array.from(sel.mask.slice(i * sel.L, (i + 1) * sel.L)).reduce((a, b) => a + b, 0));
@@ -50,9 +50,9 @@ test('dr_grpo divides by the number of completions times the longest completion 
 });
 
 test('with num_iterations > 1 the logged loss, KL, clip ratio, entropy and gradient norm are the means over the updates', async () => {
-  const { ctx, batch, model } = await setup({ num_iterations: 3, beta: 0.1 });
+  const { ctx, batch, model, trainer } = await setup({ num_iterations: 3, beta: 0.1 });
   ctx.ref = model.frozenCopy();
-  const u = await policyUpdate(ctx, rollout(ctx, batch), 1e-2);
+  const u = await rlUpdate(ctx, trainer, rollout(ctx, batch), 1e-2);
   assert.equal(u.iterations.length, 3);
   for (const k of ['train/loss_rl', 'kl', 'clip_ratio', 'entropy', 'train/grad_norm']) {
     const mean = u.iterations.reduce((a, m) => a + m[k], 0) / 3;

@@ -20,12 +20,17 @@ export interface ModeTraits {
   completion: Completion;
   /** Sampled in groups of rl.group_size completions per prompt (train.batch_size counts completions). */
   grouped: boolean;
+  /**
+   * Whether train.dropout applies (default 0.1) or must be 0: RL passes run the model as it samples, so
+   * a mode made of them alone trains without dropout (as TRL's GRPO does).
+   */
+  dropout: boolean;
 }
 
 export const MODE_TRAITS: { readonly [M in Mode]: ModeTraits } = {
-  sft: { completion: 'answer', grouped: false },
-  rl: { completion: 'rl', grouped: true },
-  gta: { completion: 'gta', grouped: true },
-  // trained on rl's format with an empty think, then by GRPO: evaluated as rl
-  sft_then_rl: { completion: 'rl', grouped: true },
+  sft: { completion: 'answer', grouped: false, dropout: true },
+  rl: { completion: 'rl', grouped: true, dropout: false },
+  gta: { completion: 'gta', grouped: true, dropout: false },
+  // trained on rl's format with an empty think, then by GRPO: evaluated as rl (its SFT phase takes dropout)
+  sft_then_rl: { completion: 'rl', grouped: true, dropout: true },
 };

@@ -3,7 +3,9 @@
  * Every object is strict, so a misspelt key is an error rather than a silently ignored setting.
  */
 import { z } from 'zod';
+import { LOSS_TYPE_NAMES } from './grpo_losses.js';
 import { MODES, MODE_TRAITS, type Mode } from './modes.js';
+import { REWARD_NAMES, type RewardName } from './rewards.js';
 
 /** The TensorFlow.js backends (src/backend/select.ts); named here so that parsing a config loads no tfjs. */
 export const BACKEND_NAMES = ['auto', 'torch', 'wasm', 'cpu', 'webgpu', 'tensorflow'] as const;
@@ -74,7 +76,7 @@ export const TrainSchema = z
     steps: positiveInt.optional(),
     epochs: z.number().positive().default(1),
     batch_size: positiveInt.default(32),
-    /** Default 0.1 in mode sft (and sft_then_rl's SFT phase); the RL passes of rl and gta run without dropout, as TRL's GRPO, so there it must be 0. */
+    /** Default 0.1 where the mode takes dropout (MODE_TRAITS: sft, sft_then_rl's SFT phase); rl and gta run without dropout, as TRL's GRPO, so there it must be 0. */
     dropout: z.number().min(0).lt(1).optional(),
     optim: OptimSchema.prefault({}),
     eval_every: positiveInt.default(250),
@@ -97,6 +99,22 @@ export const TrainSchema = z
      * cannot be resumed: after a crash it starts again.
      */
     keep_checkpoints: z.array(z.enum(['latest', 'best'])).default(['latest', 'best']),
+    /**
+     * Low-rank adapters (PEFT's LoraConfig, its defaults): only they train, the base weights stay frozen
+     * (no gradients, no AdamW moments), and the KL term's reference is the base without them. Absent:
+     * every weight trains.
+     */
+    lora: z
+      .object({
+        r: positiveInt.default(8),
+        alpha: z.number().positive().default(8),
+        /** On the adapters' input in SFT passes (the RL modes take none, as train.dropout). */
+        dropout: z.number().min(0).lt(1).default(0),
+        /** PEFT's module names (llama, qwen, mistral: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj; gpt2: c_attn c_proj c_fc; gta's own: wqkv wo w1 w2), or 'all-linear'; default PEFT's for the family (q_proj, v_proj; c_attn; wqkv). */
+        target_modules: z.union([z.array(z.string()).min(1), z.literal('all-linear')]).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -134,11 +152,12 @@ export const RlSchema = z
     beta: z.number().min(0).default(0.0),
     /** Optimizer updates per generation batch (PPO-style reuse). */
     num_iterations: positiveInt.default(1),
-    loss_type: z.enum(['grpo', 'bnpo', 'dr_grpo', 'dapo']).default('grpo'),
+    loss_type: z.enum(LOSS_TYPE_NAMES).default('grpo'),
     scale_rewards: z.enum(['group', 'batch', 'none']).default('group'),
     mask_truncated_completions: z.boolean().default(false),
+    /** A weight for each reward (src/config/rewards.ts; 1 by default). */
     rewards: z
-      .object({ accuracy: z.number().default(1.0), format: z.number().default(1.0) })
+      .object(Object.fromEntries(REWARD_NAMES.map((name) => [name, z.number().default(1.0)])) as { [K in RewardName]: z.ZodDefault<z.ZodNumber> })
       .strict()
       .prefault({}),
   })
@@ -183,12 +202,15 @@ export const TrainConfigSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
-    if ((c.mode === 'rl' || c.mode === 'gta') && c.train.dropout) {
+    if (!MODE_TRAITS[c.mode].dropout && c.train.dropout) {
       ctx.addIssue({
         code: 'custom',
         path: ['train', 'dropout'],
         message: `mode ${c.mode} trains without dropout (its rollouts and RL passes run the model as it samples); set train.dropout to 0 or leave it out`,
       });
+    }
+    if (!MODE_TRAITS[c.mode].dropout && c.train.lora?.dropout) {
+      ctx.addIssue({ code: 'custom', path: ['train', 'lora', 'dropout'], message: `mode ${c.mode} trains without dropout (its RL passes run the model as it samples); set train.lora.dropout to 0 or leave it out` });
     }
     const units = MODE_TRAITS[c.mode].grouped ? c.train.batch_size / c.rl.group_size : c.train.batch_size;
     if (c.train.batch_size >= 1 && c.train.grad_accum_steps > Math.floor(units)) {
@@ -207,7 +229,7 @@ export const TrainConfigSchema = z
     }
   })
   // train.dropout's default by mode (so the resolved config states the value a run used)
-  .transform((c) => ({ ...c, train: { ...c.train, dropout: c.train.dropout ?? (c.mode === 'rl' || c.mode === 'gta' ? 0 : 0.1) } }));
+  .transform((c) => ({ ...c, train: { ...c.train, dropout: c.train.dropout ?? (MODE_TRAITS[c.mode].dropout ? 0.1 : 0) } }));
 
 export const PretrainConfigSchema = z
   .object({

@@ -56,7 +56,20 @@ export const DecoderStyleSchema = z
   .strict();
 export type DecoderStyle = z.infer<typeof DecoderStyleSchema>;
 
-export type Arch = ModelArch & { style?: DecoderStyle };
+/** Low-rank adapters on the model's linear layers (src/model/lora.ts): train.lora, target_modules resolved to module names. */
+export const LoraSpecSchema = z
+  .object({
+    r: positiveInt,
+    alpha: z.number().positive(),
+    dropout: z.number().min(0).lt(1),
+    target_modules: z.array(z.string()).min(1),
+    /** The base model the adapters were trained on (the config's init), for adapter_config.json. */
+    base_model: z.string().nullable(),
+  })
+  .strict();
+export type LoraSpec = z.infer<typeof LoraSpecSchema>;
+
+export type Arch = ModelArch & { style?: DecoderStyle; lora?: LoraSpec };
 
 const StyledArchSchema = z
   .object({
@@ -74,6 +87,14 @@ const StyledArchSchema = z
 
 /** A checkpoint's architecture: with a style, a Hugging Face family's; without, gta's own (as before styles existed). */
 export function parseArch(raw: unknown): { success: true; data: Arch } | { success: false; error: z.ZodError } {
+  if (typeof raw === 'object' && raw !== null && 'lora' in raw) {
+    const { lora, ...rest } = raw as Record<string, unknown>;
+    const base = parseArch(rest);
+    const spec = LoraSpecSchema.safeParse(lora);
+    if (!base.success) return base;
+    if (!spec.success) return spec;
+    return { success: true, data: { ...base.data, lora: spec.data } };
+  }
   const styled = typeof raw === 'object' && raw !== null && 'style' in raw;
   return styled ? StyledArchSchema.safeParse(raw) : ModelArchSchema.safeParse(raw);
 }

@@ -1,6 +1,7 @@
 /**
  * A checkpoint is a folder: model.safetensors, config.json (architecture and what wrote it),
- * tokenizer.json, and for a training checkpoint also optimizer.safetensors and trainer_state.json.
+ * tokenizer.json, and for a training checkpoint also optimizer.safetensors and trainer_state.json; a
+ * Hugging Face model's LoRA adapters also as PEFT writes them (adapter_config.json, adapter_model.safetensors).
  * Folders are written under a temporary name, fsynced, then renamed into place, so a crash leaves
  * either the old checkpoint or the new one, never half of one.
  */
@@ -13,6 +14,7 @@ import type { TextTokenizer } from '../tokenizer/types.js';
 import { GtaError, writeError } from '../util/errors.js';
 import { crashPoint } from '../util/fault.js';
 import { parseArch, type Arch } from './arch.js';
+import { peftFiles } from './peft.js';
 import { Transformer } from './transformer.js';
 import { SafetensorsReader, sha256File, writeSafetensors, type LazyArray } from './safetensors.js';
 
@@ -83,6 +85,13 @@ function writeFiles(tmp: string, model: Transformer, tokenizer: TextTokenizer, i
     sha256[name] = writeSafetensors(path.join(tmp, name), arrays, metadata);
   };
   tensors('model.safetensors', toArrays(model.params), { format: 'pt' });
+  const { lora, style } = model.arch;
+  if (lora && style) {
+    // the adapters again in PEFT's format, for PeftModel.from_pretrained(<the base model>, <this folder>)
+    const peft = peftFiles({ ...model.arch, lora }, model.params);
+    tensors('adapter_model.safetensors', peft.arrays, { format: 'pt' });
+    put('adapter_config.json', JSON.stringify(peft.config, null, 2));
+  }
   put('tokenizer.json', JSON.stringify(tokenizer.toJSON()));
   crashPoint('checkpoint'); // tests: killed halfway through writing the folder
   if (info.optimizer) tensors('optimizer.safetensors', info.optimizer.arrays, { t: String(info.optimizer.t) });

@@ -11,13 +11,15 @@
  * before styles existed.
  */
 import * as tf from '@tensorflow/tfjs';
-import { inverseFrequencies, type Arch, type DecoderStyle } from './arch.js';
+import { inverseFrequencies, type Arch, type DecoderStyle, type LoraSpec } from './arch.js';
+import { adapterShapes, initialAdapters, isAdapter, loraScale, loraTargets, type LoraTarget } from './lora.js';
 import { gatherRows } from '../backend/gather_rows.js';
 import { matMulFast } from '../backend/matmul.js';
 import { attention, dropoutMask, layerNorm, prefixAttention } from '../backend/fused.js';
 import { prefillPass, trainPass, trainPassAvailable, type TrainPassSpec } from '../backend/torch/train_pass.js';
 import { nativeWeights } from './native_weights.js';
 import { Rng } from '../util/rng.js';
+import { GtaError } from '../util/errors.js';
 import { recompute } from '../backend/recompute.js';
 import { activate, applyRotary, repeatKv, rmsNorm, rotaryAngles } from './layers.js';
 
@@ -77,6 +79,8 @@ export class Transformer {
   readonly arch: Arch;
   readonly params: Map<string, tf.Variable>;
 
+  /** Each adapted weight's adapters, in column order (src/model/lora.ts). */
+  private readonly adapters = new Map<string, LoraTarget[]>();
   /** tfjs variable name -> parameter name (variable names must be unique across all models in a process). */
   private readonly byVariable = new Map<string, string>();
   private readonly style?: DecoderStyle;
@@ -93,6 +97,11 @@ export class Transformer {
     this.arch = arch;
     this.params = params;
     for (const [name, v] of params) this.byVariable.set(v.name, name);
+    if (arch.lora) {
+      // a model with adapters trains them alone
+      for (const [name, v] of params) if (!isAdapter(name)) v.trainable = false;
+      for (const t of loraTargets({ ...arch, lora: arch.lora })) this.adapters.set(t.weight, [...(this.adapters.get(t.weight) ?? []), t]);
+    }
     this.style = arch.style;
     if (this.style?.rope) this.invFreq = inverseFrequencies(this.style.rope, this.style.head_dim);
   }
@@ -121,6 +130,12 @@ export class Transformer {
 
   /** Every parameter's name and shape for an architecture (one place, used by init and checkpoint loading). */
   static shapes(arch: Arch): Map<string, number[]> {
+    const base = Transformer.baseShapes(arch);
+    if (arch.lora) for (const [name, shape] of adapterShapes({ ...arch, lora: arch.lora })) base.set(name, shape);
+    return base;
+  }
+
+  private static baseShapes(arch: Arch): Map<string, number[]> {
     if (arch.style) return styledShapes(arch, arch.style);
     const { vocab_size: V, d_model: d, d_ff: ff, n_layers: L, max_seq_len: S } = arch;
     const s = new Map<string, number[]>([
@@ -169,10 +184,33 @@ export class Transformer {
     return new Transformer(this.arch, params);
   }
 
+  /**
+   * This model with low-rank adapters on the modules `spec` names, fresh as PEFT starts them (B = 0: the
+   * same outputs as the base) from `rng`; the base weights are shared, and frozen.
+   */
+  withAdapters(spec: LoraSpec, rng: Rng): Transformer {
+    if (this.arch.lora) throw new GtaError('train.lora: the initial model has adapters already (a LoRA run\'s checkpoint); start from its base model');
+    const arch = { ...this.arch, lora: spec };
+    const params = new Map(this.params);
+    for (const [name, value] of initialAdapters(arch, rng)) params.set(name, Transformer.variable(name, value));
+    return new Transformer(arch, params);
+  }
+
+  /** The model without its adapters (the same frozen base weights, not a copy): the KL term's reference under LoRA, as TRL's with PEFT. */
+  base(): Transformer {
+    const { lora: _, ...arch } = this.arch;
+    return new Transformer(arch, new Map([...this.params].filter(([name]) => !isAdapter(name))));
+  }
+
   /** This model, made non-trainable in place (a frozen reference that needs no copy). */
   freeze(): this {
     for (const v of this.params.values()) v.trainable = false;
     return this;
+  }
+
+  /** The parameters training updates: all of them, unless adapters froze the base (src/model/lora.ts). */
+  trainable(): Map<string, tf.Variable> {
+    return new Map([...this.params].filter(([, v]) => v.trainable));
   }
 
   get numParams(): number {
@@ -207,7 +245,7 @@ export class Transformer {
         x = this.checkpointed(l, [x], [input.bias, ...rotaryTensors(rot)], opts, ([x0], [bias, ...r], o) => [this.layer(l, x0 as tf.Tensor3D, bias as tf.Tensor4D, B, T, asRotary(r), o)])[0] as tf.Tensor3D;
         continue;
       }
-      const { q, k, v } = this.qkv(l, this.layerNorm(x, `blocks.${l}.ln1`), B, T, rot);
+      const { q, k, v } = this.qkv(l, this.layerNorm(x, `blocks.${l}.ln1`), B, T, rot, opts);
       if (cache) {
         cache.k.push(k);
         cache.v.push(v);
@@ -219,7 +257,7 @@ export class Transformer {
 
   /** Layer l of a pass over whole sequences: attention over its own tokens, then the MLP. */
   private layer(l: number, x: tf.Tensor3D, bias: tf.Tensor4D, B: number, T: number, rot: Rotary, opts: ForwardOptions): tf.Tensor3D {
-    const { q, k, v } = this.qkv(l, this.layerNorm(x, `blocks.${l}.ln1`), B, T, rot);
+    const { q, k, v } = this.qkv(l, this.layerNorm(x, `blocks.${l}.ln1`), B, T, rot, opts);
     return this.block(l, x, q, k, v, bias, B, T, opts);
   }
 
@@ -315,11 +353,11 @@ export class Transformer {
   /**
    * Whether passes run as the fused native pass (src/backend/torch/train_pass.ts, the same values to
    * float rounding, forward and backward): on the torch backend, for gta's own architecture (a style's
-   * blocks differ), unless GTA_NATIVE_PASS=0. A prefill with dropout, or one that records a gradient,
+   * blocks differ) without adapters, unless GTA_NATIVE_PASS=0. A prefill with dropout, or one that records a gradient,
    * keeps the tfjs path.
    */
   private nativePass(): boolean {
-    return !this.style && !this.recompute && process.env.GTA_NATIVE_PASS !== '0' && trainPassAvailable();
+    return !this.style && !this.arch.lora && !this.recompute && process.env.GTA_NATIVE_PASS !== '0' && trainPassAvailable();
   }
 
   /**
@@ -372,11 +410,11 @@ export class Transformer {
     return this.style ? 1 / Math.sqrt(this.style.head_dim) : 1 / Math.sqrt(this.arch.d_model / this.arch.n_heads);
   }
 
-  private qkv(l: number, h: tf.Tensor3D, B: number, T: number, rot: Rotary): { q: tf.Tensor4D; k: tf.Tensor4D; v: tf.Tensor4D } {
-    if (this.style) return this.styledQkv(l, h, B, T, rot, this.style);
+  private qkv(l: number, h: tf.Tensor3D, B: number, T: number, rot: Rotary, opts: ForwardOptions = {}): { q: tf.Tensor4D; k: tf.Tensor4D; v: tf.Tensor4D } {
+    if (this.style) return this.styledQkv(l, h, B, T, rot, this.style, opts);
     const { d_model: d, n_heads: H } = this.arch;
     const dh = d / H;
-    const proj = tf.add(tf.matMul(tf.reshape(h, [B * T, d]), this.w(`blocks.${l}.attn.wqkv`)), this.w(`blocks.${l}.attn.bqkv`));
+    const proj = this.linear(tf.reshape(h, [B * T, d]) as tf.Tensor2D, `blocks.${l}.attn.wqkv`, `blocks.${l}.attn.bqkv`, opts);
     // [B*T, 3d] -> three [B, H, T, dh]. Split first, then 4-D transposes: wasm's 5-D transpose of
     // the whole projection is about 5x slower.
     const [q, k, v] = tf.split(proj, 3, 1).map((x) => tf.transpose(tf.reshape(x, [B, T, H, dh]), [0, 2, 1, 3]) as tf.Tensor4D);
@@ -388,11 +426,11 @@ export class Transformer {
    * weights side by side), then per head the q/k norms, the rotary embedding, and each key/value head
    * shared out to its query heads (so attention and the cache see H heads, as in gta's own block).
    */
-  private styledQkv(l: number, h: tf.Tensor3D, B: number, T: number, rot: Rotary, s: DecoderStyle): { q: tf.Tensor4D; k: tf.Tensor4D; v: tf.Tensor4D } {
+  private styledQkv(l: number, h: tf.Tensor3D, B: number, T: number, rot: Rotary, s: DecoderStyle, opts: ForwardOptions): { q: tf.Tensor4D; k: tf.Tensor4D; v: tf.Tensor4D } {
     const { d_model: d, n_heads: H } = this.arch;
     const { n_kv_heads: Hk, head_dim: dh } = s;
     const b = `blocks.${l}.attn`;
-    const proj = this.linear(tf.reshape(h, [B * T, d]), `${b}.wqkv`, s.qkv_bias ? `${b}.bqkv` : undefined);
+    const proj = this.linear(tf.reshape(h, [B * T, d]) as tf.Tensor2D, `${b}.wqkv`, s.qkv_bias ? `${b}.bqkv` : undefined, opts);
     const [q0, k0, v0] = tf.split(proj, [H * dh, Hk * dh, Hk * dh], 1);
     let q = tf.reshape(q0, [B, T, H, dh]) as tf.Tensor4D;
     let k = tf.reshape(k0, [B, T, Hk, dh]) as tf.Tensor4D;
@@ -413,10 +451,33 @@ export class Transformer {
     return { q, k, v };
   }
 
-  /** x W (+ b): [N, in] -> [N, out]. */
-  private linear(x: tf.Tensor2D, w: string, b?: string): tf.Tensor2D {
+  /** x W (+ b), plus the weight's adapters' outputs (src/model/lora.ts): [N, in] -> [N, out]. */
+  private linear(x: tf.Tensor2D, w: string, b: string | undefined, opts: ForwardOptions): tf.Tensor2D {
     const y = tf.matMul(x, this.w(w));
-    return (b ? tf.add(y, this.w(b)) : y) as tf.Tensor2D;
+    const out = (b ? tf.add(y, this.w(b)) : y) as tf.Tensor2D;
+    const adapters = this.adapters.get(w);
+    return adapters ? (tf.add(out, this.adapted(x, adapters, out.shape[1], opts)) as tf.Tensor2D) : out;
+  }
+
+  /**
+   * What a weight's adapters add to its output: scale * dropout(x) A B for each adapter's columns, zeros
+   * for columns no adapter covers. LoRA's dropout (a mask of its own per adapter, as PEFT's) applies in
+   * training passes only, those given a seed source.
+   */
+  private adapted(x: tf.Tensor2D, adapters: LoraTarget[], width: number, opts: ForwardOptions): tf.Tensor2D {
+    const spec = this.arch.lora!;
+    const scale = loraScale(spec);
+    const N = x.shape[0];
+    const pieces: tf.Tensor2D[] = [];
+    let at = 0;
+    for (const t of adapters) {
+      if (t.from > at) pieces.push(tf.zeros([N, t.from - at]));
+      const xin = spec.dropout > 0 && opts.rng ? (tf.dropout(x, spec.dropout, undefined, opts.rng.seed()) as tf.Tensor2D) : x;
+      pieces.push(tf.mul(tf.matMul(tf.matMul(xin, this.w(t.a)), this.w(t.b)), scale) as tf.Tensor2D);
+      at = t.to;
+    }
+    if (at < width) pieces.push(tf.zeros([N, width - at]));
+    return pieces.length === 1 ? pieces[0] : (tf.concat(pieces, 1) as tf.Tensor2D);
   }
 
   /** Attention over (k, v) for queries q, then the MLP; both pre-norm with residual connections. */
@@ -442,11 +503,11 @@ export class Transformer {
     const d = this.arch.d_model;
     const b = `blocks.${l}`;
     const ctx = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [B * T, d]);
-    const out = tf.add(tf.matMul(ctx, this.w(`${b}.attn.wo`)), this.w(`${b}.attn.bo`));
+    const out = this.linear(ctx as tf.Tensor2D, `${b}.attn.wo`, `${b}.attn.bo`, opts);
     x = tf.add(x, this.dropout(tf.reshape(out, [B, T, d]), opts)) as tf.Tensor3D;
     const h = tf.reshape(this.layerNorm(x, `${b}.ln2`), [B * T, d]);
-    const mid = tf.relu(tf.add(tf.matMul(h, this.w(`${b}.mlp.w1`)), this.w(`${b}.mlp.b1`)));
-    const mlp = tf.add(tf.matMul(mid, this.w(`${b}.mlp.w2`)), this.w(`${b}.mlp.b2`));
+    const mid = tf.relu(this.linear(h as tf.Tensor2D, `${b}.mlp.w1`, `${b}.mlp.b1`, opts)) as tf.Tensor2D;
+    const mlp = this.linear(mid, `${b}.mlp.w2`, `${b}.mlp.b2`, opts);
     return tf.add(x, this.dropout(tf.reshape(mlp, [B, T, d]), opts)) as tf.Tensor3D;
   }
 
@@ -455,17 +516,17 @@ export class Transformer {
     const d = this.arch.d_model;
     const b = `blocks.${l}`;
     const ctx = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [B * T, this.arch.n_heads * s.head_dim]) as tf.Tensor2D;
-    const out = this.linear(ctx, `${b}.attn.wo`, s.o_bias ? `${b}.attn.bo` : undefined);
+    const out = this.linear(ctx, `${b}.attn.wo`, s.o_bias ? `${b}.attn.bo` : undefined, opts);
     x = tf.add(x, this.dropout(tf.reshape(out, [B, T, d]), opts)) as tf.Tensor3D;
     const h = tf.reshape(this.layerNorm(x, `${b}.ln2`), [B * T, d]) as tf.Tensor2D;
     let mid: tf.Tensor2D;
-    if (s.family === 'gpt2') mid = activate(this.linear(h, `${b}.mlp.w1`, `${b}.mlp.b1`), s.activation) as tf.Tensor2D;
+    if (s.family === 'gpt2') mid = activate(this.linear(h, `${b}.mlp.w1`, `${b}.mlp.b1`, opts), s.activation) as tf.Tensor2D;
     else {
       // gate and up projections side by side: one product
-      const [gate, up] = tf.split(this.linear(h, `${b}.mlp.w13`, s.mlp_bias ? `${b}.mlp.b13` : undefined), 2, 1);
+      const [gate, up] = tf.split(this.linear(h, `${b}.mlp.w13`, s.mlp_bias ? `${b}.mlp.b13` : undefined, opts), 2, 1);
       mid = tf.mul(activate(gate, s.activation), up) as tf.Tensor2D;
     }
-    const mlp = this.linear(mid, `${b}.mlp.w2`, s.mlp_bias ? `${b}.mlp.b2` : undefined);
+    const mlp = this.linear(mid, `${b}.mlp.w2`, s.mlp_bias ? `${b}.mlp.b2` : undefined, opts);
     return tf.add(x, this.dropout(tf.reshape(mlp, [B, T, d]), opts)) as tf.Tensor3D;
   }
 

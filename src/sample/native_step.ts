@@ -20,6 +20,6 @@ export function nativeDecodeEnabled(): boolean {
  * keeps the tfjs path. The caller closes it.
  */
 export function openNativeStep(model: Transformer, prompt: KvCache, pad: number[], group: number, capacity: number): NativeDecodeStep | null {
-  if (!nativeDecodeEnabled() || model.arch.style || tf.getBackend() !== 'torch' || capacity <= 0) return null;
+  if (!nativeDecodeEnabled() || model.arch.style || model.arch.lora || tf.getBackend() !== 'torch' || capacity <= 0) return null;
   return NativeDecodeStep.open({ weights: nativeWeights(model.params, model.arch.n_layers), promptK: prompt.k, promptV: prompt.v, pad, group, heads: model.arch.n_heads, capacity, scale: model.attentionScale(), eps: LAYER_NORM_EPS, negInf: NEG_INF });
 }

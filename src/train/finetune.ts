@@ -11,7 +11,7 @@ import type { RunDir } from '../run/run_dir.js';
 import type { Logger } from '../util/log.js';
 import { startProgress } from '../util/progress.js';
 import { STREAMS } from '../util/rng.js';
-import { AdamW } from './adamw.js';
+import { Trainer } from './trainer.js';
 import { trainLoop, type EvalOutcome, type Evaluator } from './loop.js';
 import { modeRunner } from './modes.js';
 import type { Prepared } from './setup.js';
@@ -25,14 +25,14 @@ export async function finetune(
   /** A training checkpoint folder to continue from (gta train --resume). */
   resumeFrom?: string,
 ): Promise<Record<string, unknown>> {
-  const optimizer = new AdamW(p.model.params, cfg.train.optim);
+  const trainer = new Trainer(p.model, cfg.train.optim);
   log.info({ mode: cfg.mode }, 'mode');
   const r = await trainLoop({
     cfg: { seed: cfg.seed, ...cfg.train },
-    runner: modeRunner(cfg, p, optimizer),
+    runner: modeRunner(cfg, p, trainer),
     model: p.model,
     tokenizer: p.tokenizer,
-    optimizer,
+    optimizer: trainer.optimizer,
     evaluator: classificationEvaluator(cfg, p, run, log),
     run,
     log,

@@ -10,10 +10,10 @@
  * the tokens that count. Everything on the tf side is differentiable w.r.t. `logp`.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { GrpoLossType } from '../config/grpo_losses.js';
 import { mean, stdUnbiased } from '../util/stats.js';
 
 export type AdvantageScale = 'group' | 'batch' | 'none';
-export type GrpoLossType = 'grpo' | 'bnpo' | 'dr_grpo' | 'dapo';
 
 /** Added to the std before dividing, as in TRL, so a near-constant group does not blow up. */
 const STD_EPS = 1e-4;

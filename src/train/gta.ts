@@ -2,20 +2,22 @@
  * Mode gta (Guess-Think-Answer, arXiv 2509.12108): completions `<guess>LABEL</guess><think>...</think>
  * <answer>LABEL</answer>` sampled and scored as in rl.ts, with the guess span masked out of the RL loss
  * (rl_tokens.ts). The guess is trained instead by cross-entropy on the gold label of a teacher-forced
- * `prompt <guess>GOLD` (guessExample), and the step's gradient combines the two under gta.gradient_constraint:
- * L = lambda_sft * L_SFT + lambda_rl * L_RL.
+ * `prompt <guess>GOLD` (guessExample), and each update steps along
+ *   L = lambda_sft * L_SFT + lambda_rl * L_RL
+ * with the two gradients combined under gta.gradient_constraint (grad_constraint.ts).
  */
 import type { TrainConfig } from '../config/schema.js';
+import { smallWork } from '../backend/select.js';
 import { world } from '../parallel/world.js';
 import { Clock } from '../util/clock.js';
 import type { RngState } from '../util/rng.js';
-import type { AdamW } from './adamw.js';
 import { combineGradients, disposeUnused } from './grad_constraint.js';
 import type { Runner, StepOutput } from './loop.js';
 import type { Decoding } from '../task/structure.js';
-import { policyUpdate, rlSetup, rollout, type RlExample } from './rl.js';
+import { meanOf, PolicyGradients, rlSetup, rollout, rolloutSequenceTokens, type RlExample } from './rl.js';
 import type { Prepared } from './setup.js';
 import { sftGrads, type SftExample } from './sft.js';
+import type { Trainer } from './trainer.js';
 
 /**
  * The teacher-forced example of L_SFT: `prompt <guess>` then the gold label in structured decoding,
@@ -26,11 +28,20 @@ export function guessExample(e: RlExample, decoding: Decoding, tags: { open: num
   return decoding === 'structured' ? { prompt: [...e.prompt, tags.open], target: e.goldTokens } : { prompt: e.prompt, target: [tags.open, ...e.goldTokens, tags.close] };
 }
 
-export function gtaRunner(cfg: TrainConfig, p: Prepared, optimizer: AdamW): Runner {
-  const s = rlSetup(cfg, p, optimizer, 'gta');
+export function gtaRunner(cfg: TrainConfig, p: Prepared, trainer: Trainer): Runner {
+  const s = rlSetup(cfg, p, 'gta');
   const tags = { open: p.tokenizer.id('<guess>'), close: p.tokenizer.id('</guess>') };
+  const { lambda_sft: lambdaSft, lambda_rl: lambdaRl, gradient_constraint: rule } = cfg.gta;
   let conflicts = 0;
   let steps = 0;
+
+  /** The gradients of L_SFT, the guess's cross-entropy, as a mean over every rank's guess tokens. */
+  const guessGradients = async (guess: SftExample[]) => {
+    const local = sftGrads(p.model, guess, p.tokenizer.padId, {}, cfg.train.grad_accum_steps);
+    const g = await world().meanGrads(local.grads, local.targets, { loss: [local.loss, local.targets] });
+    return { grads: g.grads, loss: g.scalars.loss };
+  };
+
   return {
     lengths: s.lengths,
     batchSize: s.batchSize,
@@ -38,24 +49,39 @@ export function gtaRunner(cfg: TrainConfig, p: Prepared, optimizer: AdamW): Runn
     async step(indices, lr): Promise<StepOutput> {
       const batch = indices.map((i) => s.train[i]);
       const guess = batch.map((e) => guessExample(e, cfg.rl.decoding, tags));
+      // the rollout: G completions a prompt, scored and normalised within each group
       const r = rollout(s.ctx, batch);
       let conflict = false;
-      const u = await policyUpdate(s.ctx, r, lr, async (gRl) => {
-        const clock = new Clock();
-        const local = sftGrads(p.model, guess, p.tokenizer.padId, {}, cfg.train.grad_accum_steps);
-        // the constraint compares the whole batch's g_sft and g_rl: both are means over every rank
-        const g = await world().meanGrads(local.grads, local.targets, { loss: [local.loss, local.targets] });
-        const ceSeconds = clock.lap();
-        const c = combineGradients(g.grads, gRl, { lambdaSft: cfg.gta.lambda_sft, lambdaRl: cfg.gta.lambda_rl, rule: cfg.gta.gradient_constraint });
-        disposeUnused(g.grads, c.grads);
-        conflict = c.conflict;
-        const metrics = { 'train/loss_sft': g.scalars.loss, 'grad/cos_sft_rl': c.cosine, 'grad/conflict': c.conflict ? 1 : 0, 'perf/guess_ce_s': ceSeconds, 'perf/combine_s': clock.lap() };
-        return { grads: c.grads, metrics };
+      const update = await smallWork(async () => {
+        const rl = await PolicyGradients.start(s.ctx, r);
+        const iterations: Record<string, number>[] = [];
+        const times = { 'perf/guess_ce_s': 0, 'perf/combine_s': 0, 'perf/optimizer_s': 0 };
+        try {
+          for (let it = 0; rl.active && it < cfg.rl.num_iterations; it++) {
+            // the RL gradients (think and answer), then the guess's (the constraint compares both as means over every rank)
+            const gRl = await rl.next();
+            const clock = new Clock();
+            const gSft = await guessGradients(guess);
+            times['perf/guess_ce_s'] += clock.lap();
+            // the constraint, then the step
+            const c = combineGradients(gSft.grads, gRl.grads, { lambdaSft, lambdaRl, rule });
+            disposeUnused(gSft.grads, c.grads);
+            disposeUnused(gRl.grads, c.grads);
+            conflict = c.conflict;
+            times['perf/combine_s'] += clock.lap();
+            const gradNorm = trainer.applyStep(c.grads, { 'train/loss_rl': gRl.loss, 'train/loss_sft': gSft.loss }, lr);
+            times['perf/optimizer_s'] += clock.lap();
+            iterations.push({ 'train/loss_rl': gRl.loss, ...gRl.metrics, 'train/grad_norm': gradNorm, 'train/loss_sft': gSft.loss, 'grad/cos_sft_rl': c.cosine, 'grad/conflict': c.conflict ? 1 : 0 });
+          }
+        } finally {
+          rl.dispose();
+        }
+        return rl.active ? { ...meanOf(iterations), ...rl.times, ...times } : {};
       });
       steps++;
       if (conflict) conflicts++;
-      const metrics = { ...r.metrics, ...u.metrics, 'perf/rollout_tokens': r.rolloutTokens, 'grad/conflict_rate': conflicts / steps };
-      return { metrics, tokens: u.tokens, samples: s.samples(indices, r), pool: r.pool };
+      const metrics = { ...r.metrics, ...update, 'perf/rollout_tokens': r.rolloutTokens, 'grad/conflict_rate': conflicts / steps };
+      return { metrics, tokens: rolloutSequenceTokens(r), samples: s.samples(indices, r), pool: r.pool };
     },
     state: () => ({ sampling_rng: s.rngState(), conflicts, steps }),
     restore(st) {

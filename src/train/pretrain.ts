@@ -18,7 +18,7 @@ import type { TextTokenizer } from '../tokenizer/types.js';
 import { GtaError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { STREAMS } from '../util/rng.js';
-import { AdamW } from './adamw.js';
+import { Trainer } from './trainer.js';
 import { trainLoop, type EvalOutcome } from './loop.js';
 import { examplesRunner, lossAtRows, type SftExample } from './sft.js';
 
@@ -85,7 +85,7 @@ export async function pretrain(cfg: PretrainConfig, run: RunDir, log: Logger, sh
   const seqs = lmSequences(tokenizer, corpus.train, seqLen);
   const heldOut = STREAMS.heldOut(cfg.seed).shuffle(lmSequences(tokenizer, corpus.heldOut, seqLen)).slice(0, cfg.train.eval_sequences);
   log.info({ texts: corpus.train.length, sequences: seqs.length, tokens: seqs.reduce((a, s) => a + s.target.length + 1, 0), vocab: tokenizer.vocabSize }, 'corpus ready');
-  const optimizer = new AdamW(model.params, cfg.train.optim);
+  const trainer = new Trainer(model, cfg.train.optim);
   const { train: t } = cfg;
   const perplexity = (): EvalOutcome => {
     const loss = heldOutLoss(model, heldOut, tokenizer.padId, t.batch_size);
@@ -93,10 +93,10 @@ export async function pretrain(cfg: PretrainConfig, run: RunDir, log: Logger, sh
   };
   const r = await trainLoop({
     cfg: { seed: cfg.seed, steps: t.steps, log_every: t.log_every, eval_every: t.eval_every, checkpoint_every: t.checkpoint_every, on_nonfinite: t.on_nonfinite, optim: t.optim },
-    runner: examplesRunner(seqs, t.batch_size, model, optimizer, tokenizer.padId, t.dropout, cfg.seed, 'train/loss_lm'),
+    runner: examplesRunner(seqs, t.batch_size, trainer, tokenizer.padId, t.dropout, cfg.seed, 'train/loss_lm'),
     model,
     tokenizer,
-    optimizer,
+    optimizer: trainer.optimizer,
     evaluator: { split: 'dev', periodic: perplexity, final: perplexity },
     run,
     log,

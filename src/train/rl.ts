@@ -1,11 +1,12 @@
 /**
  * Mode rl (GRPO), and the pieces GTA builds on: sample G completions per prompt, score them, normalise
  * advantages in each group, then update the policy with the clipped surrogate on the completion tokens
- * (rl_tokens.ts picks which). `policyUpdate` takes an optional hook that turns the RL gradient into
- * the step's gradient: GTA (gta.ts) adds its guess cross-entropy there.
+ * (rl_tokens.ts picks which). GTA (gta.ts) takes the rollout and the RL gradients (PolicyGradients)
+ * from here and adds its guess's.
  */
 import * as tf from '@tensorflow/tfjs';
 import { variableGrads } from '../backend/lean_grads.js';
+import { LOSS_TYPES, type GrpoLossType } from '../config/grpo_losses.js';
 import type { RlConfig, TrainConfig } from '../config/schema.js';
 import { buildContinuation, disposeInput } from '../model/batch.js';
 import type { Transformer } from '../model/transformer.js';
@@ -19,13 +20,13 @@ import { Clock } from '../util/clock.js';
 import { Rng, STREAMS, type RngState } from '../util/rng.js';
 import { world } from '../parallel/world.js';
 import { stopGradient } from '../util/tf_extra.js';
-import { NonFiniteError, type AdamW } from './adamw.js';
-import { disposeUnused, type Grads } from './grad_constraint.js';
+import type { Grads } from './grad_constraint.js';
 import { addGrads, microBatches, weighted } from './accumulate.js';
 import { groupAdvantages, grpoLoss } from './grpo.js';
 import type { Runner, StepOutput } from './loop.js';
 import { rlTokenLogp, rlTokenTensors, selectRlTokens, trainedLength, type RlTokens } from './rl_tokens.js';
 import type { Prepared } from './setup.js';
+import type { Trainer } from './trainer.js';
 
 export interface RlExample {
   /** Its index in the training split (which seeds its completions' stream). */
@@ -40,7 +41,6 @@ export interface RlContext {
   model: Transformer;
   /** The frozen initial model, when rl.beta > 0. */
   ref?: Transformer;
-  optimizer: AdamW;
   spec: StructureSpec;
   format: CompletionFormat;
   rl: RlConfig;
@@ -107,141 +107,165 @@ export function rollout(ctx: RlContext, batch: RlExample[]): Rollout {
   return { unique: batch.map((e) => e.prompt), group: G, completions, scored, advantages: adv.advantages, metrics, pool, rolloutTokens };
 }
 
-/** Turns the RL gradient into the step's gradient (new tensors; the caller disposes both), with its metrics (and its own perf/*_s times). */
-export type GradientHook = (gRl: Grads) => Promise<{ grads: Grads; metrics: Record<string, number> }>;
-
 /**
- * rl.num_iterations optimizer updates on one rollout with the GRPO loss (PPO-style reuse: the ratio is
- * against the log-probabilities at sampling time). Returns the last update's metrics and the real
- * tokens of the batch; with no trainable completion token the step applies nothing.
+ * The gradients of L_RL on one rollout, one set per update of rl.num_iterations (PPO-style reuse: the
+ * ratio is against the log-probabilities at sampling time, computed once here, as the reference
+ * model's are), each the mean over every rank's shard. `active` is false when no rank has a trainable
+ * completion token: then the step applies nothing.
  */
-export function policyUpdate(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHook): Promise<PolicyUpdate> {
-  return smallWork(() => update(ctx, r, lr, hook));
-}
+export class PolicyGradients {
+  /** perf/*_s: the old and reference log-probabilities, then the backward passes so far. */
+  readonly times = { 'perf/logp_s': 0, 'perf/backward_s': 0 };
+  private constructor(
+    private readonly ctx: RlContext,
+    private readonly parts: { cont: ReturnType<typeof buildContinuation>; sel: RlTokens; advantages: number[] }[],
+    private readonly batches: { b?: PolicyBatch; old?: tf.Tensor2D; refLogp?: tf.Tensor2D; adv: tf.Tensor1D; share: number; M: number }[],
+    /** Selected tokens on this rank, and the loss's normaliser over its whole batch. */
+    private readonly M: number,
+    private readonly lw: number,
+    readonly active: boolean,
+  ) {}
 
-/**
- * What a policy update logs: the mean over its rl.num_iterations updates of each iteration's metrics
- * (loss, KL, clip ratio, entropy, gradient norm, the hook's), as TRL averages them, and each
- * iteration's own.
- */
-export interface PolicyUpdate {
-  metrics: Record<string, number>;
-  iterations: Record<string, number>[];
-  tokens: number;
-}
-
-/**
- * What this rank's GRPO loss is a mean over, so the ranks' gradients average to the whole batch's:
- * its completions ('grpo', 'dr_grpo') or its selected tokens ('bnpo', 'dapo').
- */
-function lossWeight(type: RlConfig['loss_type'], sel: RlTokens): number {
-  return type === 'bnpo' || type === 'dapo' ? sel.M : sel.N;
-}
-
-async function update(ctx: RlContext, r: Rollout, lr: number, hook?: GradientHook): Promise<PolicyUpdate> {
-  const { model, rl } = ctx;
-  const w = world();
-  const pick = { format: ctx.format, maskTruncated: rl.mask_truncated_completions, spec: ctx.spec, vocab: model.arch.vocab_size };
-  // micro-batches of whole prompt groups (train.grad_accum_steps), each prompt once with its completions
-  // after it (as the rollout decoded them), up to the last token the loss trains: later tokens (forced
-  // closing tags, EOS) predict nothing it reads
-  const G = r.group;
-  const parts = microBatches(r.unique.map((_, i) => i), ctx.accumSteps).map((prompts) => {
-    const from = prompts[0] * G;
-    const completions = r.completions.slice(from, from + prompts.length * G);
-    const trained = trainedLength(completions, pick);
-    const cont = buildContinuation(prompts.map((i) => r.unique[i]), completions.map((c) => c.tokens.slice(0, trained)), G, ctx.padId);
-    const sel = selectRlTokens(completions, cont.rowOf, pick);
-    return { cont, sel, advantages: r.advantages.slice(from, from + completions.length) };
-  });
-  const metrics: Record<string, number> = {};
-  const iterations: Record<string, number>[] = [];
-  const M = parts.reduce((a, p) => a + p.sel.M, 0);
-  // a rank whose shard has no trainable token still takes part in the others' updates (with weight 0)
-  const [selected] = await w.sum([M]);
-  if (selected > 0) {
+  static async start(ctx: RlContext, r: Rollout): Promise<PolicyGradients> {
+    const { model, rl } = ctx;
     const clock = new Clock();
+    const pick = { format: ctx.format, maskTruncated: rl.mask_truncated_completions, spec: ctx.spec, vocab: model.arch.vocab_size };
+    // micro-batches of whole prompt groups (train.grad_accum_steps), each prompt once with its completions
+    // after it (as the rollout decoded them), up to the last token the loss trains: later tokens (forced
+    // closing tags, EOS) predict nothing it reads
+    const G = r.group;
+    const parts = microBatches(r.unique.map((_, i) => i), ctx.accumSteps).map((prompts) => {
+      const from = prompts[0] * G;
+      const completions = r.completions.slice(from, from + prompts.length * G);
+      const trained = trainedLength(completions, pick);
+      const cont = buildContinuation(prompts.map((i) => r.unique[i]), completions.map((c) => c.tokens.slice(0, trained)), G, ctx.padId);
+      const sel = selectRlTokens(completions, cont.rowOf, pick);
+      return { cont, sel, advantages: r.advantages.slice(from, from + completions.length) };
+    });
+    const M = parts.reduce((a, p) => a + p.sel.M, 0);
+    // a rank whose shard has no trainable token still takes part in the others' updates (with weight 0)
+    const [selected] = await world().sum([M]);
     // the loss's normaliser over this rank's whole batch; each micro-batch's loss is weighted by its share
     const lw = parts.reduce((a, p) => a + lossWeight(rl.loss_type, p.sel), 0);
-    const batches = parts.map((p) => {
-      const b = p.sel.M > 0 ? new PolicyBatch(p.cont, G, p.sel, rl.temperature) : undefined;
-      const old = b && rl.num_iterations > 1 ? tf.tidy(() => b.logp(model).logp) : undefined;
-      const refLogp = b && ctx.ref && rl.beta > 0 ? tf.tidy(() => b.logp(ctx.ref!).logp) : undefined;
-      return { b, old, refLogp, adv: tf.tensor1d(p.advantages), share: parts.length === 1 ? 1 : lossWeight(rl.loss_type, p.sel) / lw, M: p.sel.M };
-    });
+    const batches =
+      selected > 0
+        ? parts.map((p) => {
+            const b = p.sel.M > 0 ? new PolicyBatch(p.cont, G, p.sel, rl.temperature) : undefined;
+            const old = b && rl.num_iterations > 1 ? tf.tidy(() => b.logp(model).logp) : undefined;
+            const refLogp = b && ctx.ref && rl.beta > 0 ? tf.tidy(() => b.logp(ctx.ref!).logp) : undefined;
+            return { b, old, refLogp, adv: tf.tensor1d(p.advantages), share: parts.length === 1 ? 1 : lossWeight(rl.loss_type, p.sel) / lw, M: p.sel.M };
+          })
+        : [];
     // forces the lazy results: on an asynchronous backend the time would otherwise land in the next phase
     for (const t of batches.flatMap((m) => [m.old, m.refLogp])) t?.dataSync();
-    const times = { 'perf/logp_s': clock.lap(), 'perf/backward_s': 0, 'perf/optimizer_s': 0 };
-    for (let it = 0; it < rl.num_iterations; it++) {
-      let local: Grads | undefined;
-      // this rank's loss, and the clip ratio, KL and entropy as means over its selected tokens
-      const sums = { loss: 0, clip: 0, kl: 0, entropy: 0 };
-      for (const { b, old, refLogp, adv, share, M: m } of batches) {
-        if (!b) continue;
-        let side: tf.Tensor[] = [];
-        const { value, grads } = variableGrads(() => {
-          const { logp, entropy } = b.logp(model);
-          const g = grpoLoss({
-            logp,
-            oldLogp: old ?? stopGradient(logp),
-            refLogp,
-            adv,
-            mask: b.t.mask,
-            eps: rl.epsilon,
-            epsHigh: rl.epsilon_high ?? rl.epsilon,
-            beta: rl.beta,
-            lossType: rl.loss_type,
-            // dr_grpo's constant normaliser: the longest completion the decoding can produce (TRL's max_completion_length)
-            maxCompletionLength: rl.decoding === 'structured' ? maxStructuredLength(ctx.spec) : rl.max_completion_tokens,
-          });
-          side = [tf.keep(g.clipRatio), tf.keep(g.kl), tf.keep(tf.mean(entropy))];
-          return weighted(g.loss, share);
+    const u = new PolicyGradients(ctx, parts, batches, M, lw, selected > 0);
+    u.times['perf/logp_s'] = clock.lap();
+    return u;
+  }
+
+  /**
+   * The next update's gradients of L_RL (the caller disposes them), its loss, and its clip ratio, KL
+   * and entropy as means over every rank's selected tokens.
+   */
+  async next(): Promise<{ grads: Grads; loss: number; metrics: Record<string, number> }> {
+    const { model, rl } = this.ctx;
+    const clock = new Clock();
+    let local: Grads | undefined;
+    // this rank's loss, and the clip ratio, KL and entropy as means over its selected tokens
+    const sums = { loss: 0, clip: 0, kl: 0, entropy: 0 };
+    for (const { b, old, refLogp, adv, share, M: m } of this.batches) {
+      if (!b) continue;
+      let side: tf.Tensor[] = [];
+      const { value, grads } = variableGrads(() => {
+        const { logp, entropy } = b.logp(model);
+        const g = grpoLoss({
+          logp,
+          oldLogp: old ?? stopGradient(logp),
+          refLogp,
+          adv,
+          mask: b.t.mask,
+          eps: rl.epsilon,
+          epsHigh: rl.epsilon_high ?? rl.epsilon,
+          beta: rl.beta,
+          lossType: rl.loss_type,
+          // dr_grpo's constant normaliser: the longest completion the decoding can produce (TRL's max_completion_length)
+          maxCompletionLength: rl.decoding === 'structured' ? maxStructuredLength(this.ctx.spec) : rl.max_completion_tokens,
         });
-        const [loss, clip, kl, entropy] = [value, ...side].map((t) => t.dataSync()[0]);
-        tf.dispose([value, ...side]);
-        sums.loss += loss;
-        // (a whole batch's own means, unscaled: one micro-batch computes exactly as before)
-        const part = (x: number) => (m === M ? x : (x * m) / M);
-        sums.clip += part(clip);
-        sums.kl += part(kl);
-        sums.entropy += part(entropy);
-        local = addGrads(local, model.byParamName(grads));
-      }
-      times['perf/backward_s'] += clock.lap();
-      // the mean over every rank's shard: the loss by its normaliser, the token metrics by selected tokens
-      const reduced = await w.meanGrads(local ?? zeroGrads(model), lw, { loss: [sums.loss, lw], clip: [sums.clip, M], kl: [sums.kl, M], entropy: [sums.entropy, M] });
-      const gRl = reduced.grads;
-      const { loss: lossRl, clip: clipRatio, kl, entropy } = reduced.scalars;
-      let step = gRl;
-      let extra: Record<string, number> = {};
-      if (hook) {
-        ({ grads: step, metrics: extra } = await hook(gRl));
-        disposeUnused(gRl, step);
-        clock.lap(); // the hook times its own parts
-      }
-      let gradNorm: number;
-      try {
-        if (!Number.isFinite(lossRl)) throw new NonFiniteError('loss train/loss_rl');
-        for (const [k, v] of Object.entries(extra)) if (k.startsWith('train/loss') && !Number.isFinite(v)) throw new NonFiniteError(`loss ${k}`);
-        gradNorm = ctx.optimizer.apply(step, lr);
-      } finally {
-        tf.dispose(Object.values(step));
-      }
-      times['perf/optimizer_s'] += clock.lap();
-      iterations.push({ 'train/loss_rl': lossRl, clip_ratio: clipRatio, kl, entropy, 'train/grad_norm': gradNorm, ...extra });
+        side = [tf.keep(g.clipRatio), tf.keep(g.kl), tf.keep(tf.mean(entropy))];
+        return weighted(g.loss, share);
+      });
+      const [loss, clip, kl, entropy] = [value, ...side].map((t) => t.dataSync()[0]);
+      tf.dispose([value, ...side]);
+      sums.loss += loss;
+      // (a whole batch's own means, unscaled: one micro-batch computes exactly as before)
+      const part = (x: number) => (m === this.M ? x : (x * m) / this.M);
+      sums.clip += part(clip);
+      sums.kl += part(kl);
+      sums.entropy += part(entropy);
+      local = addGrads(local, model.byParamName(grads));
     }
-    for (const k of Object.keys(iterations[0])) metrics[k] = mean(iterations.map((m) => m[k]));
-    Object.assign(metrics, times);
-    for (const m of batches) {
+    this.times['perf/backward_s'] += clock.lap();
+    // the mean over every rank's shard: the loss by its normaliser, the token metrics by selected tokens
+    const { M, lw } = this;
+    const reduced = await world().meanGrads(local ?? zeroGrads(model), lw, { loss: [sums.loss, lw], clip: [sums.clip, M], kl: [sums.kl, M], entropy: [sums.entropy, M] });
+    const { loss, clip, kl, entropy } = reduced.scalars;
+    return { grads: reduced.grads, loss, metrics: { clip_ratio: clip, kl, entropy } };
+  }
+
+  dispose(): void {
+    for (const m of this.batches) {
       m.b?.dispose();
       tf.dispose([m.adv, ...(m.old ? [m.old] : []), ...(m.refLogp ? [m.refLogp] : [])]);
     }
+    for (const p of this.parts) {
+      disposeInput(p.cont.prompt);
+      disposeInput(p.cont.completion);
+    }
   }
-  for (const p of parts) {
-    disposeInput(p.cont.prompt);
-    disposeInput(p.cont.completion);
-  }
-  return { metrics, iterations, tokens: r.completions.reduce((a, c, i) => a + r.unique[Math.floor(i / r.group)].length + c.tokens.length, 0) };
+}
+
+/**
+ * Mode rl's update: rl.num_iterations optimizer steps on one rollout with the GRPO loss. Logs the mean
+ * over the updates of each one's metrics (loss, KL, clip ratio, entropy, gradient norm), as TRL
+ * averages them, and each update's own (`iterations`).
+ */
+export function rlUpdate(ctx: RlContext, trainer: Trainer, r: Rollout, lr: number): Promise<{ metrics: Record<string, number>; iterations: Record<string, number>[] }> {
+  return smallWork(async () => {
+    const u = await PolicyGradients.start(ctx, r);
+    const iterations: Record<string, number>[] = [];
+    const clock = new Clock();
+    let optimizerS = 0;
+    try {
+      for (let it = 0; u.active && it < ctx.rl.num_iterations; it++) {
+        const g = await u.next();
+        clock.lap();
+        const gradNorm = trainer.applyStep(g.grads, { 'train/loss_rl': g.loss }, lr);
+        optimizerS += clock.lap();
+        iterations.push({ 'train/loss_rl': g.loss, ...g.metrics, 'train/grad_norm': gradNorm });
+      }
+    } finally {
+      u.dispose();
+    }
+    return { metrics: u.active ? { ...meanOf(iterations), ...u.times, 'perf/optimizer_s': optimizerS } : {}, iterations };
+  });
+}
+
+/** Each key's mean over a list of metric records (the keys of the first). */
+export function meanOf(records: Record<string, number>[]): Record<string, number> {
+  return Object.fromEntries(Object.keys(records[0] ?? {}).map((k) => [k, mean(records.map((m) => m[k]))]));
+}
+
+/** The tokens of a rollout's sequences (prompt and completion, each completion with its prompt). */
+export function rolloutSequenceTokens(r: Rollout): number {
+  return r.completions.reduce((a, c, i) => a + r.unique[Math.floor(i / r.group)].length + c.tokens.length, 0);
+}
+
+/**
+ * What this rank's GRPO loss is a mean over, so the ranks' and micro-batches' gradients add up to the
+ * whole batch's: its completions or its selected tokens, as the loss type says.
+ */
+function lossWeight(type: GrpoLossType, sel: RlTokens): number {
+  return LOSS_TYPES[type] === 'tokens' ? sel.M : sel.N;
 }
 
 /** Zero gradients for every parameter: a rank with nothing to train on this step. */
@@ -276,13 +300,12 @@ class PolicyBatch {
 }
 
 /** The RL-mode pieces every grouped runner shares: examples, the context, samples for samples.jsonl. */
-export function rlSetup(cfg: TrainConfig, p: Prepared, optimizer: AdamW, format: CompletionFormat) {
+export function rlSetup(cfg: TrainConfig, p: Prepared, format: CompletionFormat) {
   const { model, tokenizer, prompts, data } = p;
   const train: RlExample[] = data.train.map((e, index) => ({ index, prompt: prompts.prompt(e.text), gold: e.label, goldTokens: tokenizer.encode(data.labels[e.label]) }));
   const ctx: RlContext = {
     model,
     ref: cfg.rl.beta > 0 ? p.reference() : undefined,
-    optimizer,
     spec: structureSpec(tokenizer, format, data.labels, cfg.rl.think_max_tokens),
     format,
     rl: cfg.rl,
@@ -311,16 +334,16 @@ export function rlSetup(cfg: TrainConfig, p: Prepared, optimizer: AdamW, format:
 }
 
 /** GRPO on `<think>...</think><answer>LABEL</answer>`. */
-export function rlRunner(cfg: TrainConfig, p: Prepared, optimizer: AdamW): Runner {
-  const s = rlSetup(cfg, p, optimizer, 'rl');
+export function rlRunner(cfg: TrainConfig, p: Prepared, trainer: Trainer): Runner {
+  const s = rlSetup(cfg, p, 'rl');
   return {
     lengths: s.lengths,
     batchSize: s.batchSize,
     headline: ['reward/total/mean'],
     async step(indices, lr): Promise<StepOutput> {
       const r = rollout(s.ctx, indices.map((i) => s.train[i]));
-      const u = await policyUpdate(s.ctx, r, lr);
-      return { metrics: { ...r.metrics, ...u.metrics, 'perf/rollout_tokens': r.rolloutTokens }, tokens: u.tokens, samples: s.samples(indices, r), pool: r.pool };
+      const u = await rlUpdate(s.ctx, trainer, r, lr);
+      return { metrics: { ...r.metrics, ...u.metrics, 'perf/rollout_tokens': r.rolloutTokens }, tokens: rolloutSequenceTokens(r), samples: s.samples(indices, r), pool: r.pool };
     },
     state: () => ({ sampling_rng: s.rngState() }),
     restore: (st) => s.restoreRng(st.sampling_rng as RngState),

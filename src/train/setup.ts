@@ -11,7 +11,9 @@ import { loadDataset } from '../data/load.js';
 import type { Dataset } from '../data/types.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { loadInitial } from '../model/init.js';
+import { resolveTargets } from '../model/lora.js';
 import { Transformer } from '../model/transformer.js';
+import { STREAMS } from '../util/rng.js';
 import { Tokenizer } from '../tokenizer/bpe.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { GtaError } from '../util/errors.js';
@@ -55,11 +57,17 @@ export async function prepare(cfg: TrainConfig, log: Logger, resumeFrom?: string
   } else {
     ({ model, tokenizer } = loadInitial(cfg.init, cfg.seed));
   }
+  const lora = cfg.train.lora;
+  if (lora && !resumeFrom) {
+    // (a resumed run's checkpoint holds its adapters)
+    const spec = { r: lora.r, alpha: lora.alpha, dropout: lora.dropout, target_modules: resolveTargets(model.arch, lora.target_modules), base_model: cfg.init === 'scratch' ? null : cfg.init };
+    model = model.withAdapters(spec, STREAMS.adapters(cfg.seed));
+  }
   model.recompute = cfg.train.activation_checkpointing;
-  log.info({ init: cfg.init, params: model.numParams, arch: model.arch }, 'model ready');
+  log.info({ init: cfg.init, params: model.numParams, trainable: [...model.trainable().values()].reduce((a, v) => a + v.size, 0), arch: model.arch }, 'model ready');
   const prompts = promptBuilder(tokenizer, cfg.prompt.template, cfg.data.max_text_tokens);
   checkFits(cfg, data, prompts, model, tokenizer);
-  return { backend, data, model, tokenizer, prompts, init: cfg.init, reference: () => frozenInitial(resumeFrom ? initial(tokenizer) : undefined, model) };
+  return { backend, data, model, tokenizer, prompts, init: cfg.init, reference: () => frozenInitial(resumeFrom && !model.arch.lora ? initial(tokenizer) : undefined, model) };
 }
 
 /**
@@ -67,6 +75,8 @@ export async function prepare(cfg: TrainConfig, log: Logger, resumeFrom?: string
  * `model` before it trains. One extra copy of the weights either way (4 bytes a parameter).
  */
 function frozenInitial(fresh: Transformer | undefined, model: Transformer): Transformer {
+  // with adapters the base never trains: the model without them is the initial model, for nothing
+  if (model.arch.lora) return model.base();
   return fresh ? fresh.freeze() : model.frozenCopy();
 }
 

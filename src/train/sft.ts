@@ -12,11 +12,11 @@ import { tokenCrossEntropy } from './losses.js';
 import type { TrainConfig } from '../config/schema.js';
 import { world } from '../parallel/world.js';
 import { Rng, STREAMS, type RngState } from '../util/rng.js';
-import { NonFiniteError, type AdamW } from './adamw.js';
 import { addGrads, microBatches, weighted } from './accumulate.js';
 import type { Grads } from './grad_constraint.js';
 import type { Runner } from './loop.js';
 import type { Prepared } from './setup.js';
+import type { Trainer } from './trainer.js';
 
 export interface SftExample {
   prompt: number[];
@@ -61,38 +61,30 @@ export function sftGrads(model: Transformer, batch: SftExample[], padId: number,
   return { loss, grads: grads!, tokens: batch.reduce((a, e) => a + e.prompt.length + e.target.length, 0), targets: targetCount };
 }
 
-/** One optimizer step of SFT on a batch (this rank's shard: gradients and loss are the mean over every rank's target tokens). */
-export async function sftStep(model: Transformer, optimizer: AdamW, batch: SftExample[], lr: number, padId: number, fwd: ForwardOptions, parts = 1): Promise<StepResult> {
-  const local = sftGrads(model, batch, padId, fwd, parts);
+/** One optimizer step of SFT on a batch (this rank's shard: gradients and loss are the mean over every rank's target tokens); `lossKey` names the loss. */
+export async function sftStep(trainer: Trainer, batch: SftExample[], lr: number, padId: number, fwd: ForwardOptions, parts = 1, lossKey = 'train/loss_sft'): Promise<StepResult> {
+  const local = sftGrads(trainer.model, batch, padId, fwd, parts);
   const { grads, scalars } = await world().meanGrads(local.grads, local.targets, { loss: [local.loss, local.targets] });
-  const { loss } = scalars;
-  const tokens = local.tokens;
-  let gradNorm: number;
-  try {
-    if (!Number.isFinite(loss)) throw new NonFiniteError('loss train/loss_sft');
-    gradNorm = optimizer.apply(grads, lr);
-  } finally {
-    tf.dispose(Object.values(grads));
-  }
-  return { loss, gradNorm, tokens };
+  const gradNorm = trainer.applyStep(grads, { [lossKey]: scalars.loss }, lr);
+  return { loss: scalars.loss, gradNorm, tokens: local.tokens };
 }
 
 /** Mode sft: cross-entropy on `target(label)` after the prompt (`<answer>LABEL</answer><eos>` by default). */
-export function sftRunner(cfg: TrainConfig, p: Prepared, optimizer: AdamW, target = (label: string) => p.prompts.answerTarget(label)): Runner {
-  const { model, tokenizer, prompts, data } = p;
+export function sftRunner(cfg: TrainConfig, p: Prepared, trainer: Trainer, target = (label: string) => p.prompts.answerTarget(label)): Runner {
+  const { tokenizer, prompts, data } = p;
   const train = data.train.map((e) => ({ prompt: prompts.prompt(e.text), target: target(data.labels[e.label]) }));
-  return examplesRunner(train, cfg.train.batch_size, model, optimizer, tokenizer.padId, cfg.train.dropout, cfg.seed, 'train/loss_sft', cfg.train.grad_accum_steps);
+  return examplesRunner(train, cfg.train.batch_size, trainer, tokenizer.padId, cfg.train.dropout, cfg.seed, 'train/loss_sft', cfg.train.grad_accum_steps);
 }
 
 /** SFT steps over fixed (prompt, target) examples, dropout masks from the run's dropout stream; pretraining uses it too. */
-export function examplesRunner(train: SftExample[], batchSize: number, model: Transformer, optimizer: AdamW, padId: number, dropout: number, seed: number, lossKey: string, accumSteps = 1): Runner {
+export function examplesRunner(train: SftExample[], batchSize: number, trainer: Trainer, padId: number, dropout: number, seed: number, lossKey: string, accumSteps = 1): Runner {
   let dropoutRng = STREAMS.dropout(seed, world().rank);
   return {
     lengths: train.map((e) => e.prompt.length + e.target.length),
     batchSize,
     headline: [lossKey],
     async step(indices, lr) {
-      const r = await sftStep(model, optimizer, indices.map((i) => train[i]), lr, padId, { dropout, rng: dropoutRng }, accumSteps);
+      const r = await sftStep(trainer, indices.map((i) => train[i]), lr, padId, { dropout, rng: dropoutRng }, accumSteps, lossKey);
       return { metrics: { [lossKey]: r.loss, 'train/grad_norm': r.gradNorm }, tokens: r.tokens };
     },
     state: () => ({ dropout_rng: dropoutRng.state() }),

@@ -8,17 +8,17 @@
 import type { TrainConfig } from '../config/schema.js';
 import { world } from '../parallel/world.js';
 import { STREAMS } from '../util/rng.js';
-import type { AdamW } from './adamw.js';
 import type { Runner } from './loop.js';
 import { rlRunner } from './rl.js';
 import { BatchSampler, type SamplerPosition } from './sampler.js';
 import type { Prepared } from './setup.js';
 import { sftRunner } from './sft.js';
+import type { Trainer } from './trainer.js';
 
-export function sftThenRlRunner(cfg: TrainConfig, p: Prepared, optimizer: AdamW): Runner {
+export function sftThenRlRunner(cfg: TrainConfig, p: Prepared, trainer: Trainer): Runner {
   const think = [p.tokenizer.id('<think>'), p.tokenizer.id('</think>')];
-  const sft = sftRunner(cfg, p, optimizer, (label) => [...think, ...p.prompts.answerTarget(label)]);
-  const rl = rlRunner(cfg, p, optimizer);
+  const sft = sftRunner(cfg, p, trainer, (label) => [...think, ...p.prompts.answerTarget(label)]);
+  const rl = rlRunner(cfg, p, trainer);
   const sftSampler = new BatchSampler(sft.lengths, sft.batchSize, STREAMS.sftPhaseOrder(cfg.seed));
   let sftPos: SamplerPosition = { epoch: 0, batch: 0 };
   let steps = 0;

@@ -101,4 +101,6 @@ export const STREAMS = {
   heldOut: (seed: number) => new Rng(seed),
   /** The embedding rows of the tags a Hugging Face model gets (src/model/hf_model.ts). */
   newTokens: (seed: number) => new Rng(seed ^ 0x7a95),
+  /** The initial A of train.lora's adapters (src/model/lora.ts). */
+  adapters: (seed: number) => new Rng(seed ^ 0x10a5),
 };
