@@ -103,12 +103,14 @@ Napi::Value AdamWInPlace(const Napi::CallbackInfo& info) {
       at::Tensor g = a.g[i].contiguous();
       Update(s, a.decay[i], p.numel(), p.data_ptr<float>(), g.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>(), p.data_ptr<float>(), m.data_ptr<float>(),
              v.data_ptr<float>());
+      gta::WeightChanged(p);
       continue;
     }
     m.mul_(s.b1).add_(a.g[i], (1 - s.b1) * s.scale);
     v.mul_(s.b2).addcmul_(a.g[i], a.g[i], (1 - s.b2) * s.scale * s.scale);
     if (a.decay[i] && s.wd > 0) p.mul_(1 - s.lr * s.wd);
     p.addcdiv_(m, (v / s.bc2).sqrt_().add_(s.eps), -s.lr / s.bc1);
+    gta::WeightChanged(p);
   }
   return env.Undefined();
 }

@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "gta_torch",
-      "sources": ["torch_addon.cc", "dist.cc", "decode_step.cc", "train_pass.cc", "grad_stats.cc", "adamw.cc", "log_probs.cc", "threads.cc"],
+      "sources": ["torch_addon.cc", "dist.cc", "decode_step.cc", "train_pass.cc", "grad_stats.cc", "adamw.cc", "log_probs.cc", "threads.cc", "precision.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node find_libtorch.mjs includes)"

@@ -88,9 +88,21 @@ inline void ForRows(int64_t n, double flops, const std::function<void(int64_t, i
   RunParts(k, [&](int i) { f(n * i / k, n * (i + 1) / k); });
 }
 
-// at::matmul, as big work when it is one (2 m k n floating-point operations).
+// Whether products run in bfloat16 (setPrecision, precision.cc): float32 operands rounded to bfloat16,
+// multiplied with float32 accumulation (oneDNN's AVX512-BF16 kernels on the CPU, cuBLAS on a GPU), the
+// result rounded to bfloat16 and handed back as float32, so every other operator stays float32.
+extern bool bf16_products;
+// t in bfloat16 for a product: a kept weight's (or its view's) copy, else a fresh cast (precision.cc).
+at::Tensor Bf16Of(const at::Tensor& t);
+// Keeps these weights' bfloat16 copies between products, until each weight changes (precision.cc).
+void KeepBf16Copies(const std::vector<at::Tensor>& weights);
+// A kept weight was written in place: its bfloat16 copy is stale (precision.cc).
+void WeightChanged(const at::Tensor& w);
+
+// at::matmul, as big work when it is one (2 m k n floating-point operations); in bfloat16 where set.
 inline at::Tensor Product(const at::Tensor& a, const at::Tensor& b) {
   BigWork big(2.0 * static_cast<double>(a.numel()) * static_cast<double>(b.size(-1)));
+  if (bf16_products && a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat) return at::matmul(Bf16Of(a), Bf16Of(b)).to(at::kFloat);
   return at::matmul(a, b);
 }
 

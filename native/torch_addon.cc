@@ -361,6 +361,21 @@ Napi::Value Product(const Napi::CallbackInfo& info) {
   return gta::Guard(env, "product", [&] { return TensorToJs(env, gta::Product(TensorOf(env, info[0]), TensorOf(env, info[1]))); });
 }
 
+// setPrecision('bf16' | 'fp32'): products in bfloat16 from now on, or in float32 (precision.cc).
+Napi::Value SetPrecision(const Napi::CallbackInfo& info) {
+  gta::bf16_products = info[0].As<Napi::String>().Utf8Value() == "bf16";
+  return info.Env().Undefined();
+}
+
+// keepBf16Copies(ids): these weights keep their bfloat16 copies between products (precision.cc).
+Napi::Value KeepBf16Copies(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  return gta::Guard(env, "keepBf16Copies", [&] {
+    gta::KeepBf16Copies(gta::Tensors(env, "keepBf16Copies", info[0]));
+    return env.Undefined();
+  });
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto out = Napi::Object::New(env);
@@ -400,6 +415,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("memory", Napi::Function::New(env, Memory));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("product", Napi::Function::New(env, Product));
+  exports.Set("setPrecision", Napi::Function::New(env, SetPrecision));
+  exports.Set("keepBf16Copies", Napi::Function::New(env, KeepBf16Copies));
   exports.Set("info", Napi::Function::New(env, Info));
   RegisterDist(env, exports);
   RegisterDecodeStep(env, exports);

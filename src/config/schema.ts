@@ -100,6 +100,11 @@ export const TrainSchema = z
      */
     keep_checkpoints: z.array(z.enum(['latest', 'best'])).default(['latest', 'best']),
     /**
+     * Matrix products in bfloat16 on the torch backend (float32 weights, moments, norms and losses; src/backend/torch/precision.ts),
+     * where the CPU has AVX512-BF16 or AMX, or on a GPU.
+     */
+    precision: z.enum(['fp32', 'bf16']).default('fp32'),
+    /**
      * Low-rank adapters (PEFT's LoraConfig, its defaults): only they train, the base weights stay frozen
      * (no gradients, no AdamW moments), and the KL term's reference is the base without them. Absent:
      * every weight trains.

@@ -473,7 +473,8 @@ export class Transformer {
     for (const t of adapters) {
       if (t.from > at) pieces.push(tf.zeros([N, t.from - at]));
       const xin = spec.dropout > 0 && opts.rng ? (tf.dropout(x, spec.dropout, undefined, opts.rng.seed()) as tf.Tensor2D) : x;
-      pieces.push(tf.mul(tf.matMul(tf.matMul(xin, this.w(t.a)), this.w(t.b)), scale) as tf.Tensor2D);
+      // the scale on B ([r, out]), not on the product ([N, out]): the backward keeps a small tensor, not a big one
+      pieces.push(tf.matMul(tf.matMul(xin, this.w(t.a)), tf.mul(this.w(t.b), scale)) as tf.Tensor2D);
       at = t.to;
     }
     if (at < width) pieces.push(tf.zeros([N, width - at]));

@@ -7,6 +7,7 @@
 import { MODE_TRAITS } from '../config/modes.js';
 import type { TrainConfig } from '../config/schema.js';
 import { initBackend, type BackendInfo } from '../backend/select.js';
+import { keepBf16Copies, setPrecision } from '../backend/torch/precision.js';
 import { loadDataset } from '../data/load.js';
 import type { Dataset } from '../data/types.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
@@ -36,7 +37,8 @@ export interface Prepared {
 /** With `resumeFrom` (a training checkpoint), the weights and tokenizer come from there instead of cfg.init. */
 export async function prepare(cfg: TrainConfig, log: Logger, resumeFrom?: string): Promise<Prepared> {
   const backend = await initBackend(cfg.backend);
-  log.info({ backend: backend.name, device: backend.device }, 'backend ready');
+  setPrecision(cfg.train.precision, backend);
+  log.info({ backend: backend.name, device: backend.device, precision: cfg.train.precision }, 'backend ready');
   const data = await loadDataset(cfg.data, cfg.data.split_seed);
   log.info({ dataset: data.name, train: data.train.length, dev: data.dev.length, test: data.test.length, labels: data.labels.length }, 'data loaded');
   let model: Transformer;
@@ -64,6 +66,7 @@ export async function prepare(cfg: TrainConfig, log: Logger, resumeFrom?: string
     model = model.withAdapters(spec, STREAMS.adapters(cfg.seed));
   }
   model.recompute = cfg.train.activation_checkpointing;
+  if (cfg.train.precision === 'bf16') keepBf16Copies(model.params.values());
   log.info({ init: cfg.init, params: model.numParams, trainable: [...model.trainable().values()].reduce((a, v) => a + v.size, 0), arch: model.arch }, 'model ready');
   const prompts = promptBuilder(tokenizer, cfg.prompt.template, cfg.data.max_text_tokens);
   checkFits(cfg, data, prompts, model, tokenizer);

@@ -29,6 +29,10 @@ export interface TorchNative {
   setThreads(n: number, big?: number): void;
   /** at::matmul(a, b), on the big-work thread count when it is one; absent from an addon built before it. */
   product?(a: number, b: number): Raw;
+  /** Products (product, and the fused passes') in bfloat16 or float32 from now on (native/precision.cc); absent from an addon built before it. */
+  setPrecision?(precision: 'bf16' | 'fp32'): void;
+  /** These weights keep their bfloat16 copies between products until each changes (native/precision.cc). */
+  keepBf16Copies?(ids: number[]): void;
   /** splitPasses: the fused passes run as parts, one per thread (native/train_pass.cc Split). */
   info(): { version: string; threads: number; parallel: string; config: string; cudaDevices: number; splitPasses: number };
   /** The fused decoding step (native/decode_step.cc; src/backend/torch/decode_step.ts wraps it); absent from an addon built before it. */
@@ -113,16 +117,21 @@ export function loadedNative(): TorchNative | undefined {
  */
 export function openblasCoreType(): string | undefined {
   if (process.env.OPENBLAS_CORETYPE) return process.env.OPENBLAS_CORETYPE;
-  let flags: Set<string>;
-  try {
-    const line = fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
-    flags = new Set((line ?? '').split(':')[1]?.trim().split(/\s+/) ?? []);
-  } catch {
-    return undefined;
-  }
+  const flags = cpuFlags();
+  if (!flags) return undefined;
   if (['avx512f', 'avx512bw', 'avx512vl', 'avx512dq'].every((f) => flags.has(f))) return 'SkylakeX';
   if (flags.has('avx2') && flags.has('fma')) return 'Haswell';
   return undefined;
+}
+
+/** The CPU's feature flags from /proc/cpuinfo, or null where there is none (not Linux). */
+export function cpuFlags(): Set<string> | null {
+  try {
+    const line = fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
+    return new Set((line ?? '').split(':')[1]?.trim().split(/\s+/) ?? []);
+  } catch {
+    return null;
+  }
 }
 
 /** Which libtorch the addon was built against, as the build recorded it (without loading the addon). */

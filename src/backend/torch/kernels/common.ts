@@ -44,6 +44,14 @@ export function chainAll(b: TorchBackend, f: (keep: (r: Raw) => Raw) => Raw[]): 
   return results.map((r) => b.info(r));
 }
 
+/**
+ * at::matmul of addon tensors through the addon's product (the big-work thread count; bfloat16 under
+ * train.precision bf16, native/precision.cc), or plain at::matmul from an addon built before it.
+ */
+export function product(b: TorchBackend, x: number, y: number): Raw {
+  return b.native.product ? b.native.product(x, y) : b.raw('aten::matmul', [x, y]);
+}
+
 /** A copy of addon tensor `x` in `dtype`. */
 export function castRaw(b: TorchBackend, x: number, dtype: tf.DataType): Raw {
   return b.raw('aten::_to_copy', [x, SCALAR_TYPE[dtype]]);

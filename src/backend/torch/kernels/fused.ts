@@ -3,7 +3,7 @@
  */
 import type { PassStream, Raw, TorchNative } from '../native.js';
 import { FUSED, type AdamWStep } from '../../fused.js';
-import { chain, chainAll, id, SCALAR_TYPE, type Info, type KernelTable } from './common.js';
+import { chain, chainAll, id, product, SCALAR_TYPE, type Info, type KernelTable } from './common.js';
 
 export const fusedKernels: KernelTable = {
   /**
@@ -32,24 +32,24 @@ export const fusedKernels: KernelTable = {
   [FUSED.attention]: (b, { q, k, v, bias, mask }, { scale }) =>
     chainAll(b, (keep) => {
       const kt = keep(b.raw('aten::transpose.int', [id(b, k), -2, -1]));
-      const scores = keep(b.raw('aten::matmul', [id(b, q), kt[0]]));
+      const scores = keep(product(b, id(b, q), kt[0]));
       keep(b.raw('aten::mul_.Scalar', [scores[0], scale as number]));
       keep(b.raw('aten::add_.Tensor', [scores[0], id(b, bias)]));
       const probs = b.raw('aten::_softmax', [scores[0], -1, false]);
       const used = mask ? keep(b.raw('aten::mul.Tensor', [probs[0], id(b, mask)])) : probs;
-      return [b.raw('aten::matmul', [used[0], id(b, v)]), probs];
+      return [product(b, used[0], id(b, v)), probs];
     }),
   /** dq, dk, dv of the above from the saved probabilities */
   [FUSED.attentionGrad]: (b, { dy, q, k, v, probs, mask }, { scale }) =>
     chainAll(b, (keep) => {
       const t = (x: number) => keep(b.raw('aten::transpose.int', [x, -2, -1]))[0];
       const used = mask ? keep(b.raw('aten::mul.Tensor', [id(b, probs), id(b, mask)]))[0] : id(b, probs);
-      const dv = b.raw('aten::matmul', [t(used), id(b, dy)]);
-      let dp = keep(b.raw('aten::matmul', [id(b, dy), t(id(b, v))]));
+      const dv = product(b, t(used), id(b, dy));
+      let dp = keep(product(b, id(b, dy), t(id(b, v))));
       if (mask) dp = keep(b.raw('aten::mul.Tensor', [dp[0], id(b, mask)]));
       const ds = keep(b.raw('aten::_softmax_backward_data', [dp[0], id(b, probs), -1, SCALAR_TYPE.float32]));
       keep(b.raw('aten::mul_.Scalar', [ds[0], scale as number]));
-      return [b.raw('aten::matmul', [ds[0], id(b, k)]), b.raw('aten::matmul', [t(ds[0]), id(b, q)]), dv];
+      return [product(b, ds[0], id(b, k)), product(b, t(ds[0]), id(b, q)), dv];
     }),
   /** dy where x > 0, else 0 (tfjs: dy * step(x)) */
   [FUSED.reluGrad]: (b, { dy, x }) => b.run('aten::threshold_backward', [id(b, dy), id(b, x), 0]),

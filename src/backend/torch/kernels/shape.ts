@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { TorchBackend } from '../backend.js';
 import type { Raw } from '../native.js';
-import { axes, chain, id, SCALAR_TYPE, scalarType, share, type Info, type KernelTable } from './common.js';
+import { axes, chain, id, product, SCALAR_TYPE, scalarType, share, type Info, type KernelTable } from './common.js';
 
 function many(b: TorchBackend, raws: Raw[]): Info[] {
   return raws.map((r) => b.info(r));
@@ -165,7 +165,7 @@ export const shapeKernels: KernelTable = {
       const l = transposeA ? k(b.raw('aten::transpose.int', [id(b, a), -2, -1]))[0] : id(b, a);
       const r = transposeB ? k(b.raw('aten::transpose.int', [id(b, y), -2, -1]))[0] : id(b, y);
       // on the CPU as big work when it is one (gta::Product: more threads inside rollouts and RL updates)
-      return b.native.product ? b.native.product(l, r) : b.raw('aten::matmul', [l, r]);
+      return product(b, l, r);
     });
   },
 };

@@ -1,0 +1,39 @@
+/**
+ * train.precision: 'bf16' runs the torch backend's matrix products in bfloat16 (native/precision.cc):
+ * operands rounded to bfloat16, float32 accumulation, the result rounded to bfloat16 and handed back
+ * as float32. Everything else stays float32: the weights AdamW updates (the master copy), its moments,
+ * norms, softmax, losses and the log-probabilities RL's ratios are made of. That is PyTorch autocast's
+ * split (matmul in bfloat16, reductions and losses in float32) without its bfloat16 activations: a
+ * product's result is float32 again at once, so no other kernel needs a bfloat16 path.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { BackendInfo } from '../select.js';
+import type { TorchBackend } from './backend.js';
+import { GtaError } from '../../util/errors.js';
+import { cpuFlags, loadedNative } from './native.js';
+
+export type Precision = 'fp32' | 'bf16';
+
+/** Sets the products' precision for this process; a one-line error naming the key where bf16 cannot run here. */
+export function setPrecision(precision: Precision, backend: BackendInfo): void {
+  const native = backend.name === 'torch' ? loadedNative() : undefined;
+  if (precision === 'fp32') return native?.setPrecision?.('fp32');
+  if (!native) throw new GtaError(`train.precision: bf16 runs on the torch backend (this run is on ${backend.name}); use fp32`);
+  if (!native.setPrecision) throw new GtaError('train.precision: bf16 needs an addon built with it (npm run build:torch)');
+  const gpu = /cuda/.test(backend.device);
+  const flags = cpuFlags();
+  // without the instructions oneDNN emulates bfloat16, slower than float32
+  if (!gpu && !(flags?.has('avx512_bf16') || flags?.has('amx_bf16'))) throw new GtaError('train.precision: bf16 needs a CPU with AVX512-BF16 or AMX-BF16 (/proc/cpuinfo lists neither) or a GPU; use fp32');
+  native.setPrecision('bf16');
+}
+
+/**
+ * Under bf16, a model's weights keep their bfloat16 copies between products, each until it changes
+ * (a GTA step multiplies each weight some 18 times; without this each product cast it again).
+ */
+export function keepBf16Copies(weights: Iterable<tf.Variable>): void {
+  const native = loadedNative();
+  if (!native?.keepBf16Copies || tf.getBackend() !== 'torch') return;
+  const b = tf.backend() as unknown as TorchBackend;
+  native.keepBf16Copies([...weights].map((v) => b.idOf(v.dataId)));
+}

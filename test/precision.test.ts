@@ -1,0 +1,68 @@
+/**
+ * train.precision bf16 (src/backend/torch/precision.ts, native/precision.cc): 50 steps of SFT and of
+ * GTA on the shipped base model, same seed, track float32's losses; and where bf16 cannot run, a
+ * one-line error before any run directory exists.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { cpuFlags } from '../src/backend/torch/native.js';
+import { gta, ROOT, tinyConfig } from './helpers/cli.js';
+import { tmpDir } from './helpers/tiny.js';
+import { torchUnavailable } from './helpers/torch.js';
+
+const flags = cpuFlags();
+const noBf16 = torchUnavailable() || (flags?.has('avx512_bf16') || flags?.has('amx_bf16') ? false : 'this CPU has neither AVX512-BF16 nor AMX-BF16');
+
+/** The train lines' `key` of a 50-step run of `config` at `precision`. */
+function losses(dir: string, config: string, precision: string, key: string, extra: string[]): number[] {
+  const runDir = path.join(dir, precision);
+  const r = gta(['train', '--config', path.join(ROOT, config), '--backend', 'torch', '--log-level', 'warn', '--run-dir', runDir, '--set', `train.precision=${precision}`, '--set', 'train.steps=50', '--set', 'train.log_every=1', '--set', 'train.eval_every=1000', '--set', 'data.max_eval_examples=16', '--set', `init=${path.join(ROOT, 'checkpoints', 'base')}`, ...extra.flatMap((s) => ['--set', s])], dir);
+  assert.equal(r.code, 0, r.stderr);
+  return fs
+    .readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l.split === 'train')
+    .map((l) => l[key] as number);
+}
+
+/**
+ * How far bf16's curve is from float32's: per step |bf16 - fp32| / fp32 (its mean and largest), and
+ * the mean |bf16 - fp32| over the run as a fraction of the first step's loss (`ofStart`).
+ */
+function track(t: { diagnostic: (m: string) => void }, what: string, fp32: number[], bf16: number[]): { mean: number; max: number; first10: number; ofStart: number } {
+  assert.equal(bf16.length, fp32.length);
+  const rel = fp32.map((x, i) => Math.abs(bf16[i] - x) / Math.abs(x));
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const r = { mean: mean(rel), max: Math.max(...rel), first10: Math.max(...rel.slice(0, 10)), ofStart: mean(fp32.map((x, i) => Math.abs(bf16[i] - x))) / fp32[0] };
+  t.diagnostic(`${what}: fp32 ${fp32[0].toFixed(4)} -> ${fp32.at(-1)!.toFixed(4)}, bf16 ${bf16[0].toFixed(4)} -> ${bf16.at(-1)!.toFixed(4)}; per step relative difference mean ${r.mean.toExponential(2)}, max ${r.max.toExponential(2)} (first 10 steps ${r.first10.toExponential(2)}); mean difference ${r.ofStart.toExponential(2)} of the first loss`);
+  return r;
+}
+
+test('bf16: 50 SFT steps track float32\'s loss (mean relative difference <= 1%, every step <= 5%)', { skip: noBf16 }, (t) => {
+  const d = tmpDir();
+  const extra = ['train.batch_size=16', 'train.dropout=0'];
+  const r = track(t, 'sft train/loss_sft', losses(d, 'configs/sst2-sft.yaml', 'fp32', 'train/loss_sft', extra), losses(d, 'configs/sst2-sft.yaml', 'bf16', 'train/loss_sft', extra));
+  assert.ok(r.mean <= 0.01 && r.max <= 0.05, JSON.stringify(r));
+});
+
+// GTA samples its completions, so where bf16 flips a sampled token the two runs part ways: the first
+// steps must agree closely, the rest stay near in absolute terms
+test("bf16: 50 GTA steps track float32's guess loss (first 10 steps <= 1% each; the mean difference <= 2% of the first loss)", { skip: noBf16 }, (t) => {
+  const d = tmpDir();
+  // (the default constraint's drop-or-keep flips on a cosine's sign, which bf16 rounding can flip: a step apart at once)
+  const extra = ['train.batch_size=16', 'rl.group_size=4', 'gta.gradient_constraint=none'];
+  const sft = track(t, 'gta train/loss_sft', losses(d, 'configs/sst2-gta.yaml', 'fp32', 'train/loss_sft', extra), losses(d, 'configs/sst2-gta.yaml', 'bf16', 'train/loss_sft', extra));
+  assert.ok(sft.first10 <= 0.01 && sft.ofStart <= 0.02, JSON.stringify(sft));
+});
+
+test('train.precision bf16 where it cannot run is a one-line error naming the key, exit 2, no run directory', () => {
+  const d = tmpDir();
+  const r = gta(['train', '--config', tinyConfig(d), '--set', 'train.precision=bf16', '--log-level', 'warn'], d);
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr.trim(), 'gta: error: train.precision: bf16 runs on the torch backend (this run is on wasm); use fp32');
+  assert.ok(!fs.existsSync(path.join(d, 'runs')) || fs.readdirSync(path.join(d, 'runs')).length === 0);
+});
