@@ -102,7 +102,8 @@ void WeightChanged(const at::Tensor& w);
 // at::matmul, as big work when it is one (2 m k n floating-point operations); in bfloat16 where set.
 inline at::Tensor Product(const at::Tensor& a, const at::Tensor& b) {
   BigWork big(2.0 * static_cast<double>(a.numel()) * static_cast<double>(b.size(-1)));
-  if (bf16_products && a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat) return at::matmul(Bf16Of(a), Bf16Of(b)).to(at::kFloat);
+  // (an operand may be bfloat16 already: a LoRA run's frozen weight kept so, toBf16)
+  if (bf16_products && a.is_floating_point() && b.is_floating_point()) return at::matmul(Bf16Of(a), Bf16Of(b)).to(at::kFloat);
   return at::matmul(a, b);
 }
 

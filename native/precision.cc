@@ -38,6 +38,7 @@ void gta::KeepBf16Copies(const std::vector<at::Tensor>& weights) {
 }
 
 at::Tensor gta::Bf16Of(const at::Tensor& t) {
+  if (t.scalar_type() == at::kBFloat16) return t;
   if (t.has_storage()) {
     std::lock_guard<std::mutex> hold(copies_lock);
     auto it = copies.find(t.storage().unsafeGetStorageImpl());

@@ -300,6 +300,8 @@ Napi::Value FromArray(const Napi::CallbackInfo& info) {
 Napi::Value ToArray(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   at::Tensor t = Get(env, info[0]).to(at::kCPU).contiguous();
+  // data kept in bfloat16 (toBf16) reads as the float32 tfjs knows it by
+  if (t.scalar_type() == at::kBFloat16) t = t.to(at::kFloat);
   size_t n = t.numel();
   switch (t.scalar_type()) {
     case at::kFloat: {
@@ -367,6 +369,23 @@ Napi::Value SetPrecision(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// toBf16(ids): these tensors' data from now on in bfloat16, in place of float32 (a LoRA run's frozen
+// weights under train.precision bf16: src/backend/torch/precision.ts). JS still knows them as float32:
+// operators promote them, products take them as they are, toArray converts.
+Napi::Value ToBf16(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto ids = info[0].As<Napi::Array>();
+  for (uint32_t i = 0; i < ids.Length(); i++) {
+    const at::Tensor& t = Get(env, ids.Get(i));
+    if (t.scalar_type() != at::kFloat) continue;
+    at::Tensor b = t.to(at::kBFloat16);
+    Release(t);
+    Hold(b);
+    slots[ids.Get(i).As<Napi::Number>().Int32Value()] = std::move(b);
+  }
+  return env.Undefined();
+}
+
 // keepBf16Copies(ids): these weights keep their bfloat16 copies between products (precision.cc).
 Napi::Value KeepBf16Copies(const Napi::CallbackInfo& info) {
   auto env = info.Env();
@@ -417,6 +436,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("product", Napi::Function::New(env, Product));
   exports.Set("setPrecision", Napi::Function::New(env, SetPrecision));
   exports.Set("keepBf16Copies", Napi::Function::New(env, KeepBf16Copies));
+  exports.Set("toBf16", Napi::Function::New(env, ToBf16));
   exports.Set("info", Napi::Function::New(env, Info));
   RegisterDist(env, exports);
   RegisterDecodeStep(env, exports);

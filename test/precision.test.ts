@@ -59,6 +59,17 @@ test("bf16: 50 GTA steps track float32's guess loss (first 10 steps <= 1% each; 
   assert.ok(sft.first10 <= 0.01 && sft.ofStart <= 0.02, JSON.stringify(sft));
 });
 
+test("bf16 with LoRA (the frozen base kept in bfloat16 alone): GTA from a Llama folder tracks float32's guess loss, checkpoints, and re-scores", { skip: noBf16 }, (t) => {
+  const d = tmpDir();
+  const extra = ['train.batch_size=16', 'rl.group_size=4', 'gta.gradient_constraint=none', `init=${path.join(ROOT, 'test', 'fixtures', 'hf', 'llama')}`, 'data.max_text_tokens=32', 'data.max_train_examples=64', 'train.lora={r: 4, target_modules: all-linear}'];
+  const run = (precision: string) => losses(d, 'configs/sst2-gta.yaml', precision, 'train/loss_sft', extra).slice(0, 10);
+  const r = track(t, 'gta + lora train/loss_sft', run('fp32'), run('bf16'));
+  assert.ok(r.first10 <= 0.01, JSON.stringify(r));
+  // the checkpoint holds the base as float32 again (read back from bfloat16), and gta eval scores it
+  const ev = gta(['eval', '--run', path.join(d, 'bf16'), '--log-level', 'warn'], d);
+  assert.equal(ev.code, 0, ev.stderr);
+});
+
 test('train.precision bf16 where it cannot run is a one-line error naming the key, exit 2, no run directory', () => {
   const d = tmpDir();
   const r = gta(['train', '--config', tinyConfig(d), '--set', 'train.precision=bf16', '--log-level', 'warn'], d);

@@ -7,7 +7,7 @@
 import { MODE_TRAITS } from '../config/modes.js';
 import type { TrainConfig } from '../config/schema.js';
 import { initBackend, type BackendInfo } from '../backend/select.js';
-import { keepBf16Copies, setPrecision } from '../backend/torch/precision.js';
+import { keepBf16Copies, setPrecision, storeInBf16 } from '../backend/torch/precision.js';
 import { loadDataset } from '../data/load.js';
 import type { Dataset } from '../data/types.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
@@ -66,7 +66,11 @@ export async function prepare(cfg: TrainConfig, log: Logger, resumeFrom?: string
     model = model.withAdapters(spec, STREAMS.adapters(cfg.seed));
   }
   model.recompute = cfg.train.activation_checkpointing;
-  if (cfg.train.precision === 'bf16') keepBf16Copies(model.params.values());
+  if (cfg.train.precision === 'bf16') {
+    // a LoRA run's frozen matrices in bfloat16 alone; the weights that train keep float32 masters and bfloat16 copies
+    if (model.arch.lora) storeInBf16([...model.params.values()].filter((v) => !v.trainable && v.rank === 2));
+    keepBf16Copies(model.params.values());
+  }
   log.info({ init: cfg.init, params: model.numParams, trainable: [...model.trainable().values()].reduce((a, v) => a + v.size, 0), arch: model.arch }, 'model ready');
   const prompts = promptBuilder(tokenizer, cfg.prompt.template, cfg.data.max_text_tokens);
   checkFits(cfg, data, prompts, model, tokenizer);

@@ -33,6 +33,8 @@ export interface TorchNative {
   setPrecision?(precision: 'bf16' | 'fp32'): void;
   /** These weights keep their bfloat16 copies between products until each changes (native/precision.cc). */
   keepBf16Copies?(ids: number[]): void;
+  /** These tensors' data in bfloat16 from now on (JS still sees float32; toArray converts): a LoRA run's frozen weights under bf16. */
+  toBf16?(ids: number[]): void;
   /** splitPasses: the fused passes run as parts, one per thread (native/train_pass.cc Split). */
   info(): { version: string; threads: number; parallel: string; config: string; cudaDevices: number; splitPasses: number };
   /** The fused decoding step (native/decode_step.cc; src/backend/torch/decode_step.ts wraps it); absent from an addon built before it. */

@@ -37,3 +37,16 @@ export function keepBf16Copies(weights: Iterable<tf.Variable>): void {
   const b = tf.backend() as unknown as TorchBackend;
   native.keepBf16Copies([...weights].map((v) => b.idOf(v.dataId)));
 }
+
+/**
+ * Under bf16, weights that never change and only multiply (a LoRA run's frozen matrices) are kept in
+ * bfloat16 alone: 2 bytes a parameter instead of float32's 4 plus a bfloat16 copy's 2. Every product
+ * rounds them to bfloat16 anyway; where they are read otherwise (an embedding's rows) they are the
+ * bfloat16 values (exact for a model whose weights were bfloat16, as published models are).
+ */
+export function storeInBf16(weights: Iterable<tf.Variable>): void {
+  const native = loadedNative();
+  if (!native?.toBf16 || tf.getBackend() !== 'torch') return;
+  const b = tf.backend() as unknown as TorchBackend;
+  native.toBf16([...weights].map((v) => b.idOf(v.dataId)));
+}
