@@ -7,6 +7,7 @@
 #   1. the parity tests (test/torch.test.ts) with the torch backend on cuda:0;
 #   2. the bench on the default model (d128, 2 layers, batch 32 x seq 64) and on the 19.5M-parameter one
 #      (d512, 6 layers, batch 64 x seq 128), each with the PyTorch eager fp32 reference on the same GPU.
+# (The build compiles every source binding.gyp names; checked on the workstation's g++ and libtorch 1.13.)
 # Everything it prints also goes to $OUT/gpu_check.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,9 +19,11 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 field() { node native/find_libtorch.mjs "$1"; }
 mkdir -p native/build/Release
 incs=(); for d in $(field includes) "${NODE_API_HEADERS:-/usr/include/node}" "$(node -p "require('node-addon-api').include_dir")"; do incs+=("-I$d"); done
-defs=(); for d in $(field defines) NAPI_VERSION=8 NAPI_CPP_EXCEPTIONS; do defs+=("-D$d"); done
-echo "building the addon against $(node -p "JSON.parse(require('child_process').execFileSync('node',['native/find_libtorch.mjs'])).how")"
-time g++ -shared -fPIC -std=c++17 -O2 "${defs[@]}" "${incs[@]}" native/torch_addon.cc -o native/build/Release/gta_torch.node \
+defs=(); for d in $(field defines) $(field distDefines) NAPI_VERSION=8 NAPI_CPP_EXCEPTIONS; do defs+=("-D$d"); done
+# every source binding.gyp names (the addon is several files: passes, AdamW, bf16 products, ...)
+srcs=(); for f in $(node -p "JSON.parse(require('fs').readFileSync('native/binding.gyp', 'utf8')).targets[0].sources.join(' ')"); do srcs+=("native/$f"); done
+echo "building the addon (${#srcs[@]} files) against $(node -p "JSON.parse(require('child_process').execFileSync('node',['native/find_libtorch.mjs'])).how")"
+time g++ -shared -fPIC -std=c++17 -O2 -fno-math-errno "${defs[@]}" "${incs[@]}" "${srcs[@]}" -o native/build/Release/gta_torch.node \
   $(field ldflags) -L"$(field libdirs)" $(field libs)
 echo '{"ok": true, "reason": "built by scripts/gpu_check.sh"}' > native/build/status.json
 
