@@ -44,7 +44,7 @@ export async function pretrainCommand(a: { config?: string; resume?: string; set
     'pretrain',
     log,
     (shouldStop) => pretrain(config, run, log, shouldStop, resumeFrom),
-    (summary) => `${summary.checkpoint}\nheld-out perplexity ${Number(summary.held_out_perplexity).toFixed(2)} after ${summary.steps} steps (${formatDuration(Number(summary.wall_time_s))}); run: ${run.dir}\n`,
+    (summary) => `${summary.checkpoint}\nheld-out perplexity ${summary.held_out_perplexity!.toFixed(2)} after ${summary.steps} steps (${formatDuration(summary.wall_time_s)}); run: ${run.dir}\n`,
   );
 }
 

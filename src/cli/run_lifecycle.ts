@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { loadConfig } from '../config/load.js';
 import { readTrainerState } from '../model/checkpoint.js';
 import { markFailed, RunDir, RUN_FILES } from '../run/run_dir.js';
+import type { RunSummary } from '../run/files.js';
 import { GtaError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { stopOnSignals } from './signals.js';
@@ -24,8 +25,8 @@ export async function runToEnd(
   run: RunDir,
   command: 'train' | 'pretrain',
   log: Logger,
-  train: (shouldStop: () => boolean) => Promise<Record<string, unknown>>,
-  result: (summary: Record<string, unknown>) => string,
+  train: (shouldStop: () => boolean) => Promise<RunSummary>,
+  result: (summary: RunSummary) => string,
 ): Promise<void> {
   const signals = stopOnSignals((s) => log.warn(`${s}: stopping after this step (again to quit at once)`));
   try {

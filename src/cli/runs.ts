@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { RunDir, RUN_FILES, runDirsIn, runStatus } from '../run/run_dir.js';
+import type { RunInfo, RunSummary } from '../run/files.js';
 import { GtaError } from '../util/errors.js';
 import { formatDuration } from '../util/format.js';
 
@@ -50,32 +51,17 @@ export function listRuns(dir: string): RunRow[] {
   return found.map((f) => describeRun(f.dir, f.name)).sort((x, y) => y.started - x.started || x.name.localeCompare(y.name));
 }
 
-interface Info {
-  status?: string;
-  mode?: string;
-  step?: number;
-  started?: string;
-  dataset?: { name?: string };
-}
-
-interface Summary {
-  steps?: number;
-  wall_time_s?: number;
-  final?: { split?: string; accuracy?: number };
-  held_out_perplexity?: number;
-}
-
 function describeRun(dir: string, name: string): RunRow {
   const run = new RunDir(dir);
-  let info: Info = {};
+  let info: Partial<RunInfo> = {};
   try {
-    info = run.info<Info>();
+    info = run.info();
   } catch {
     // run.json unreadable: listed with what is known
   }
-  let summary: Summary | null = null;
+  let summary: RunSummary | null = null;
   try {
-    summary = run.summary<Summary>();
+    summary = run.summary();
   } catch {
     summary = null;
   }

@@ -98,8 +98,8 @@ export async function trainCommand(a: TrainArgs): Promise<void> {
     log,
     (shouldStop) => finetune(config, prepared, run, log, shouldStop, resumeFrom),
     (summary) => {
-      const f = summary.final as { split: string; accuracy: number; f1_weighted: number; generate_accuracy: number; invalid_rate: number };
-      return `${run.dir}\n${f.split}: accuracy ${f.accuracy.toFixed(4)}  f1_weighted ${f.f1_weighted.toFixed(4)}  generate_accuracy ${f.generate_accuracy.toFixed(4)}  invalid ${f.invalid_rate.toFixed(4)}  (${summary.steps} steps, ${formatDuration(Number(summary.wall_time_s))})\n`;
+      const f = summary.final!;
+      return `${run.dir}\n${f.split}: accuracy ${f.accuracy.toFixed(4)}  f1_weighted ${f.f1_weighted.toFixed(4)}  generate_accuracy ${f.generate_accuracy.toFixed(4)}  invalid ${f.invalid_rate.toFixed(4)}  (${summary.steps} steps, ${formatDuration(summary.wall_time_s)})\n`;
     },
   );
 }

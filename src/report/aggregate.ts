@@ -28,10 +28,9 @@ export interface RunRecord {
 
 export function readRun(dir: string): RunRecord {
   const runDir = RunDir.open(dir);
-  const run = runDir.info<{ status: string; mode: string; arm?: string; seed: number; dataset?: { name: string } }>();
+  const run = runDir.info();
   const lines = runDir.readJsonl(RUN_FILES.metrics);
-  type Written = Scores & { split: string };
-  const summary = runDir.summary<{ status: string; train_tokens: number; final?: Written; test?: Written }>();
+  const summary = runDir.summary();
   // the curves are the eval split's; a test line written after the last step (eval.test_at_end) is not on them
   const split = summary?.final?.split ?? lines.find((l) => l.split !== 'train' && 'eval/accuracy' in l)?.split;
   return {

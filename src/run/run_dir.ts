@@ -12,7 +12,9 @@ import { repoRoot } from '../util/paths.js';
 import { GtaError, writeError } from '../util/errors.js';
 import { EventWriter, rewriteEvents } from './tensorboard.js';
 
-export type RunStatus = 'running' | 'finished' | 'failed' | 'interrupted';
+import type { RunInfo, RunStatus, RunSummary } from './files.js';
+
+export type { RunStatus };
 
 /** The files of a run directory (checkpoints/ holds checkpoint folders, see src/model/checkpoint.ts). */
 export const RUN_FILES = {
@@ -71,7 +73,7 @@ export class RunDir {
    * of that command under `root`; it must have a checkpoint to continue from.
    */
   static resumable(arg: string, command: 'train' | 'pretrain', root = 'runs'): RunDir {
-    const ofCommand = (r: RunDir) => (r.info<{ mode?: string }>().mode === 'pretrain' ? 'pretrain' : 'train') === command;
+    const ofCommand = (r: RunDir) => (r.info().mode === 'pretrain' ? 'pretrain' : 'train') === command;
     const run = arg === 'latest' ? RunDir.newestUnfinished(root, ofCommand) : RunDir.open(arg);
     if (!ofCommand(run)) throw new GtaError(`${run.dir}: not a ${command} run; continue it with gta ${command === 'train' ? 'pretrain' : 'train'} --resume`);
     if (!run.hasCheckpoint('latest')) throw new GtaError(`${run.dir}: has no checkpoint to resume from (${run.checkpoint('latest')})`);
@@ -160,13 +162,13 @@ export class RunDir {
     return out;
   }
 
-  info<T = Record<string, unknown>>(): T {
-    return this.readJson<T>(RUN_FILES.info);
+  info(): RunInfo {
+    return this.readJson<RunInfo>(RUN_FILES.info);
   }
 
   /** summary.json, or null before the run has ended. */
-  summary<T = Record<string, unknown>>(): T | null {
-    return fs.existsSync(this.file(RUN_FILES.summary)) ? this.readJson<T>(RUN_FILES.summary) : null;
+  summary(): RunSummary | null {
+    return fs.existsSync(this.file(RUN_FILES.summary)) ? this.readJson<RunSummary>(RUN_FILES.summary) : null;
   }
 
   /** The step of the last line of metrics.jsonl (0 when there is none). */
@@ -187,7 +189,7 @@ export class RunDir {
   }
 
   setStatus(status: RunStatus, extra: Record<string, unknown> = {}): void {
-    this.writeJson(RUN_FILES.info, { ...this.info<Record<string, unknown>>(), status, ...extra, updated: new Date().toISOString() });
+    this.writeJson(RUN_FILES.info, { ...this.info(), status, ...extra, updated: new Date().toISOString() } satisfies RunInfo);
   }
 
   /**
@@ -201,7 +203,7 @@ export class RunDir {
       const kept = this.readJsonl(name).filter((l) => Number(l.step) <= step);
       this.writeFile(name, kept.map((l) => JSON.stringify(l) + '\n').join(''));
     }
-    const started = Date.parse(String(this.info<{ started?: string }>().started)) / 1000;
+    const started = Date.parse(String(this.info().started)) / 1000;
     const tb = this.file(RUN_FILES.tensorboard);
     try {
       // A point the old files lack gets the run's start plus its time_s (training time: close enough).
@@ -210,7 +212,7 @@ export class RunDir {
       throw writeError(tb, e);
     }
     for (const name of [RUN_FILES.summary, RUN_FILES.predictions]) fs.rmSync(this.file(name), { force: true });
-    const prev = this.info<{ resumes?: unknown[] }>();
+    const prev = this.info();
     this.setStatus('running', { resumes: [...(prev.resumes ?? []), { from_step: step, at: new Date().toISOString(), overrides, command: process.argv.slice(1) }] });
   }
 }

@@ -7,6 +7,7 @@ import type { TrainConfig } from '../config/schema.js';
 import { subset } from '../data/load.js';
 import type { Example } from '../data/types.js';
 import { evalFormat, evaluate, type EvalResult } from '../eval/evaluate.js';
+import type { EvalSummary, RunSummary } from '../run/files.js';
 import type { RunDir } from '../run/run_dir.js';
 import type { Logger } from '../util/log.js';
 import { startProgress } from '../util/progress.js';
@@ -24,7 +25,7 @@ export async function finetune(
   shouldStop: () => boolean,
   /** A training checkpoint folder to continue from (gta train --resume). */
   resumeFrom?: string,
-): Promise<Record<string, unknown>> {
+): Promise<RunSummary> {
   const trainer = new Trainer(p.model, cfg.train.optim);
   log.info({ mode: cfg.mode }, 'mode');
   const r = await trainLoop({
@@ -50,8 +51,8 @@ export async function finetune(
     epochs: r.epochs,
     wall_time_s: r.wall_time_s,
     train_tokens: r.train_tokens,
-    final: r.final!.summary,
-    ...(r.final!.also ? { test: r.final!.also.summary } : {}),
+    final: r.final!.summary as EvalSummary,
+    ...(r.final!.also ? { test: r.final!.also.summary as EvalSummary } : {}),
     best_during_training: r.best,
   };
 }

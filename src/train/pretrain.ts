@@ -12,6 +12,7 @@ import { loadDataset } from '../data/load.js';
 import { buildInput, disposeInput, targetPositions } from '../model/batch.js';
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
 import { Transformer } from '../model/transformer.js';
+import type { RunSummary } from '../run/files.js';
 import type { RunDir } from '../run/run_dir.js';
 import { Tokenizer } from '../tokenizer/bpe.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
@@ -71,7 +72,7 @@ export function lmSequences(tok: TextTokenizer, texts: string[], seqLen: number)
 }
 
 /** With `resumeFrom` (a training checkpoint of an interrupted pretraining run), the weights and tokenizer come from there. */
-export async function pretrain(cfg: PretrainConfig, run: RunDir, log: Logger, shouldStop: () => boolean, resumeFrom?: string): Promise<Record<string, unknown>> {
+export async function pretrain(cfg: PretrainConfig, run: RunDir, log: Logger, shouldStop: () => boolean, resumeFrom?: string): Promise<RunSummary> {
   const corpus = await loadCorpus(cfg);
   let tokenizer: TextTokenizer;
   let model: Transformer;
