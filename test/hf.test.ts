@@ -12,8 +12,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend/select.js';
-import { torchUnavailable } from './helpers/torch.js';
+import { onTorch, torchUnavailable } from './helpers/torch.js';
 import { gatherRows } from '../src/backend/gather_rows.js';
 import { buildContinuation, buildInput, concatenatedRows, disposeInput } from '../src/model/batch.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.js';
@@ -97,14 +96,7 @@ test('each family gives transformers\' tokens and logits (1e-4), unpadded and le
   parity(t, 'wasm');
 });
 
-test('each family gives transformers\' logits on torch', { skip: torchSkip }, async (t) => {
-  await initBackend('torch');
-  try {
-    parity(t, 'torch');
-  } finally {
-    await useWasm();
-  }
-});
+test('each family gives transformers\' logits on torch', { skip: torchSkip }, (t) => onTorch(() => parity(t, 'torch')));
 
 test('the key/value cache and shared-prompt passes give a full forward pass\'s logits and gradients', async () => {
   await useWasm();

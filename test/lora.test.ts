@@ -10,7 +10,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend/select.js';
 import { buildInput, disposeInput } from '../src/model/batch.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { loadInitial } from '../src/model/init.js';
@@ -27,7 +26,7 @@ import { Rng } from '../src/util/rng.js';
 import { GTA, gta } from './helpers/cli.js';
 import { writeSyntheticCsv } from './helpers/synthetic.js';
 import { tmpDir, useWasm } from './helpers/tiny.js';
-import { torchUnavailable } from './helpers/torch.js';
+import { onTorch, torchUnavailable } from './helpers/torch.js';
 
 const FIXTURES = path.join(repoRoot(), 'test', 'fixtures');
 const FAMILIES = ['llama', 'qwen3', 'gpt2'] as const;
@@ -82,14 +81,7 @@ test("PEFT's adapters give PyTorch's logits and gradients of A and B (1e-5): lla
   peftParity(t, 'wasm');
 });
 
-test("PEFT's adapters give PyTorch's logits and gradients on torch", { skip: torchUnavailable() }, async (t) => {
-  await initBackend('torch');
-  try {
-    peftParity(t, 'torch');
-  } finally {
-    await useWasm();
-  }
-});
+test("PEFT's adapters give PyTorch's logits and gradients on torch", { skip: torchUnavailable() }, (t) => onTorch(() => peftParity(t, 'torch')));
 
 test('fresh adapters leave the model as it was; only they train, and AdamW keeps moments for them alone', async () => {
   await useWasm();

@@ -8,7 +8,6 @@
  */
 import type { TrainConfig } from '../config/schema.js';
 import { smallWork } from '../backend/select.js';
-import { world } from '../parallel/world.js';
 import { Clock } from '../util/clock.js';
 import type { RngState } from '../util/rng.js';
 import { combineGradients, disposeUnused } from './grad_constraint.js';
@@ -16,7 +15,7 @@ import type { Runner, StepOutput } from './loop.js';
 import type { Decoding } from '../task/structure.js';
 import { meanOf, PolicyGradients, rlSetup, rollout, rolloutSequenceTokens, type RlExample } from './rl.js';
 import type { Prepared } from './setup.js';
-import { sftGrads, type SftExample } from './sft.js';
+import { meanSftGrads, type SftExample } from './sft.js';
 import type { Trainer } from './trainer.js';
 
 /**
@@ -34,13 +33,6 @@ export function gtaRunner(cfg: TrainConfig, p: Prepared, trainer: Trainer): Runn
   const { lambda_sft: lambdaSft, lambda_rl: lambdaRl, gradient_constraint: rule } = cfg.gta;
   let conflicts = 0;
   let steps = 0;
-
-  /** The gradients of L_SFT, the guess's cross-entropy, as a mean over every rank's guess tokens. */
-  const guessGradients = async (guess: SftExample[]) => {
-    const local = sftGrads(p.model, guess, p.tokenizer.padId, {}, cfg.train.grad_accum_steps);
-    const g = await world().meanGrads(local.grads, local.targets, { loss: [local.loss, local.targets] });
-    return { grads: g.grads, loss: g.scalars.loss };
-  };
 
   return {
     lengths: s.lengths,
@@ -61,7 +53,7 @@ export function gtaRunner(cfg: TrainConfig, p: Prepared, trainer: Trainer): Runn
             // the RL gradients (think and answer), then the guess's (the constraint compares both as means over every rank)
             const gRl = await rl.next();
             const clock = new Clock();
-            const gSft = await guessGradients(guess);
+            const gSft = await meanSftGrads(p.model, guess, p.tokenizer.padId, {}, cfg.train.grad_accum_steps);
             times['perf/guess_ce_s'] += clock.lap();
             // the constraint, then the step
             const c = combineGradients(gSft.grads, gRl.grads, { lambdaSft, lambdaRl, rule });

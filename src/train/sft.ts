@@ -61,12 +61,18 @@ export function sftGrads(model: Transformer, batch: SftExample[], padId: number,
   return { loss, grads: grads!, tokens: batch.reduce((a, e) => a + e.prompt.length + e.target.length, 0), targets: targetCount };
 }
 
+/** sftGrads on this rank's shard, then the gradients and loss as means over every rank's target tokens (the caller disposes the gradients). */
+export async function meanSftGrads(model: Transformer, batch: SftExample[], padId: number, fwd: ForwardOptions, parts = 1): Promise<{ loss: number; grads: Grads; tokens: number }> {
+  const local = sftGrads(model, batch, padId, fwd, parts);
+  const { grads, scalars } = await world().meanGrads(local.grads, local.targets, { loss: [local.loss, local.targets] });
+  return { loss: scalars.loss, grads, tokens: local.tokens };
+}
+
 /** One optimizer step of SFT on a batch (this rank's shard: gradients and loss are the mean over every rank's target tokens); `lossKey` names the loss. */
 export async function sftStep(trainer: Trainer, batch: SftExample[], lr: number, padId: number, fwd: ForwardOptions, parts = 1, lossKey = 'train/loss_sft'): Promise<StepResult> {
-  const local = sftGrads(trainer.model, batch, padId, fwd, parts);
-  const { grads, scalars } = await world().meanGrads(local.grads, local.targets, { loss: [local.loss, local.targets] });
-  const gradNorm = trainer.applyStep(grads, { [lossKey]: scalars.loss }, lr);
-  return { loss: scalars.loss, gradNorm, tokens: local.tokens };
+  const { loss, grads, tokens } = await meanSftGrads(trainer.model, batch, padId, fwd, parts);
+  const gradNorm = trainer.applyStep(grads, { [lossKey]: loss }, lr);
+  return { loss, gradNorm, tokens };
 }
 
 /** Mode sft: cross-entropy on `target(label)` after the prompt (`<answer>LABEL</answer><eos>` by default). */

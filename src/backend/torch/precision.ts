@@ -33,9 +33,7 @@ export function setPrecision(precision: Precision, backend: BackendInfo): void {
  */
 export function keepBf16Copies(weights: Iterable<tf.Variable>): void {
   const native = loadedNative();
-  if (!native?.keepBf16Copies || tf.getBackend() !== 'torch') return;
-  const b = tf.backend() as unknown as TorchBackend;
-  native.keepBf16Copies([...weights].map((v) => b.idOf(v.dataId)));
+  if (native?.keepBf16Copies && tf.getBackend() === 'torch') native.keepBf16Copies(addonIds(weights));
 }
 
 /**
@@ -46,7 +44,11 @@ export function keepBf16Copies(weights: Iterable<tf.Variable>): void {
  */
 export function storeInBf16(weights: Iterable<tf.Variable>): void {
   const native = loadedNative();
-  if (!native?.toBf16 || tf.getBackend() !== 'torch') return;
+  if (native?.toBf16 && tf.getBackend() === 'torch') native.toBf16(addonIds(weights));
+}
+
+/** The addon's tensor ids of variables on the torch backend. */
+function addonIds(weights: Iterable<tf.Variable>): number[] {
   const b = tf.backend() as unknown as TorchBackend;
-  native.toBf16([...weights].map((v) => b.idOf(v.dataId)));
+  return [...weights].map((v) => b.idOf(v.dataId));
 }
