@@ -6,6 +6,7 @@
 #include "gta_arch.h"
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 namespace {
@@ -14,11 +15,14 @@ using namespace gta;
 
 struct Step {
   float lr, b1, b2, eps, wd, bc1, bc2, scale;
+  // stochastic rounding's stream for bfloat16 parameters (the caller's: per update and parameter)
+  uint64_t seed;
 };
 
 Step ReadStep(const Napi::Object& s) {
   auto f = [&](const char* k) { return static_cast<float>(Num(s, k)); };
-  return {f("lr"), f("beta1"), f("beta2"), f("eps"), f("weightDecay"), f("bc1"), f("bc2"), f("scale")};
+  const uint64_t seed = s.Has("seed") ? static_cast<uint64_t>(Num(s, "seed")) : 0;
+  return {f("lr"), f("beta1"), f("beta2"), f("eps"), f("weightDecay"), f("bc1"), f("bc2"), f("scale"), seed};
 }
 
 // The update of one float32 CPU parameter, reading P, G, M, V and writing P1, M1, V1 (which may be P,
@@ -35,6 +39,52 @@ void Update(const Step& s, bool decay, int64_t len, const float* P, const float*
       M1[k] = mk;
       V1[k] = vk;
       P1[k] = P[k] * keep - step * mk / (std::sqrt(vk / s.bc2) + s.eps);
+    }
+  });
+}
+
+// bfloat16 storage (train.precision bf16-true): parameters and moments of 16 bits, written with
+// stochastic rounding (round up with probability equal to the dropped fraction), as torchao's
+// bf16_stochastic_round AdamW does. Rounded to nearest, an update below half a bfloat16 step (2^-9
+// of the weight: any lr * 1 under 0.2% of it) would vanish every time, and v, decayed by beta2 = 0.999
+// a step, would never decay; rounded stochastically each is right in expectation. The random bits are
+// a hash of (seed, element): the same whatever the thread split, so a run repeats exactly.
+inline uint64_t Mix(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+inline float FromBf16(uint16_t b) {
+  const uint32_t u = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// f rounded to bfloat16 with the 16 random bits r: adding them to the dropped bits carries into the
+// kept ones with probability (dropped / 2^16). Inf and NaN are kept as they are (NaN stays NaN).
+inline uint16_t StochasticBf16(float f, uint32_t r) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7f800000u) == 0x7f800000u) return static_cast<uint16_t>((u >> 16) | ((u & 0xffffu) ? 0x40u : 0u));
+  return static_cast<uint16_t>((u + (r & 0xffffu)) >> 16);
+}
+
+// Update's arithmetic on bfloat16 P, M and V (in place), in float32.
+void UpdateBf16(const Step& s, bool decay, int64_t len, uint16_t* P, const float* G, uint16_t* M, uint16_t* V) {
+  const float keep = decay && s.wd > 0 ? 1 - s.lr * s.wd : 1;
+  const float step = s.lr / s.bc1, c1 = 1 - s.b1, c2 = 1 - s.b2;
+  const uint64_t base = Mix(s.seed + 0x9e3779b97f4a7c15ULL);
+  ForRows(len, 16.0 * static_cast<double>(len), [&](int64_t from, int64_t to) {
+    for (int64_t k = from; k < to; k++) {
+      const uint64_t r = Mix(base ^ static_cast<uint64_t>(k));
+      const float gk = G[k] * s.scale;
+      const float mk = s.b1 * FromBf16(M[k]) + c1 * gk;
+      const float vk = s.b2 * FromBf16(V[k]) + c2 * gk * gk;
+      M[k] = StochasticBf16(mk, static_cast<uint32_t>(r));
+      V[k] = StochasticBf16(vk, static_cast<uint32_t>(r >> 16));
+      P[k] = StochasticBf16(FromBf16(P[k]) * keep - step * mk / (std::sqrt(vk / s.bc2) + s.eps), static_cast<uint32_t>(r >> 32));
     }
   });
 }
@@ -96,6 +146,15 @@ Napi::Value AdamWInPlace(const Napi::CallbackInfo& info) {
   const Step& s = a.step;
   for (size_t i = 0; i < a.p.size(); i++) {
     at::Tensor &p = a.p[i], &m = a.m[i], &v = a.v[i];
+    if (p.scalar_type() == at::kBFloat16) {
+      for (const at::Tensor* t : {&p, &m, &v}) {
+        if (!t->is_contiguous() || t->scalar_type() != at::kBFloat16 || !t->device().is_cpu()) Fail(env, fn, "tensor " + std::to_string(i) + ": a bfloat16 parameter needs contiguous bfloat16 moments on the CPU");
+      }
+      at::Tensor g = a.g[i].to(at::kFloat).contiguous();
+      auto bits = [](at::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); };
+      UpdateBf16(s, a.decay[i], p.numel(), bits(p), g.data_ptr<float>(), bits(m), bits(v));
+      continue;
+    }
     for (const at::Tensor* t : {&p, &m, &v}) {
       if (!t->is_contiguous() || t->scalar_type() != at::kFloat) Fail(env, fn, "tensor " + std::to_string(i) + ": parameters and moments must be contiguous float32");
     }

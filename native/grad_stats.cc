@@ -22,8 +22,10 @@ Napi::Value GradDots(const Napi::CallbackInfo& info) {
   std::vector<at::Tensor> parts;
   for (size_t i = 0; i < a.size(); i++) {
     if (!a[i].sizes().equals(b[i].sizes())) Fail(env, fn, "tensor " + std::to_string(i) + " has shape " + Shape(a[i].sizes()) + " against " + Shape(b[i].sizes()));
-    at::Tensor x = a[i].reshape({-1});
-    at::Tensor y = b[i].reshape({-1});
+    // bfloat16 gradients (train.precision bf16-true) in float32: BLAS's dot, float32 accumulation, and
+    // a pair of mixed dtypes allowed (at::dot refuses them); one parameter's copy at a time
+    at::Tensor x = a[i].reshape({-1}).to(at::kFloat);
+    at::Tensor y = b[i].reshape({-1}).to(at::kFloat);
     if (self) {
       parts.push_back(at::dot(x, x));
     } else {

@@ -92,6 +92,10 @@ inline void ForRows(int64_t n, double flops, const std::function<void(int64_t, i
 // multiplied with float32 accumulation (oneDNN's AVX512-BF16 kernels on the CPU, cuBLAS on a GPU), the
 // result rounded to bfloat16 and handed back as float32, so every other operator stays float32.
 extern bool bf16_products;
+// train.precision bf16-true (setPrecision): also a product's result, and every operator's result on
+// bfloat16 operands, stays bfloat16 (TensorResult keeps it), with the weights and AdamW moments stored
+// in bfloat16 (toBf16): a model held as PyTorch holds one loaded in torch.bfloat16. Set with bf16_products.
+extern bool bf16_true;
 // t in bfloat16 for a product: a kept weight's (or its view's) copy, else a fresh cast (precision.cc).
 at::Tensor Bf16Of(const at::Tensor& t);
 // Keeps these weights' bfloat16 copies between products, until each weight changes (precision.cc).
@@ -103,7 +107,10 @@ void WeightChanged(const at::Tensor& w);
 inline at::Tensor Product(const at::Tensor& a, const at::Tensor& b) {
   BigWork big(2.0 * static_cast<double>(a.numel()) * static_cast<double>(b.size(-1)));
   // (an operand may be bfloat16 already: a LoRA run's frozen weight kept so, toBf16)
-  if (bf16_products && a.is_floating_point() && b.is_floating_point()) return at::matmul(Bf16Of(a), Bf16Of(b)).to(at::kFloat);
+  if (bf16_products && a.is_floating_point() && b.is_floating_point()) {
+    at::Tensor r = at::matmul(Bf16Of(a), Bf16Of(b));
+    return bf16_true ? r : r.to(at::kFloat);
+  }
   return at::matmul(a, b);
 }
 

@@ -107,7 +107,9 @@ struct Rows {
 
 Rows RowsOf(const Napi::Env& env, const std::string& fn, const Napi::CallbackInfo& info, size_t at) {
   Rows r;
-  r.x = TensorOf(env, info[at]).contiguous();
+  // bfloat16 logits (train.precision bf16-true) are read in float32: log-probabilities, and RL's
+  // ratios made of them, are float32 whatever the model's precision
+  r.x = TensorOf(env, info[at]).to(at::kFloat).contiguous();
   r.t = TensorOf(env, info[at + 1]).contiguous();
   r.s = static_cast<float>(info[at + 2].As<Napi::Number>().DoubleValue());
   if (r.x.dim() != 2 || r.x.scalar_type() != at::kFloat) Fail(env, fn, "logits must be float32 [N, V], not " + Shape(r.x.sizes()));
@@ -165,20 +167,22 @@ Napi::Value LogProbs(const Napi::CallbackInfo& info) {
 Napi::Value LogProbsGrad(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   const std::string fn = "logProbsGrad";
-  const at::Tensor dy = TensorOf(env, info[0]).contiguous();
+  const at::Tensor dy = TensorOf(env, info[0]).to(at::kFloat).contiguous();
   const Rows r = RowsOf(env, fn, info, 1);
-  const at::Tensor lse = TensorOf(env, info[6]).contiguous();
+  const at::Tensor lse = TensorOf(env, info[6]).to(at::kFloat).contiguous();
+  // the gradient in the logits' own dtype, as autograd gives it
+  const auto dtype = TensorOf(env, info[1]).scalar_type();
   if (dy.sizes().vec() != std::vector<int64_t>{r.N} || lse.sizes().vec() != std::vector<int64_t>{r.N}) Fail(env, fn, "dy and lse must be [" + std::to_string(r.N) + "]");
   if (!OwnLoops(r.x)) {
     at::Tensor g = at::mul(at::exp(at::sub(Z(r), lse.unsqueeze(1))), at::neg(dy).unsqueeze(1));
     g.scatter_add_(1, r.t.to(at::kLong).unsqueeze(1), dy.unsqueeze(1));
-    return TensorToJs(env, at::mul(g, r.s));
+    return TensorToJs(env, at::mul(g, r.s).to(dtype));
   }
   at::Tensor g = at::empty_like(r.x);
   const float *DY = dy.data_ptr<float>(), *LSE = lse.data_ptr<float>();
   float* G = g.data_ptr<float>();
   r.Each([&](int64_t i, const float* x, const float* b, int t) { Grad512(x, b, r.s, r.V, t, LSE[i], DY[i] * r.s, G + i * r.V); });
-  return TensorToJs(env, g);
+  return TensorToJs(env, g.to(dtype));
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 bool gta::bf16_products = false;
+bool gta::bf16_true = false;
 
 namespace {
 struct Copy {

@@ -192,7 +192,9 @@ int Code(at::Tensor& t) {
     case at::kBool: return 2;
     case at::kLong: return 3;
     case at::kDouble: return 4;
-    case at::kHalf: case at::kBFloat16: t = t.to(at::kFloat); return 0;
+    // under bf16-true a bfloat16 result stays so (JS knows it as float32; toArray converts)
+    case at::kBFloat16: if (!gta::bf16_true) t = t.to(at::kFloat); return 0;
+    case at::kHalf: t = t.to(at::kFloat); return 0;
     default: t = t.to(at::kInt); return 1;
   }
 }
@@ -240,6 +242,43 @@ Napi::Value Op(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, ops.size() - 1);
 }
 
+// Under bf16-true, an operator's floating operands meet in one dtype before it runs, as they do in a
+// PyTorch model held in torch.bfloat16, where a mask or rotary table is made in the model's dtype: where
+// one is bfloat16 (a weight, an activation), float32 ones (JS made them) are cast to bfloat16; an
+// in-place operator's in its target's dtype (index_add_, scatter_ and add_ keep their self's). Without
+// this ATen refuses mixed dtypes outright in matmul, layer_norm, scatter and index_put. 0-dim tensors
+// (JS's scalars) stay float32: ATen lets them mix without changing the result's dtype. A softmax
+// backward's input_dtype follows.
+void MeetInBf16(const c10::FunctionSchema& schema, torch::jit::Stack& stack) {
+  auto floating = [](const at::Tensor& t) { return t.defined() && t.dim() > 0 && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16); };
+  c10::optional<at::ScalarType> to;
+  const auto& name = schema.name();
+  const bool in_place = !name.empty() && name.back() == '_';
+  if (in_place && !stack.empty() && stack[0].isTensor() && floating(stack[0].toTensor())) {
+    to = stack[0].toTensor().scalar_type();
+  } else {
+    for (const auto& v : stack) {
+      if (v.isTensor() && floating(v.toTensor()) && v.toTensor().scalar_type() == at::kBFloat16) to = at::kBFloat16;
+      if (v.isTensorList()) for (const at::Tensor& t : v.toTensorList().vec()) if (floating(t) && t.scalar_type() == at::kBFloat16) to = at::kBFloat16;
+    }
+  }
+  if (!to) return;
+  auto cast = [&](const at::Tensor& t) { return floating(t) && t.scalar_type() != *to ? t.to(*to) : t; };
+  const auto& formal = schema.arguments();
+  for (size_t i = in_place ? 1 : 0; i < stack.size(); i++) {
+    auto& v = stack[i];
+    if (v.isTensor()) {
+      v = cast(v.toTensor());
+    } else if (v.isTensorList()) {
+      std::vector<at::Tensor> ts;
+      for (const at::Tensor& t : v.toTensorList().vec()) ts.push_back(cast(t));
+      v = c10::List<at::Tensor>(ts);
+    } else if (v.isInt() && i < formal.size() && formal[i].name() == "input_dtype") {
+      v = static_cast<int64_t>(*to);
+    }
+  }
+}
+
 // call(handle, args[]) -> result: a tensor id, an array, a number, a boolean or null
 Napi::Value Call(const Napi::CallbackInfo& info) {
   auto env = info.Env();
@@ -264,6 +303,7 @@ Napi::Value Call(const Napi::CallbackInfo& info) {
       stack.push_back(ToIValue(env, a, formal[i].type()));
     }
   }
+  if (gta::bf16_true) MeetInBf16(schema, stack);
   try {
     op.callBoxed(&stack);
   } catch (const c10::Error& e) {
@@ -363,9 +403,12 @@ Napi::Value Product(const Napi::CallbackInfo& info) {
   return gta::Guard(env, "product", [&] { return TensorToJs(env, gta::Product(TensorOf(env, info[0]), TensorOf(env, info[1]))); });
 }
 
-// setPrecision('bf16' | 'fp32'): products in bfloat16 from now on, or in float32 (precision.cc).
+// setPrecision('bf16' | 'bf16-true' | 'fp32'): products in bfloat16 from now on (bf16-true: and their
+// results kept in bfloat16), or in float32 (precision.cc).
 Napi::Value SetPrecision(const Napi::CallbackInfo& info) {
-  gta::bf16_products = info[0].As<Napi::String>().Utf8Value() == "bf16";
+  const std::string p = info[0].As<Napi::String>().Utf8Value();
+  gta::bf16_products = p == "bf16" || p == "bf16-true";
+  gta::bf16_true = p == "bf16-true";
   return info.Env().Undefined();
 }
 
@@ -384,6 +427,19 @@ Napi::Value ToBf16(const Napi::CallbackInfo& info) {
     slots[ids.Get(i).As<Napi::Number>().Int32Value()] = std::move(b);
   }
   return env.Undefined();
+}
+
+// copyInto(dst, src): src's values written into dst's own storage, in dst's dtype (a bfloat16-stored
+// weight or moment stays so), and dst's kept bfloat16 copy dropped: new values for a variable (a
+// broadcast's, a resumed optimizer's) without tfjs's assign, which would give it float32 storage again.
+Napi::Value CopyInto(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  return gta::Guard(env, "copyInto", [&] {
+    at::Tensor dst = Get(env, info[0]);
+    dst.copy_(Get(env, info[1]));
+    gta::WeightChanged(dst);
+    return env.Undefined();
+  });
 }
 
 // keepBf16Copies(ids): these weights keep their bfloat16 copies between products (precision.cc).
@@ -437,6 +493,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setPrecision", Napi::Function::New(env, SetPrecision));
   exports.Set("keepBf16Copies", Napi::Function::New(env, KeepBf16Copies));
   exports.Set("toBf16", Napi::Function::New(env, ToBf16));
+  exports.Set("copyInto", Napi::Function::New(env, CopyInto));
   exports.Set("info", Napi::Function::New(env, Info));
   RegisterDist(env, exports);
   RegisterDecodeStep(env, exports);

@@ -74,8 +74,8 @@ function rss(): { now: number; peak: number } {
 
 /**
  * A row's config: 'sft' or 'gta', then '+accumN' (train.grad_accum_steps N), '+ckpt'
- * (train.activation_checkpointing), '+lora' (train.lora, r 16 on every projection) and '+bf16'
- * (train.precision bf16) as wanted.
+ * (train.activation_checkpointing), '+lora' (train.lora, r 16 on every projection), '+bf16'
+ * (train.precision bf16) and '+bf16true' (train.precision bf16-true) as wanted.
  */
 function rowConfig(row: string, o: HfBenchOptions): TrainConfig {
   const root = repoRoot();
@@ -87,8 +87,9 @@ function rowConfig(row: string, o: HfBenchOptions): TrainConfig {
     else if (m === 'ckpt') common.push('train.activation_checkpointing=true');
     // the reference's adapters: r 16, alpha 2r, every attention and MLP projection
     else if (m === 'bf16') common.push('train.precision=bf16');
+    else if (m === 'bf16true') common.push('train.precision=bf16-true');
     else if (m === 'lora') common.push(`train.lora={r: ${LORA_R}, alpha: ${2 * LORA_R}, target_modules: all-linear}`);
-    else throw new Error(`row ${row}: unknown '+${m}' (accumN, ckpt, lora, bf16)`);
+    else throw new Error(`row ${row}: unknown '+${m}' (accumN, ckpt, lora, bf16, bf16true)`);
   }
   if (base === 'sft') return loadConfig(TrainConfigSchema, `${root}/configs/hf/sst2-sft.yaml`, [...common, `train.batch_size=${o.batch}`]).config;
   if (base === 'gta') return loadConfig(TrainConfigSchema, `${root}/configs/sst2-gta.yaml`, [...common, `train.batch_size=${o.prompts * o.group}`, `rl.group_size=${o.group}`, 'train.optim.lr=1.0e-6']).config;

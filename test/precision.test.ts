@@ -7,10 +7,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { BackendInfo } from '../src/backend/select.js';
 import { cpuFlags } from '../src/backend/torch/native.js';
-import { gta, ROOT, tinyConfig } from './helpers/cli.js';
+import { setPrecision, storeInBf16 } from '../src/backend/torch/precision.js';
+import { OptimSchema } from '../src/config/schema.js';
+import { Transformer } from '../src/model/transformer.js';
+import { AdamW } from '../src/train/adamw.js';
+import { spawnSync } from 'node:child_process';
+import { GTA, gta, ROOT, tinyConfig } from './helpers/cli.js';
 import { tmpDir } from './helpers/tiny.js';
-import { torchUnavailable } from './helpers/torch.js';
+import { onTorch, torchUnavailable } from './helpers/torch.js';
 
 const flags = cpuFlags();
 const noBf16 = torchUnavailable() || (flags?.has('avx512_bf16') || flags?.has('amx_bf16') ? false : 'this CPU has neither AVX512-BF16 nor AMX-BF16');
@@ -20,13 +27,17 @@ function losses(dir: string, config: string, precision: string, key: string, ext
   const runDir = path.join(dir, precision);
   const r = gta(['train', '--config', path.join(ROOT, config), '--backend', 'torch', '--log-level', 'warn', '--run-dir', runDir, '--set', `train.precision=${precision}`, '--set', 'train.steps=50', '--set', 'train.log_every=1', '--set', 'train.eval_every=1000', '--set', 'data.max_eval_examples=16', '--set', `init=${path.join(ROOT, 'checkpoints', 'base')}`, ...extra.flatMap((s) => ['--set', s])], dir);
   assert.equal(r.code, 0, r.stderr);
+  return metricLines(runDir)
+    .filter((l) => l.split === 'train')
+    .map((l) => l[key] as number);
+}
+
+function metricLines(runDir: string): Record<string, unknown>[] {
   return fs
     .readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8')
     .trim()
     .split('\n')
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .filter((l) => l.split === 'train')
-    .map((l) => l[key] as number);
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 /**
@@ -68,6 +79,62 @@ test("bf16 with LoRA (the frozen base kept in bfloat16 alone): GTA from a Llama 
   // the checkpoint holds the base as float32 again (read back from bfloat16), and gta eval scores it
   const ev = gta(['eval', '--run', path.join(d, 'bf16'), '--log-level', 'warn'], d);
   assert.equal(ev.code, 0, ev.stderr);
+});
+
+test("bf16-true: 50 SFT steps track float32's loss (mean relative difference <= 1%, every step <= 5%)", { skip: noBf16 }, (t) => {
+  const d = tmpDir();
+  const extra = ['train.batch_size=16', 'train.dropout=0'];
+  const r = track(t, 'sft train/loss_sft', losses(d, 'configs/sst2-sft.yaml', 'fp32', 'train/loss_sft', extra), losses(d, 'configs/sst2-sft.yaml', 'bf16-true', 'train/loss_sft', extra));
+  assert.ok(r.mean <= 0.01 && r.max <= 0.05, JSON.stringify(r));
+});
+
+test("bf16-true: GTA from a Llama folder tracks float32's guess loss; killed and resumed (bfloat16 weights and moments restored) it writes an uninterrupted run's metrics; gta eval repeats its dev score", { skip: noBf16 }, (t) => {
+  const d = tmpDir();
+  const extra = ['train.batch_size=16', 'rl.group_size=4', 'rl.beta=0.01', 'gta.gradient_constraint=none', `init=${path.join(ROOT, 'test', 'fixtures', 'hf', 'llama')}`, 'data.max_text_tokens=32', 'data.max_train_examples=64'];
+  const r = track(t, 'gta train/loss_sft', losses(d, 'configs/sst2-gta.yaml', 'fp32', 'train/loss_sft', extra).slice(0, 10), losses(d, 'configs/sst2-gta.yaml', 'bf16-true', 'train/loss_sft', extra).slice(0, 10));
+  assert.ok(r.first10 <= 0.01, JSON.stringify(r));
+  // 4 steps, a checkpoint at 2, killed halfway through step 4's update (15 parameters a step), resumed
+  const short = [...extra, 'train.steps=4', 'train.checkpoint_every=2', 'train.eval_every=2', 'train.log_every=1', 'data.max_eval_examples=16', 'train.precision=bf16-true'].flatMap((x) => ['--set', x]);
+  const args = (runDir: string) => ['train', '--config', path.join(ROOT, 'configs/sst2-gta.yaml'), '--backend', 'torch', '--log-level', 'warn', '--run-dir', runDir, ...short];
+  assert.equal(gta(args(path.join(d, 'whole')), d).code, 0);
+  const crashed = spawnSync(process.execPath, [GTA, ...args(path.join(d, 'killed'))], { cwd: d, encoding: 'utf8', env: { ...process.env, GTA_CRASH_AT: 'optimizer:50' } });
+  assert.equal(crashed.signal, 'SIGKILL', crashed.stderr);
+  assert.equal(gta(['train', '--resume', path.join(d, 'killed'), '--log-level', 'warn'], d).code, 0);
+  const lines = (dir: string) => metricLines(path.join(d, dir)).map((l) => Object.fromEntries(Object.entries(l).filter(([k]) => k !== 'time_s' && !k.startsWith('perf/'))));
+  assert.deepEqual(lines('killed'), lines('whole'));
+  const ev = gta(['eval', '--run', path.join(d, 'whole'), '--log-level', 'warn'], d);
+  assert.equal(ev.code, 0, ev.stderr);
+  const dev = lines('whole').filter((l) => l.split === 'dev').at(-1)!;
+  const m = (k: string) => (dev[`eval/${k}`] as number).toFixed(4);
+  assert.match(ev.stdout, new RegExp(`accuracy ${m('accuracy')}  f1_weighted ${m('f1_weighted')}  f1_macro ${m('f1_macro')}  generate_accuracy ${m('generate_accuracy')} `));
+});
+
+test("bf16-true's AdamW rounds stochastically: an update a quarter of a bfloat16 step moves the weights by it on average (nearest rounding would not move them), the same each time", { skip: noBf16 }, async () => {
+  await onTorch(async () => {
+    setPrecision('bf16-true', { name: 'torch', device: 'cpu' } as BackendInfo);
+    try {
+      const update = (): Float32Array => {
+        // weights 1.5 (a bfloat16 step is 2^-7 there); Adam's first step moves each by lr = 2^-9 against its gradient's sign
+        const w = Transformer.variable('w', tf.fill([256, 256], 1.5));
+        storeInBf16([w]);
+        const opt = new AdamW(new Map([['w', w]]), OptimSchema.parse({ lr: 2 ** -9, weight_decay: 0 }));
+        const g = tf.ones([256, 256]);
+        opt.apply({ w: g }, 2 ** -9);
+        const out = w.dataSync() as Float32Array;
+        tf.dispose([w, g]);
+        opt.dispose();
+        return out;
+      };
+      const a = update();
+      const mean = a.reduce((x, y) => x + y, 0) / a.length;
+      // each weight goes to 1.5 - 2^-7 with probability 1/4: the mean 1.5 - 2^-9 within ~1% of the step (0.1 here)
+      assert.ok(Math.abs(1.5 - mean - 2 ** -9) < 0.1 * 2 ** -9, `mean change ${1.5 - mean}`);
+      assert.ok(a.every((x) => x === 1.5 || x === 1.5 - 2 ** -7));
+      assert.deepEqual(update(), a);
+    } finally {
+      setPrecision('fp32', { name: 'torch', device: 'cpu' } as BackendInfo);
+    }
+  });
 });
 
 test('train.precision bf16 where it cannot run is a one-line error naming the key, exit 2, no run directory', () => {

@@ -182,6 +182,8 @@ export interface AdamWStep {
   bc2: number;
   /** Gradient scale (clipping), 1 for none. */
   scale: number;
+  /** Stochastic rounding's stream where a parameter is stored in bfloat16 (native/adamw.cc). */
+  seed?: number;
 }
 
 /**

@@ -1,6 +1,7 @@
 /** `gta eval --run DIR [--split test] [--checkpoint best]`: re-scores a run's checkpoint on a split. */
 import fs from 'node:fs';
-import { initBackend } from '../backend/select.js';
+import { initBackend, type BackendInfo } from '../backend/select.js';
+import { setPrecision, type Precision } from '../backend/torch/precision.js';
 import { loadConfig } from '../config/load.js';
 import { TrainConfigSchema } from '../config/schema.js';
 import { loadDataset } from '../data/load.js';
@@ -9,7 +10,7 @@ import { loadCheckpoint } from '../model/checkpoint.js';
 import { RunDir, RUN_FILES } from '../run/run_dir.js';
 import { promptBuilder } from '../task/prompt.js';
 import { GtaError } from '../util/errors.js';
-import { createLogger } from '../util/log.js';
+import { createLogger, type Logger } from '../util/log.js';
 import { startProgress } from '../util/progress.js';
 
 export interface EvalArgs {
@@ -30,6 +31,7 @@ export async function evalCommand(a: EvalArgs): Promise<void> {
   if (!fs.existsSync(ckpt)) throw new GtaError(`${a.run}: has no '${a.checkpoint}' checkpoint (${ckpt})`);
   const { config } = loadConfig(TrainConfigSchema, configFile, a.backend ? [`backend=${a.backend}`] : []);
   const backend = await initBackend(config.backend);
+  evalPrecision(config.train.precision, backend, log);
   const data = await loadDataset(config.data, config.data.split_seed);
   const examples = a.split === 'test' ? data.test : data.dev;
   if (examples.length === 0) throw new GtaError(`dataset ${data.name} has no ${a.split} split`);
@@ -65,4 +67,18 @@ export async function evalCommand(a: EvalArgs): Promise<void> {
     `${a.split} (${a.checkpoint}, step ${meta.step}): accuracy ${m.accuracy.toFixed(4)}  f1_weighted ${m.f1_weighted.toFixed(4)}  f1_macro ${m.f1_macro.toFixed(4)}  generate_accuracy ${m.generate_accuracy.toFixed(4)}  invalid ${m.invalid_rate.toFixed(4)}  n=${m.n}\n`,
   );
   log.info({ file: run.file(`${name}.json`) }, 'eval written');
+}
+
+/**
+ * Scores at the precision the run trained at, so a re-score repeats the run's own final numbers; where
+ * this backend cannot (a bf16 run scored on wasm), in float32 with a warning that the numbers may move.
+ */
+function evalPrecision(precision: Precision, backend: BackendInfo, log: Logger): void {
+  try {
+    setPrecision(precision, backend);
+  } catch (err) {
+    if (!(err instanceof GtaError)) throw err;
+    setPrecision('fp32', backend);
+    log.warn(`the run trained at train.precision ${precision}; scoring in fp32 here (${err.message}): the numbers may differ slightly`);
+  }
 }

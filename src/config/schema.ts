@@ -100,10 +100,13 @@ export const TrainSchema = z
      */
     keep_checkpoints: z.array(z.enum(['latest', 'best'])).default(['latest', 'best']),
     /**
-     * Matrix products in bfloat16 on the torch backend (float32 weights, moments, norms and losses; src/backend/torch/precision.ts),
-     * where the CPU has AVX512-BF16 or AMX, or on a GPU.
+     * On the torch backend, where the CPU has AVX512-BF16 or AMX, or on a GPU (src/backend/torch/precision.ts):
+     * bf16 runs matrix products in bfloat16 (float32 weights, moments, norms and losses: autocast's split,
+     * Lightning's bf16-mixed); bf16-true holds the weights, AdamW moments and activations in bfloat16 as a
+     * model loaded in torch.bfloat16 trains (Lightning's bf16-true), with stochastic rounding in the update
+     * and log-probabilities in float32: half the memory of either.
      */
-    precision: z.enum(['fp32', 'bf16']).default('fp32'),
+    precision: z.enum(['fp32', 'bf16', 'bf16-true']).default('fp32'),
     /**
      * Low-rank adapters (PEFT's LoraConfig, its defaults): only they train, the base weights stay frozen
      * (no gradients, no AdamW moments), and the KL term's reference is the base without them. Absent:

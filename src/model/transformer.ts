@@ -17,6 +17,7 @@ import { gatherRows } from '../backend/gather_rows.js';
 import { matMulFast } from '../backend/matmul.js';
 import { attention, dropoutMask, layerNorm, prefixAttention } from '../backend/fused.js';
 import { prefillPass, trainPass, trainPassAvailable, type TrainPassSpec } from '../backend/torch/train_pass.js';
+import { weightsInBf16 } from '../backend/torch/precision.js';
 import { nativeWeights } from './native_weights.js';
 import { Rng } from '../util/rng.js';
 import { GtaError } from '../util/errors.js';
@@ -353,11 +354,11 @@ export class Transformer {
   /**
    * Whether passes run as the fused native pass (src/backend/torch/train_pass.ts, the same values to
    * float rounding, forward and backward): on the torch backend, for gta's own architecture (a style's
-   * blocks differ) without adapters, unless GTA_NATIVE_PASS=0. A prefill with dropout, or one that records a gradient,
+   * blocks differ) without adapters or bfloat16 weights (bf16-true), unless GTA_NATIVE_PASS=0. A prefill with dropout, or one that records a gradient,
    * keeps the tfjs path.
    */
   private nativePass(): boolean {
-    return !this.style && !this.arch.lora && !this.recompute && process.env.GTA_NATIVE_PASS !== '0' && trainPassAvailable();
+    return !this.style && !this.arch.lora && !this.recompute && !weightsInBf16() && process.env.GTA_NATIVE_PASS !== '0' && trainPassAvailable();
   }
 
   /**

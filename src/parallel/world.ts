@@ -12,6 +12,7 @@
  * worker thread), so signals and progress keep working while ranks wait for each other.
  */
 import * as tf from '@tensorflow/tfjs';
+import { assignInPlace } from '../backend/torch/in_place.js';
 import { GtaError } from '../util/errors.js';
 
 export interface WorldEnv {
@@ -153,7 +154,8 @@ export class World {
       await this.collective(`broadcast of ${name}`, () => this.native!.broadcast(buf, 0));
       if (!this.lead) {
         const t = tf.tensor(buf, p.shape, 'float32');
-        p.assign(t);
+        // in place: a bfloat16-stored weight stays so, and a kept bfloat16 copy is dropped
+        assignInPlace(p, t);
         t.dispose();
       }
     }

@@ -5,6 +5,7 @@
  * has no dropout, so the fused step has none either. Its logits equal Transformer.step's and
  * logits()'s to float rounding (test/decode_step.test.ts).
  */
+import { weightsInBf16 } from '../backend/torch/precision.js';
 import * as tf from '@tensorflow/tfjs';
 import { NativeDecodeStep } from '../backend/torch/decode_step.js';
 import { nativeWeights } from '../model/native_weights.js';
@@ -20,6 +21,6 @@ export function nativeDecodeEnabled(): boolean {
  * keeps the tfjs path. The caller closes it.
  */
 export function openNativeStep(model: Transformer, prompt: KvCache, pad: number[], group: number, capacity: number): NativeDecodeStep | null {
-  if (!nativeDecodeEnabled() || model.arch.style || model.arch.lora || tf.getBackend() !== 'torch' || capacity <= 0) return null;
+  if (!nativeDecodeEnabled() || model.arch.style || model.arch.lora || weightsInBf16() || tf.getBackend() !== 'torch' || capacity <= 0) return null;
   return NativeDecodeStep.open({ weights: nativeWeights(model.params, model.arch.n_layers), promptK: prompt.k, promptV: prompt.v, pad, group, heads: model.arch.n_heads, capacity, scale: model.attentionScale(), eps: LAYER_NORM_EPS, negInf: NEG_INF });
 }

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { OptimConfig } from '../config/schema.js';
 import { adamwUpdate } from '../backend/fused.js';
-import { adamwInPlace } from '../backend/torch/in_place.js';
+import { adamwInPlace, assignInPlace } from '../backend/torch/in_place.js';
 import { gradDots } from '../backend/grad_dots.js';
 import type { OptimizerState } from '../model/checkpoint.js';
 import { Transformer } from '../model/transformer.js';
@@ -32,6 +32,7 @@ export class AdamW {
   ) {
     for (const [name, p] of params) {
       // process-unique names (several optimizers can live in one process); each owns its data, so apply can update it in place
+      // zerosLike: in the parameter's stored dtype (bfloat16 under bf16-true), as torch.optim.AdamW's state
       this.m.set(name, Transformer.variable(`m.${name}`, tf.zerosLike(p), false));
       this.v.set(name, Transformer.variable(`v.${name}`, tf.zerosLike(p), false));
     }
@@ -62,9 +63,10 @@ export class AdamW {
     const step = { lr, beta1, beta2, eps, weightDecay: wd, bc1, bc2, scale };
     // in place where the backend can (no second copy of weights and moments); the rest in one fused call
     const rest: string[] = [];
-    for (const name of names) {
+    for (const [i, name] of names.entries()) {
       const p = param(name);
-      if (adamwInPlace(p, grads[name], this.m.get(name)!, this.v.get(name)!, p.rank >= 2, step)) crashPoint('optimizer');
+      // seed: bfloat16 parameters' stochastic rounding (native/adamw.cc), a stream per update and parameter
+      if (adamwInPlace(p, grads[name], this.m.get(name)!, this.v.get(name)!, p.rank >= 2, { ...step, seed: this.t * 2 ** 20 + i })) crashPoint('optimizer');
       else rest.push(name);
     }
     const ps = rest.map(param);
@@ -96,7 +98,8 @@ export class AdamW {
         const a = state.arrays.get(`${prefix}.${name}`);
         if (!a || a.shape.join(',') !== x.shape.join(',')) throw new GtaError(`${source}: optimizer state for ${name} is missing or has the wrong shape`);
         const t = tf.tensor(a.read(), a.shape, 'float32');
-        x.assign(t);
+        // in place: moments stored in bfloat16 (bf16-true) stay so
+        assignInPlace(x, t);
         t.dispose();
       }
     }

@@ -66,15 +66,25 @@ export async function prepare(cfg: TrainConfig, log: Logger, resumeFrom?: string
     model = model.withAdapters(spec, STREAMS.adapters(cfg.seed));
   }
   model.recompute = cfg.train.activation_checkpointing;
-  if (cfg.train.precision === 'bf16') {
+  storeForPrecision(model, cfg.train.precision);
+  log.info({ init: cfg.init, params: model.numParams, trainable: [...model.trainable().values()].reduce((a, v) => a + v.size, 0), arch: model.arch }, 'model ready');
+  const prompts = promptBuilder(tokenizer, cfg.prompt.template, cfg.data.max_text_tokens);
+  checkFits(cfg, data, prompts, model, tokenizer);
+  const fresh = () => storeForPrecision(initial(tokenizer), cfg.train.precision);
+  return { backend, data, model, tokenizer, prompts, init: cfg.init, reference: () => frozenInitial(resumeFrom && !model.arch.lora ? fresh() : undefined, model) };
+}
+
+/** Where a model's weights live under `precision` (src/backend/torch/precision.ts says why). */
+function storeForPrecision(model: Transformer, precision: TrainConfig['train']['precision']): Transformer {
+  if (precision === 'bf16-true') {
+    // every weight in bfloat16 alone (a copy of it, the KL reference, too: tfjs's ops keep the dtype)
+    storeInBf16(model.params.values());
+  } else if (precision === 'bf16') {
     // a LoRA run's frozen matrices in bfloat16 alone; the weights that train keep float32 masters and bfloat16 copies
     if (model.arch.lora) storeInBf16([...model.params.values()].filter((v) => !v.trainable && v.rank === 2));
     keepBf16Copies(model.params.values());
   }
-  log.info({ init: cfg.init, params: model.numParams, trainable: [...model.trainable().values()].reduce((a, v) => a + v.size, 0), arch: model.arch }, 'model ready');
-  const prompts = promptBuilder(tokenizer, cfg.prompt.template, cfg.data.max_text_tokens);
-  checkFits(cfg, data, prompts, model, tokenizer);
-  return { backend, data, model, tokenizer, prompts, init: cfg.init, reference: () => frozenInitial(resumeFrom && !model.arch.lora ? initial(tokenizer) : undefined, model) };
+  return model;
 }
 
 /**

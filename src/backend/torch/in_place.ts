@@ -48,3 +48,13 @@ export function combineInPlace(a: tf.Tensor, b: tf.Tensor, ca: number, cb: numbe
   be.free(be.raw('aten::add_.Tensor', [ia, ib, cb]));
   return true;
 }
+
+/**
+ * New values for a variable: written into its own storage where it alone holds it (keeping a
+ * bfloat16-stored weight or moment in bfloat16, train.precision bf16-true), else tfjs's assign.
+ */
+export function assignInPlace(v: tf.Variable, values: tf.Tensor): void {
+  const b = owner([v], [values]);
+  if (b?.native.copyInto && tf.util.arraysEqual(v.shape, values.shape)) b.native.copyInto(b.idOf(v.dataId), b.idOf(values.dataId));
+  else v.assign(values);
+}

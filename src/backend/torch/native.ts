@@ -30,11 +30,13 @@ export interface TorchNative {
   /** at::matmul(a, b), on the big-work thread count when it is one; absent from an addon built before it. */
   product?(a: number, b: number): Raw;
   /** Products (product, and the fused passes') in bfloat16 or float32 from now on (native/precision.cc); absent from an addon built before it. */
-  setPrecision?(precision: 'bf16' | 'fp32'): void;
+  setPrecision?(precision: 'bf16' | 'bf16-true' | 'fp32'): void;
   /** These weights keep their bfloat16 copies between products until each changes (native/precision.cc). */
   keepBf16Copies?(ids: number[]): void;
   /** These tensors' data in bfloat16 from now on (JS still sees float32; toArray converts): a LoRA run's frozen weights under bf16. */
   toBf16?(ids: number[]): void;
+  /** src's values into dst's own storage, in dst's dtype (native/torch_addon.cc CopyInto). */
+  copyInto?(dst: number, src: number): void;
   /** splitPasses: the fused passes run as parts, one per thread (native/train_pass.cc Split). */
   info(): { version: string; threads: number; parallel: string; config: string; cudaDevices: number; splitPasses: number };
   /** The fused decoding step (native/decode_step.cc; src/backend/torch/decode_step.ts wraps it); absent from an addon built before it. */

@@ -5,6 +5,14 @@
  * norms, softmax, losses and the log-probabilities RL's ratios are made of. That is PyTorch autocast's
  * split (matmul in bfloat16, reductions and losses in float32) without its bfloat16 activations: a
  * product's result is float32 again at once, so no other kernel needs a bfloat16 path.
+ *
+ * 'bf16-true' (Lightning's name) is a model trained as PyTorch trains one loaded in torch.bfloat16:
+ * the weights and AdamW's moments stored in bfloat16 (2 bytes each where float32 took 4 and 'bf16'
+ * added a copy), a product's result and every operator's on bfloat16 operands kept in bfloat16, so
+ * activations and gradients take half the memory too. Two things stay float32, as careful bf16
+ * training keeps them: the log-probabilities (native/log_probs.cc reads bfloat16 logits in float32, so
+ * RL's ratios and every loss are float32 values), and AdamW's arithmetic, whose result is rounded to
+ * bfloat16 stochastically (native/adamw.cc says why nearest rounding would lose most updates).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendInfo } from '../select.js';
@@ -12,19 +20,33 @@ import type { TorchBackend } from './backend.js';
 import { GtaError } from '../../util/errors.js';
 import { cpuFlags, loadedNative } from './native.js';
 
-export type Precision = 'fp32' | 'bf16';
+export type Precision = 'fp32' | 'bf16' | 'bf16-true';
+
+let current: Precision = 'fp32';
+
+/**
+ * Whether this process trains under bf16-true, whose bfloat16 weights the fused native passes and
+ * decoding step (written for float32 weights: native/train_pass.cc, decode_step.cc) leave to tfjs's kernels.
+ */
+export function weightsInBf16(): boolean {
+  return current === 'bf16-true';
+}
 
 /** Sets the products' precision for this process; a one-line error naming the key where bf16 cannot run here. */
 export function setPrecision(precision: Precision, backend: BackendInfo): void {
   const native = backend.name === 'torch' ? loadedNative() : undefined;
+  current = 'fp32';
   if (precision === 'fp32') return native?.setPrecision?.('fp32');
-  if (!native) throw new GtaError(`train.precision: bf16 runs on the torch backend (this run is on ${backend.name}); use fp32`);
-  if (!native.setPrecision) throw new GtaError('train.precision: bf16 needs an addon built with it (npm run build:torch)');
+  if (!native) throw new GtaError(`train.precision: ${precision} runs on the torch backend (this run is on ${backend.name}); use fp32`);
+  if (!native.setPrecision || (precision === 'bf16-true' && !native.copyInto)) throw new GtaError(`train.precision: ${precision} needs an addon built with it (npm run build:torch)`);
   const gpu = /cuda/.test(backend.device);
   const flags = cpuFlags();
   // without the instructions oneDNN emulates bfloat16, slower than float32
-  if (!gpu && !(flags?.has('avx512_bf16') || flags?.has('amx_bf16'))) throw new GtaError('train.precision: bf16 needs a CPU with AVX512-BF16 or AMX-BF16 (/proc/cpuinfo lists neither) or a GPU; use fp32');
-  native.setPrecision('bf16');
+  if (!gpu && !(flags?.has('avx512_bf16') || flags?.has('amx_bf16'))) throw new GtaError(`train.precision: ${precision} needs a CPU with AVX512-BF16 or AMX-BF16 (/proc/cpuinfo lists neither) or a GPU; use fp32`);
+  // (bf16-true's update, native/adamw.cc's stochastic rounding, is written for the CPU)
+  if (gpu && precision === 'bf16-true') throw new GtaError('train.precision: bf16-true runs on the CPU in this build (its AdamW update with stochastic rounding has no GPU kernel yet); use bf16');
+  native.setPrecision(precision);
+  current = precision;
 }
 
 /**

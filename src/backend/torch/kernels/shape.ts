@@ -114,11 +114,12 @@ export const shapeKernels: KernelTable = {
     const inner = x.shape.slice(segmentIds.shape.length);
     const n = numSegments as number;
     return chain(b, (k) => {
-      const zeros = k(b.raw('aten::zeros', [[n + 1, ...inner], scalarType(x.dtype), null, b.device]));
+      const rows = k(b.raw('aten::reshape', [id(b, x), [-1, ...inner]]));
+      // in x's stored dtype (bfloat16 under bf16-true: an embedding's gradient at half the bytes)
+      const zeros = k(b.raw('aten::new_zeros', [rows[0], [n + 1, ...inner]]));
       const ids = k(b.raw('aten::reshape', [id(b, segmentIds), [-1]]));
       const outside = k(b.raw('aten::logical_or', [k(b.raw('aten::lt.Scalar', [ids[0], 0]))[0], k(b.raw('aten::ge.Scalar', [ids[0], n]))[0]]));
       const safe = k(b.raw('aten::masked_fill.Scalar', [ids[0], outside[0], n]));
-      const rows = k(b.raw('aten::reshape', [id(b, x), [-1, ...inner]]));
       // into the zeros (index_add_): an out-of-place index_add would hold a second [n + 1, ...] (an embedding's size) at once
       const summed = k(b.raw('aten::index_add_', [zeros[0], 0, safe[0], rows[0]]));
       return b.raw('aten::slice.Tensor', [summed[0], 0, 0, n]);
