@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { tmpDir } from './helpers/tiny.js';
 import { GTA, gta, tinyConfig } from './helpers/cli.js';
 
@@ -126,6 +127,35 @@ test('--resume of something that is not a run, and --resume latest with nothing 
   const r = gta(['train', '--resume', 'latest'], d);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /no unfinished run with a checkpoint to resume/);
+});
+
+test('a trainer_state.json of the wrong shape (its checksum recomputed, as another version might write it) stops the resume with one line naming the file and the key', () => {
+  const d = tmpDir();
+  // killed in the update of a step past the first checkpoint (step 50)
+  const crashed = spawnSync(process.execPath, [GTA, 'train', '--config', tinyConfig(d), '--log-level', 'warn'], { cwd: d, encoding: 'utf8', env: { ...process.env, GTA_CRASH_AT: 'optimizer:1000' } });
+  assert.equal(crashed.signal, 'SIGKILL', crashed.stderr);
+  const runDir = path.join(d, 'runs', fs.readdirSync(path.join(d, 'runs'))[0]);
+  const ckpt = path.join(runDir, 'checkpoints', 'latest');
+  const rewrite = (edit: (state: Record<string, unknown>) => void) => {
+    const file = path.join(ckpt, 'trainer_state.json');
+    const state = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+    edit(state);
+    const text = JSON.stringify(state);
+    fs.writeFileSync(file, text);
+    const meta = JSON.parse(fs.readFileSync(path.join(ckpt, 'config.json'), 'utf8')) as { sha256: Record<string, string> };
+    meta.sha256['trainer_state.json'] = createHash('sha256').update(text).digest('hex');
+    fs.writeFileSync(path.join(ckpt, 'config.json'), JSON.stringify(meta));
+  };
+  const file = path.join(ckpt, 'trainer_state.json');
+  rewrite((st) => void (st.position = { epoch: 0 }));
+  let r = gta(['train', '--resume', runDir, '--log-level', 'warn'], d);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr.trim(), new RegExp(`^gta: error: ${file}: trainer state key position\\.batch: .+$`));
+  // the runner's part (SFT's dropout stream) is checked by the runner
+  rewrite((st) => void ((st.position = { epoch: 0, batch: 3 }), (st.runner = { dropout_rng: [1, 2] })));
+  r = gta(['train', '--resume', runDir, '--log-level', 'warn'], d);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr.trim(), new RegExp(`^gta: error: ${file}: trainer state key dropout_rng: .+$`));
 });
 
 test('SIGTERM: the run finishes its step, writes a checkpoint, says how to resume, and resumes', async () => {

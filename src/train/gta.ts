@@ -17,6 +17,7 @@ import { meanOf, PolicyGradients, rlSetup, rollout, rolloutSequenceTokens, type 
 import type { Prepared } from './setup.js';
 import { meanSftGrads, type SftExample } from './sft.js';
 import type { Trainer } from './trainer.js';
+import { GtaStateSchema, parseState, type GtaState } from './trainer_state.js';
 
 /**
  * The teacher-forced example of L_SFT: `prompt <guess>` then the gold label in structured decoding,
@@ -75,11 +76,11 @@ export function gtaRunner(cfg: TrainConfig, p: Prepared, trainer: Trainer): Runn
       const metrics = { ...r.metrics, ...update, 'perf/rollout_tokens': r.rolloutTokens, 'grad/conflict_rate': conflicts / steps };
       return { metrics, tokens: rolloutSequenceTokens(r), samples: s.samples(indices, r), pool: r.pool };
     },
-    state: () => ({ sampling_rng: s.rngState(), conflicts, steps }),
-    restore(st) {
-      s.restoreRng(st.sampling_rng as RngState);
-      conflicts = st.conflicts as number;
-      steps = st.steps as number;
+    state: (): GtaState => ({ sampling_rng: s.rngState(), conflicts, steps }),
+    restore(raw) {
+      const st = parseState(GtaStateSchema, raw);
+      s.restoreRng(st.sampling_rng);
+      ({ conflicts, steps } = st);
     },
   };
 }

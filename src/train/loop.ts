@@ -6,6 +6,7 @@
  * What one step does is the runner's business (sft.ts, rl.ts, gta.ts, sft_then_rl.ts, pretrain.ts); what an evaluation measures is the
  * evaluator's.
  */
+import path from 'node:path';
 import type { OptimConfig } from '../config/schema.js';
 import { loadTrainingState, saveCheckpoint } from '../model/checkpoint.js';
 import type { Transformer } from '../model/transformer.js';
@@ -19,6 +20,7 @@ import { startProgress } from '../util/progress.js';
 import { AdamW, NonFiniteError } from './adamw.js';
 import { BatchSampler, type SamplerPosition } from './sampler.js';
 import { learningRate } from './schedule.js';
+import { LoopStateSchema, parseState, type LoopState } from './trainer_state.js';
 
 export interface StepOutput {
   /** Numeric metrics of this step, averaged over the log window by the loop. */
@@ -43,9 +45,10 @@ export interface Runner {
   headline: string[];
   /** One step on this rank's share of the batch (all of it in a single process). */
   step(indices: number[], lr: number): StepOutput | Promise<StepOutput>;
-  /** What a resumed run needs (RNG states, counters); saved in the checkpoint's trainer state. */
-  state(): Record<string, unknown>;
-  restore(state: Record<string, unknown>): void;
+  /** What a resumed run needs (RNG states, counters); saved in the checkpoint's trainer state (its type: src/train/trainer_state.ts). */
+  state(): unknown;
+  /** Restores a saved state(), checking it with the runner's schema (parseState). */
+  restore(state: unknown): void;
 }
 
 export interface EvalOutcome {
@@ -98,30 +101,6 @@ export interface LoopInput {
   resumeFrom?: string;
 }
 
-interface Best {
-  step: number;
-  score: number;
-  keep: Record<string, number>;
-}
-
-/** Everything the loop carries from step to step; saved in trainer_state.json so a resume continues exactly. */
-interface LoopState {
-  step: number;
-  position: SamplerPosition;
-  best: Best | null;
-  tokens_seen: number;
-  /** Training items consumed (labelled examples for SFT and pretraining sequences, prompts for RL and GTA). */
-  examples_seen: number;
-  /** Metric sums of the log window in progress (so a resume writes the same averaged lines). */
-  window: { sums: Record<string, number>; steps: number; tokens: number };
-  elapsed_s: number;
-  last_samples: Record<string, unknown>[];
-  runner: Record<string, unknown>;
-  /** Data-parallel runs: how many ranks, and each rank's runner state (its own RNG streams), in rank order. */
-  world_size?: number;
-  ranks?: Record<string, unknown>[];
-}
-
 export interface LoopResult {
   status: 'finished' | 'interrupted';
   steps: number;
@@ -143,10 +122,19 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
   if (x.resumeFrom) {
     const saved = loadTrainingState(x.resumeFrom);
     optimizer.load(saved.optimizer, saved.optimizerFile);
-    S = saved.trainer as unknown as LoopState;
+    const file = path.join(x.resumeFrom, 'trainer_state.json');
+    const named = <T>(f: () => T): T => {
+      try {
+        return f();
+      } catch (e) {
+        throw e instanceof GtaError ? new GtaError(`${file}: ${e.message}`) : e;
+      }
+    };
+    S = named(() => parseState(LoopStateSchema, saved.trainer));
     const savedSize = S.world_size ?? 1;
     if (savedSize !== w.size) throw new GtaError(`${x.resumeFrom}: saved by ${savedSize} rank${savedSize === 1 ? '' : 's'}; resume it with --nproc ${savedSize} (each rank's random streams are its own)`);
-    runner.restore(S.ranks?.[w.rank] ?? S.runner);
+    const st = S.ranks?.[w.rank] ?? S.runner;
+    named(() => runner.restore(st));
     log.info({ step: S.step, checkpoint: x.resumeFrom }, 'resuming');
   }
   const t0 = performance.now() - S.elapsed_s * 1000;
@@ -172,7 +160,7 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
   /** Every rank's runner state, on rank 0: what a checkpoint needs to resume each rank exactly. */
   const rankStates = () => w.gather(runner.state());
   const keep = cfg.keep_checkpoints ?? ['latest', 'best'];
-  const save = (name: CheckpointName, ranks: Record<string, unknown>[]) => {
+  const save = (name: CheckpointName, ranks: unknown[]) => {
     if (!w.lead || !keep.includes(name)) return;
     const state: LoopState = {
       step,

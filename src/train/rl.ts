@@ -27,6 +27,7 @@ import type { Runner, StepOutput } from './loop.js';
 import { rlTokenLogp, rlTokenTensors, selectRlTokens, trainedLength, type RlTokens } from './rl_tokens.js';
 import type { Prepared } from './setup.js';
 import type { Trainer } from './trainer.js';
+import { parseState, RlStateSchema, type RlState } from './trainer_state.js';
 
 export interface RlExample {
   /** Its index in the training split (which seeds its completions' stream). */
@@ -345,7 +346,7 @@ export function rlRunner(cfg: TrainConfig, p: Prepared, trainer: Trainer): Runne
       const u = await rlUpdate(s.ctx, trainer, r, lr);
       return { metrics: { ...r.metrics, ...u.metrics, 'perf/rollout_tokens': r.rolloutTokens }, tokens: rolloutSequenceTokens(r), samples: s.samples(indices, r), pool: r.pool };
     },
-    state: () => ({ sampling_rng: s.rngState() }),
-    restore: (st) => s.restoreRng(st.sampling_rng as RngState),
+    state: (): RlState => ({ sampling_rng: s.rngState() }),
+    restore: (st) => s.restoreRng(parseState(RlStateSchema, st).sampling_rng),
   };
 }

@@ -17,6 +17,7 @@ import type { Grads } from './grad_constraint.js';
 import type { Runner } from './loop.js';
 import type { Prepared } from './setup.js';
 import type { Trainer } from './trainer.js';
+import { parseState, SftStateSchema, type SftState } from './trainer_state.js';
 
 export interface SftExample {
   prompt: number[];
@@ -93,7 +94,7 @@ export function examplesRunner(train: SftExample[], batchSize: number, trainer: 
       const r = await sftStep(trainer, indices.map((i) => train[i]), lr, padId, { dropout, rng: dropoutRng }, accumSteps, lossKey);
       return { metrics: { [lossKey]: r.loss, 'train/grad_norm': r.gradNorm }, tokens: r.tokens };
     },
-    state: () => ({ dropout_rng: dropoutRng.state() }),
-    restore: (st) => void (dropoutRng = new Rng(st.dropout_rng as RngState)),
+    state: (): SftState => ({ dropout_rng: dropoutRng.state() }),
+    restore: (st) => void (dropoutRng = new Rng(parseState(SftStateSchema, st).dropout_rng)),
   };
 }

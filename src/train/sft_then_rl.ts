@@ -14,6 +14,7 @@ import { BatchSampler, type SamplerPosition } from './sampler.js';
 import type { Prepared } from './setup.js';
 import { sftRunner } from './sft.js';
 import type { Trainer } from './trainer.js';
+import { parseState, SftThenRlStateSchema } from './trainer_state.js';
 
 export function sftThenRlRunner(cfg: TrainConfig, p: Prepared, trainer: Trainer): Runner {
   const think = [p.tokenizer.id('<think>'), p.tokenizer.id('</think>')];
@@ -34,11 +35,11 @@ export function sftThenRlRunner(cfg: TrainConfig, p: Prepared, trainer: Trainer)
       return { ...(await sft.step(world().shard(batch), lr)), examples: batch.length };
     },
     state: () => ({ steps, sft_position: sftPos, sft: sft.state(), rl: rl.state() }),
-    restore(st) {
-      steps = st.steps as number;
-      sftPos = st.sft_position as SamplerPosition;
-      sft.restore(st.sft as Record<string, unknown>);
-      rl.restore(st.rl as Record<string, unknown>);
+    restore(raw) {
+      const st = parseState(SftThenRlStateSchema, raw);
+      ({ steps, sft_position: sftPos } = st);
+      sft.restore(st.sft);
+      rl.restore(st.rl);
     },
   };
 }
