@@ -6,7 +6,9 @@
 #include "gta_arch.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 namespace {
@@ -89,6 +91,35 @@ void UpdateBf16(const Step& s, bool decay, int64_t len, uint16_t* P, const float
   });
 }
 
+// UpdateBf16's arithmetic in ATen operators, for a GPU (and on the CPU where GTA_ADAMW_ATEN is set,
+// as the tests check it): float32 copies of one parameter and its moments, the update, and stochastic
+// rounding as integer arithmetic on the float32 bits (add 16 random bits, drop the low 16: the result is
+// a bfloat16 value, so the cast is exact). The random bits come from the device's generator seeded by
+// the step's seed: repeatable, though not the CPU loop's hash.
+void UpdateBf16Aten(const Step& s, bool decay, at::Tensor& p, const at::Tensor& g0, at::Tensor& m, at::Tensor& v) {
+  at::Tensor g = g0.to(at::kFloat).mul(s.scale);
+  at::Tensor m1 = m.to(at::kFloat).mul_(s.b1).add_(g, 1 - s.b1);
+  at::Tensor v1 = v.to(at::kFloat).mul_(s.b2).addcmul_(g, g, 1 - s.b2);
+  at::Tensor p1 = p.to(at::kFloat);
+  if (decay && s.wd > 0) p1.mul_(1 - s.lr * s.wd);
+  p1.addcdiv_(m1, v1.div(s.bc2).sqrt_().add_(s.eps), -s.lr / s.bc1);
+  // (randint locks the generator itself; the addon's updates run one at a time on the JS thread)
+  auto gen = at::globalContext().defaultGenerator(p.device());
+  {
+    std::lock_guard<std::mutex> hold(gen.mutex());
+    gen.set_current_seed(Mix(s.seed + 0x9e3779b97f4a7c15ULL));
+  }
+  auto round = [&](const at::Tensor& f, at::Tensor& out) {
+    at::Tensor r = at::randint(0, 65536, f.sizes(), gen, f.options().dtype(at::kInt));
+    at::Tensor kept = f.view(at::kInt).add(r).bitwise_and_(static_cast<int64_t>(static_cast<int32_t>(0xffff0000u))).view(at::kFloat);
+    // Inf and NaN as they are
+    out.copy_(at::where(at::isfinite(f), kept, f));
+  };
+  round(m1, m);
+  round(v1, v);
+  round(p1, p);
+}
+
 struct Args {
   std::vector<at::Tensor> p, g, m, v;
   Step step;
@@ -148,7 +179,11 @@ Napi::Value AdamWInPlace(const Napi::CallbackInfo& info) {
     at::Tensor &p = a.p[i], &m = a.m[i], &v = a.v[i];
     if (p.scalar_type() == at::kBFloat16) {
       for (const at::Tensor* t : {&p, &m, &v}) {
-        if (!t->is_contiguous() || t->scalar_type() != at::kBFloat16 || !t->device().is_cpu()) Fail(env, fn, "tensor " + std::to_string(i) + ": a bfloat16 parameter needs contiguous bfloat16 moments on the CPU");
+        if (!t->is_contiguous() || t->scalar_type() != at::kBFloat16) Fail(env, fn, "tensor " + std::to_string(i) + ": a bfloat16 parameter needs contiguous bfloat16 moments");
+      }
+      if (!p.device().is_cpu() || std::getenv("GTA_ADAMW_ATEN")) {
+        UpdateBf16Aten(s, a.decay[i], p, a.g[i], m, v);
+        continue;
       }
       at::Tensor g = a.g[i].to(at::kFloat).contiguous();
       auto bits = [](at::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); };

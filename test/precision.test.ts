@@ -109,7 +109,12 @@ test("bf16-true: GTA from a Llama folder tracks float32's guess loss; killed and
   assert.match(ev.stdout, new RegExp(`accuracy ${m('accuracy')}  f1_weighted ${m('f1_weighted')}  f1_macro ${m('f1_macro')}  generate_accuracy ${m('generate_accuracy')} `));
 });
 
-test("bf16-true's AdamW rounds stochastically: an update a quarter of a bfloat16 step moves the weights by it on average (nearest rounding would not move them), the same each time", { skip: noBf16 }, async () => {
+test("bf16-true's AdamW rounds stochastically: an update a quarter of a bfloat16 step moves the weights by it on average (nearest rounding would not move them), the same each time; the CPU loop and the ATen operators (a GPU's path)", { skip: noBf16 }, async () => {
+  for (const aten of [false, true]) await stochasticUpdate(aten);
+});
+
+async function stochasticUpdate(aten: boolean): Promise<void> {
+  if (aten) process.env.GTA_ADAMW_ATEN = '1';
   await onTorch(async () => {
     setPrecision('bf16-true', { name: 'torch', device: 'cpu' } as BackendInfo);
     try {
@@ -128,14 +133,15 @@ test("bf16-true's AdamW rounds stochastically: an update a quarter of a bfloat16
       const a = update();
       const mean = a.reduce((x, y) => x + y, 0) / a.length;
       // each weight goes to 1.5 - 2^-7 with probability 1/4: the mean 1.5 - 2^-9 within ~1% of the step (0.1 here)
-      assert.ok(Math.abs(1.5 - mean - 2 ** -9) < 0.1 * 2 ** -9, `mean change ${1.5 - mean}`);
+      assert.ok(Math.abs(1.5 - mean - 2 ** -9) < 0.1 * 2 ** -9, `${aten ? 'ATen' : 'loop'}: mean change ${1.5 - mean}`);
       assert.ok(a.every((x) => x === 1.5 || x === 1.5 - 2 ** -7));
       assert.deepEqual(update(), a);
     } finally {
       setPrecision('fp32', { name: 'torch', device: 'cpu' } as BackendInfo);
+      delete process.env.GTA_ADAMW_ATEN;
     }
   });
-});
+}
 
 test('train.precision bf16 where it cannot run is a one-line error naming the key, exit 2, no run directory', () => {
   const d = tmpDir();

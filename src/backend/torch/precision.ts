@@ -43,8 +43,6 @@ export function setPrecision(precision: Precision, backend: BackendInfo): void {
   const flags = cpuFlags();
   // without the instructions oneDNN emulates bfloat16, slower than float32
   if (!gpu && !(flags?.has('avx512_bf16') || flags?.has('amx_bf16'))) throw new GtaError(`train.precision: ${precision} needs a CPU with AVX512-BF16 or AMX-BF16 (/proc/cpuinfo lists neither) or a GPU; use fp32`);
-  // (bf16-true's update, native/adamw.cc's stochastic rounding, is written for the CPU)
-  if (gpu && precision === 'bf16-true') throw new GtaError('train.precision: bf16-true runs on the CPU in this build (its AdamW update with stochastic rounding has no GPU kernel yet); use bf16');
   native.setPrecision(precision);
   current = precision;
 }
