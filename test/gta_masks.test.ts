@@ -73,6 +73,29 @@ test('GTA: the RL loss has zero gradient through guess-span positions, non-zero 
   model.dispose();
 });
 
+test("GTA(RL) (gta.guess_loss rl): the guess's label tokens are in the RL loss, with think and answer; the rest as in GTA", async () => {
+  await useWasm();
+  const tok = tinyTokenizer();
+  const model = tinyModel(tok, 7);
+  const spec = structureSpec(tok, 'gta', labels, 2);
+  const prompts = [tok.encode('good movie'), tok.encode('the plot was bad')];
+  const comps = sampleCompletions(model, prompts, { spec, decoding: 'structured', temperature: 1, topP: 1, maxNewTokens: 30, greedy: false, rng: new Rng(3), padId: tok.padId });
+  const rowOf = (i: number, j: number) => i * 100 + j;
+  const pick = (guessInRl: boolean) => new Set(selectRlTokens(comps, rowOf, { format: 'gta', guessInRl, maskTruncated: false, spec, vocab: model.arch.vocab_size }).rows);
+  const [gta, gtaRl] = [pick(false), pick(true)];
+  comps.forEach((c, i) =>
+    c.tokens.forEach((_, j) => {
+      const row = rowOf(i, j);
+      if (c.spans[j] !== 'guess') assert.equal(gtaRl.has(row), gta.has(row), `${c.spans[j]} token ${j}`);
+      else assert.ok(!gta.has(row), 'GTA masks the guess');
+    }),
+  );
+  // the guess's label is a choice among the labels: a decision the RL loss now trains
+  const guessRows = comps.flatMap((c, i) => c.tokens.map((_, j) => (c.spans[j] === 'guess' && gtaRl.has(rowOf(i, j)) ? 1 : 0))).reduce((a: number, b) => a + b, 0);
+  assert.ok(guessRows >= comps.length, `${guessRows} guess tokens trained`);
+  model.dispose();
+});
+
 test('GTA: L_SFT has zero gradient through think and answer positions, and does not see them', async () => {
   await useWasm();
   const tok = tinyTokenizer();

@@ -180,6 +180,12 @@ export const GtaSchema = z
     lambda_sft: z.number().min(0).default(1.0),
     lambda_rl: z.number().min(0).default(1.0),
     gradient_constraint: z.enum(['drop_sft_on_conflict', 'pcgrad', 'none']).default('drop_sft_on_conflict'),
+    /**
+     * How the guess learns: cross_entropy on the gold label (the paper's GTA), or rl: the guess's tokens
+     * are in the RL loss with think and answer and there is no L_SFT (the paper's "GTA(RL)" ablation;
+     * lambda_sft and the constraint then have nothing to act on).
+     */
+    guess_loss: z.enum(['cross_entropy', 'rl']).default('cross_entropy'),
   })
   .strict();
 

@@ -32,6 +32,7 @@ export function gtaRunner(cfg: TrainConfig, p: Prepared, trainer: Trainer): Runn
   const s = rlSetup(cfg, p, 'gta');
   const tags = { open: p.tokenizer.id('<guess>'), close: p.tokenizer.id('</guess>') };
   const { lambda_sft: lambdaSft, lambda_rl: lambdaRl, gradient_constraint: rule } = cfg.gta;
+  const guessByRl = cfg.gta.guess_loss === 'rl';
   let conflicts = 0;
   let steps = 0;
 
@@ -54,6 +55,13 @@ export function gtaRunner(cfg: TrainConfig, p: Prepared, trainer: Trainer): Runn
             // the RL gradients (think and answer), then the guess's (the constraint compares both as means over every rank)
             const gRl = await rl.next();
             const clock = new Clock();
+            if (guessByRl) {
+              // GTA(RL): the guess's tokens were in L_RL; no L_SFT, nothing to constrain
+              const gradNorm = trainer.applyStep(gRl.grads, { 'train/loss_rl': gRl.loss }, lr);
+              times['perf/optimizer_s'] += clock.lap();
+              iterations.push({ 'train/loss_rl': gRl.loss, ...gRl.metrics, 'train/grad_norm': gradNorm });
+              continue;
+            }
             const gSft = await meanSftGrads(p.model, guess, p.tokenizer.padId, {}, cfg.train.grad_accum_steps);
             times['perf/guess_ce_s'] += clock.lap();
             // the constraint, then the step

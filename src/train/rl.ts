@@ -44,6 +44,8 @@ export interface RlContext {
   ref?: Transformer;
   spec: StructureSpec;
   format: CompletionFormat;
+  /** GTA(RL): the guess span is in the RL loss (gta.guess_loss rl) instead of masked out of it. */
+  guessInRl?: boolean;
   rl: RlConfig;
   padId: number;
   rng: Rng;
@@ -130,7 +132,7 @@ export class PolicyGradients {
   static async start(ctx: RlContext, r: Rollout): Promise<PolicyGradients> {
     const { model, rl } = ctx;
     const clock = new Clock();
-    const pick = { format: ctx.format, maskTruncated: rl.mask_truncated_completions, spec: ctx.spec, vocab: model.arch.vocab_size };
+    const pick = { format: ctx.format, guessInRl: ctx.guessInRl, maskTruncated: rl.mask_truncated_completions, spec: ctx.spec, vocab: model.arch.vocab_size };
     // micro-batches of whole prompt groups (train.grad_accum_steps), each prompt once with its completions
     // after it (as the rollout decoded them), up to the last token the loss trains: later tokens (forced
     // closing tags, EOS) predict nothing it reads
@@ -309,6 +311,7 @@ export function rlSetup(cfg: TrainConfig, p: Prepared, format: CompletionFormat)
     ref: cfg.rl.beta > 0 ? p.reference() : undefined,
     spec: structureSpec(tokenizer, format, data.labels, cfg.rl.think_max_tokens),
     format,
+    guessInRl: format === 'gta' && cfg.gta.guess_loss === 'rl',
     rl: cfg.rl,
     padId: tokenizer.padId,
     rng: STREAMS.sampling(cfg.seed),

@@ -31,19 +31,22 @@ export interface RlTokens {
 
 export interface TokenChoice {
   format: CompletionFormat;
+  /** GTA(RL): the guess span is trained by the RL loss too. */
+  guessInRl?: boolean;
   maskTruncated: boolean;
   spec: StructureSpec;
   vocab: number;
 }
 
 /**
- * Whether the RL loss trains token j of completion c: not GTA's guess span (trained by L_SFT instead),
+ * Whether the RL loss trains token j of completion c: not GTA's guess span (trained by L_SFT instead; in
+ * GTA(RL) by this loss too),
  * not a forced token (only one choice: no decision, no gradient), and no token of a truncated
  * completion when those are masked.
  */
 function trainedToken(o: TokenChoice): (c: Completion, j: number) => boolean {
   const specials = new Set(o.spec.specials).size;
-  return (c, j) => !(o.maskTruncated && c.truncated) && !(o.format === 'gta' && c.spans[j] === 'guess') && choiceCount(c.allowed[j], o.vocab, specials) > 1;
+  return (c, j) => !(o.maskTruncated && c.truncated) && !(o.format === 'gta' && !o.guessInRl && c.spans[j] === 'guess') && choiceCount(c.allowed[j], o.vocab, specials) > 1;
 }
 
 /** How many leading tokens of the completions the loss needs: up to the last one it trains (0 for none). */
