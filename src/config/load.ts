@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import { LineCounter, parseDocument, parse as parseYamlValue, stringify, isMap, type Document } from 'yaml';
 import type { z } from 'zod';
 import { GtaError } from '../util/errors.js';
+import { bareObject, forbiddenPart, withoutPrototypes } from '../util/key_path.js';
 import { keyPaths, suggestKeys } from './keys.js';
 
 /**
@@ -47,10 +48,15 @@ export function loadConfig<S extends z.ZodType>(schema: S, file: string, overrid
     throw new GtaError(`${file}: cannot read the YAML (${msg})`);
   }
   if (!isPlainObject(raw)) throw new GtaError(`${file}: the config must be a YAML mapping of keys to values`);
+  // objects without prototypes: no key of the file or of a --set can reach Object.prototype
+  const tree = withoutPrototypes(raw, (at) => {
+    throw new GtaError(`${locate(file, doc, lineCounter, at).text}: ${at.join('.')}: '${at.at(-1)}' cannot be a config key`);
+  }) as Record<string, unknown>;
+  raw = tree;
   const overridden = new Set<string>();
   for (const o of overrides) {
     const { path, value } = parseOverride(o);
-    setPath(raw, path, value);
+    setPath(tree, path, value);
     overridden.add(path.join('.'));
   }
   const result = schema.safeParse(raw);
@@ -156,6 +162,8 @@ function parseOverride(o: string): { path: string[]; value: unknown } {
   if (eq <= 0) throw new GtaError(`--set ${o}: expected key.path=value`);
   const path = o.slice(0, eq).trim().split('.');
   if (path.some((p) => p === '')) throw new GtaError(`--set ${o}: empty key in '${o.slice(0, eq)}'`);
+  const bad = forbiddenPart(path);
+  if (bad !== undefined) throw new GtaError(`--set ${o.slice(0, eq)}: '${bad}' cannot be a config key`);
   const text = o.slice(eq + 1);
   let value: unknown;
   try {
@@ -164,13 +172,17 @@ function parseOverride(o: string): { path: string[]; value: unknown } {
   } catch (e) {
     throw new GtaError(`--set ${o}: value is not valid YAML (${(e as Error).message.split('\n')[0]})`);
   }
+  // a value that is a mapping ({__proto__: ...}) is held to the same rule as the key path
+  value = withoutPrototypes(value, (at) => {
+    throw new GtaError(`--set ${[...path, ...at].join('.')}: '${at.at(-1)}' cannot be a config key`);
+  });
   return { path, value: value === null && text.trim() === '' ? '' : value };
 }
 
 function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
   let cur: Record<string, unknown> = obj;
   for (const key of path.slice(0, -1)) {
-    if (cur[key] === undefined) cur[key] = {};
+    if (!Object.hasOwn(cur, key)) cur[key] = bareObject();
     const next = cur[key];
     if (!isPlainObject(next)) throw new GtaError(`--set ${path.join('.')}: '${key}' is not a mapping`);
     cur = next;

@@ -7,6 +7,7 @@ import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import Papa from 'papaparse';
 import { atLine, GtaError } from '../util/errors.js';
+import { bareObject } from '../util/key_path.js';
 
 export type TableFormat = 'csv' | 'tsv' | 'jsonl';
 
@@ -132,7 +133,8 @@ function parseDelimited(file: string, text: string, format: 'csv' | 'tsv'): Tabl
         parser.abort();
         return;
       }
-      const values: Record<string, unknown> = {};
+      // no prototype: a column named __proto__ or constructor is a column like any other
+      const values = bareObject();
       columns.forEach((c, i) => (values[c] = fields[i]));
       rows.push({ line: rowLine, values });
     },

@@ -1,0 +1,110 @@
+/**
+ * Hostile jobs and odd data (issue 28): what an attacker's queue job or a careless user's file used to
+ * get through, each refused now with one line and nothing half-done left behind.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadConfig } from '../src/config/load.js';
+import { TrainConfigSchema } from '../src/config/schema.js';
+import { tmpDir } from './helpers/tiny.js';
+import { startRedis, type TestRedis } from './helpers/redis.js';
+import { logLines, startGta, stopGta, writeSweep, type Started } from './helpers/queue.js';
+
+/** Tiny, quick training overrides for a queue job of the tiny synthetic task. */
+const QUICK = ['train.steps=4', 'train.eval_every=2', 'train.log_every=2', 'train.checkpoint_every=2', 'data.name=tiny', 'train.batch_size=8', 'eval.batch_size=50'];
+
+/** A worker on a redis-server of this test's own, and a queue to hand it jobs; all stopped after `f`. */
+async function withWorker(
+  dir: string,
+  f: (q: { add(id: string, data: Record<string, unknown>): Promise<void>; settle(id: string): Promise<{ state: string; reason: string; result: unknown }>; worker: Started; redis: TestRedis }) => Promise<void>,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<void> {
+  const { Queue, Job } = await import('bullmq');
+  const { Redis } = await import('ioredis');
+  const { QUEUE_NAME, QUEUE_PREFIX } = await import('../src/queue/redis.js');
+  const redis = await startRedis(dir);
+  const worker = startGta(['worker', '--queue', redis.url, '--allow', dir, '--runs', path.join(dir, 'w'), '--log-level', 'info', ...args], dir, env);
+  const client = new Redis({ port: redis.port, password: redis.password, maxRetriesPerRequest: null });
+  const queue = new Queue(QUEUE_NAME, { connection: client, prefix: QUEUE_PREFIX });
+  try {
+    await worker.waitFor(/worker ready/);
+    await f({
+      add: async (id, data) => void (await queue.add('train', data, { jobId: id, attempts: 2 })),
+      settle: async (id) => {
+        for (let i = 0; ; i++) {
+          const state = await queue.getJobState(id);
+          if (state === 'completed' || state === 'failed') {
+            const j = (await Job.fromId(queue, id))!;
+            return { state, reason: j.failedReason ?? '', result: j.returnvalue };
+          }
+          assert.ok(i < 2400, `${id} did not settle: ${worker.stderr()}`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      },
+      worker,
+      redis,
+    });
+  } finally {
+    await queue.close();
+    client.disconnect();
+    await stopGta(worker);
+    await redis.stop();
+  }
+}
+
+/** A queue job of the tiny sft config written by writeSweep. */
+function runJob(dir: string, over: Record<string, unknown> = {}): Record<string, unknown> {
+  return { v: 1, sweep: 'hostile', run: 'r', config_file: 'tiny-sft.yaml', config_text: fs.readFileSync(path.join(dir, 'tiny-sft.yaml'), 'utf8'), overrides: QUICK, ...over };
+}
+
+/** `f` throws an error whose message (without the error's name) matches `re`. */
+function throwsLine(f: () => unknown, re: RegExp, what?: string): void {
+  assert.throws(f, (e: Error) => {
+    assert.match(e.message, re, what);
+    return true;
+  });
+}
+
+function configFile(text: string): string {
+  const f = path.join(tmpDir(), 'c.yaml');
+  fs.writeFileSync(f, text);
+  return f;
+}
+
+// ---- 1. prototype pollution ----
+
+test('1: --set and config keys named __proto__, constructor or prototype are refused with one line, and nothing reaches Object.prototype', () => {
+  const f = configFile('data:\n  name: sst2\n');
+  const cases: [string[], RegExp][] = [
+    [['__proto__.NODE_OPTIONS=x'], /^--set __proto__\.NODE_OPTIONS: '__proto__' cannot be a config key$/],
+    [['constructor.prototype.polluted=1'], /^--set constructor\.prototype\.polluted: 'constructor' cannot be a config key$/],
+    [['train.__proto__.polluted=1'], /^--set train\.__proto__\.polluted: '__proto__' cannot be a config key$/],
+    [['data={__proto__: {polluted: 1}, name: sst2}'], /^--set data\.__proto__: '__proto__' cannot be a config key$/],
+  ];
+  for (const [set, expected] of cases) throwsLine(() => loadConfig(TrainConfigSchema, f, set), expected, set[0]);
+  throwsLine(() => loadConfig(TrainConfigSchema, configFile('data:\n  name: sst2\n  __proto__: {polluted: 1}\n')), /c\.yaml:3:3: data\.__proto__: '__proto__' cannot be a config key$/);
+  const probe = {} as Record<string, unknown>;
+  assert.equal(probe.NODE_OPTIONS, undefined);
+  assert.equal(probe.polluted, undefined);
+  // an ordinary override still works
+  assert.equal(loadConfig(TrainConfigSchema, f, ['train.steps=3']).config.train.steps, 3);
+});
+
+test('1: a worker refuses a job whose override walks into __proto__, and goes on running the next job', async () => {
+  const dir = tmpDir();
+  writeSweep(dir, 'sweep.yaml', { out: path.join(dir, 'sweep') });
+  await withWorker(dir, async ({ add, settle, worker }) => {
+    await add('evil', runJob(dir, { run: 'evil', overrides: [...QUICK, '__proto__.NODE_OPTIONS=x'] }));
+    await add('good', runJob(dir, { run: 'good' }));
+    const evil = await settle('evil');
+    assert.equal(evil.state, 'failed');
+    assert.match(evil.reason, /__proto__/);
+    assert.ok(!evil.reason.includes('\n'));
+    const good = await settle('good');
+    assert.equal(good.state, 'completed', `the next job runs: ${good.reason}`);
+    assert.equal(logLines(worker.stderr(), 'job refused').length, 1);
+  });
+});
