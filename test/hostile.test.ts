@@ -6,9 +6,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { loadConfig } from '../src/config/load.js';
 import { TrainConfigSchema } from '../src/config/schema.js';
 import { tmpDir } from './helpers/tiny.js';
+import { GTA, gta, tinyConfig } from './helpers/cli.js';
 import { startRedis, type TestRedis } from './helpers/redis.js';
 import { logLines, startGta, stopGta, writeSweep, type Started } from './helpers/queue.js';
 
@@ -107,4 +109,26 @@ test('1: a worker refuses a job whose override walks into __proto__, and goes on
     assert.equal(good.state, 'completed', `the next job runs: ${good.reason}`);
     assert.equal(logLines(worker.stderr(), 'job refused').length, 1);
   });
+});
+
+// ---- 8. a FIFO as a data file ----
+
+test('8: a FIFO (or a folder, or a device) as train_file, labels or config is refused at once with one line, and no run directory is made', () => {
+  const dir = tmpDir();
+  const cfg = tinyConfig(dir);
+  const fifo = path.join(dir, 'train.csv.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const cases: [string[], RegExp][] = [
+    [['--config', cfg, '--set', `data.train_file=${fifo}`, '--set', 'data.format=csv'], /train\.csv\.fifo: is a named pipe \(FIFO\), not a regular file$/],
+    [['--config', cfg, '--set', 'data.train_file=/dev/zero', '--set', 'data.format=csv'], /^gta: error: \/dev\/zero: is a device, not a regular file$/],
+    [['--config', cfg, '--set', `data.dev_file=${dir}`, '--set', 'data.format=csv'], /: is a folder, not a regular file$/],
+    [['--config', fifo], /train\.csv\.fifo: is a named pipe \(FIFO\), not a regular file$/],
+  ];
+  for (const [args, expected] of cases) {
+    const r = spawnSync(process.execPath, [GTA, 'train', ...args, '--log-level', 'warn'], { cwd: dir, encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr.trim(), expected);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+  assert.ok(!fs.existsSync(path.join(dir, 'runs')) || fs.readdirSync(path.join(dir, 'runs')).length === 0, 'no run directory');
 });

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import { LineCounter, parseDocument, parse as parseYamlValue, stringify, isMap, type Document } from 'yaml';
 import type { z } from 'zod';
 import { GtaError } from '../util/errors.js';
+import { readRegularFileSync } from '../util/regular_file.js';
 import { bareObject, forbiddenPart, withoutPrototypes } from '../util/key_path.js';
 import { keyPaths, suggestKeys } from './keys.js';
 
@@ -27,9 +28,11 @@ export interface LoadedConfig<T> {
 export function loadConfig<S extends z.ZodType>(schema: S, file: string, overrides: string[] = []): LoadedConfig<z.infer<S>> {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    throw new GtaError(`${file}: no such config file`);
+    text = readRegularFileSync(file).toString('utf8');
+  } catch (e) {
+    // a missing file keeps its old message; a FIFO or folder says what it is
+    if (!fs.existsSync(file)) throw new GtaError(`${file}: no such config file`);
+    throw e;
   }
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });

@@ -7,10 +7,10 @@
  * and the test subset does not move when dev_fraction changes.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative } from 'node:path';
 import { streamRng, type Rng } from '../util/rng.js';
 import { atLine, GtaError } from '../util/errors.js';
+import { readRegularFile } from '../util/regular_file.js';
 import { datasetDir, isBuiltinDataset, BUILTIN_DATASETS } from './registry.js';
 import { readTable, type Table } from './read_table.js';
 import type { DataConfig, Dataset, Example } from './types.js';
@@ -190,7 +190,7 @@ function listNames(labels: string[]): string {
 }
 
 async function readLabelsFile(file: string): Promise<string[]> {
-  const text = await readFile(file, 'utf8');
+  const text = (await readRegularFile(file)).toString('utf8');
   return checkLabelList(text.split(/\r?\n/), file);
 }
 

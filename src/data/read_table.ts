@@ -2,12 +2,12 @@
  * Read one data file (CSV, TSV or JSONL, each optionally gzipped) into rows that remember the physical
  * line they start on, so every later complaint about a row can point at `file:line`.
  */
-import { readFile } from 'node:fs/promises';
 import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import Papa from 'papaparse';
 import { atLine, GtaError } from '../util/errors.js';
 import { bareObject } from '../util/key_path.js';
+import { readRegularFile } from '../util/regular_file.js';
 
 export type TableFormat = 'csv' | 'tsv' | 'jsonl';
 
@@ -52,15 +52,8 @@ export async function readTable(file: string, format: 'auto' | TableFormat = 'au
 
 /** Whole file as a string: gunzipped when it starts with the gzip magic bytes, UTF-8, BOM dropped. */
 async function readText(file: string): Promise<string> {
-  let buf: Buffer;
-  try {
-    buf = await readFile(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new GtaError(`${file}: no such file`);
-    if (code === 'EISDIR') throw new GtaError(`${file}: is a folder, not a file`);
-    throw new GtaError(`${file}: cannot read (${code ?? String(e)})`);
-  }
+  // a FIFO or device would never end: only a regular file is read
+  let buf = await readRegularFile(file);
   // Sniff the magic bytes rather than trust the name, so `data.gz` renamed to `data.csv` still loads.
   if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
     try {
