@@ -9,6 +9,7 @@ import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { loadConfig } from '../src/config/load.js';
 import { TrainConfigSchema } from '../src/config/schema.js';
+import { openResume } from '../src/cli/run_lifecycle.js';
 import { tmpDir } from './helpers/tiny.js';
 import { GTA, gta, tinyConfig } from './helpers/cli.js';
 import { startRedis, type TestRedis } from './helpers/redis.js';
@@ -131,4 +132,50 @@ test('8: a FIFO (or a folder, or a device) as train_file, labels or config is re
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   }
   assert.ok(!fs.existsSync(path.join(dir, 'runs')) || fs.readdirSync(path.join(dir, 'runs')).length === 0, 'no run directory');
+});
+
+// ---- 9. stack traces instead of one line ----
+
+test('9: 200,000 distinct integer labels, or 50,000 named ones, are one line naming the file and the limit; no run directory', () => {
+  const dir = tmpDir();
+  const cfg = tinyConfig(dir);
+  for (const [name, label] of [['ints', (i: number) => String(i)], ['names', (i: number) => `class${i}`]] as const) {
+    const file = path.join(dir, `${name}.csv`);
+    const rows = name === 'ints' ? 200_000 : 50_000;
+    fs.writeFileSync(file, 'text,label\n' + Array.from({ length: rows }, (_, i) => `t ${i},${label(i)}`).join('\n') + '\n');
+    const r = gta(['train', '--config', cfg, '--set', `data.train_file=${file}`, '--log-level', 'warn'], dir);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr.trim(), new RegExp(`^gta: error: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: (200000|50000) distinct labels; at most 1000 classes are supported \\(is data\\.label_column 'label' the label column\\?\\)$`));
+  }
+  assert.ok(!fs.existsSync(path.join(dir, 'runs')), 'no run directory');
+});
+
+test('9: a garbage run.json (x{, null, [1,2,3], a bad status) is one line for train --resume, and gta runs and gta report go on', () => {
+  const dir = tmpDir();
+  const garbage = { text: 'x{', null: 'null', list: '[1,2,3]', status: '{"status":"done","mode":"sft","seed":1}' };
+  for (const [name, text] of Object.entries(garbage)) {
+    const run = path.join(dir, 'runs', name);
+    fs.mkdirSync(path.join(run, 'checkpoints', 'latest'), { recursive: true });
+    fs.writeFileSync(path.join(run, 'checkpoints', 'latest', 'trainer_state.json'), '{"step": 1}');
+    fs.writeFileSync(path.join(run, 'run.json'), text);
+    throwsLine(() => openResume(run, 'train', TrainConfigSchema, []), new RegExp(`runs/${name}/run\\.json: not (valid JSON|a gta run\\.json: )[^\\n]*$`), name);
+  }
+  const resumed = gta(['train', '--resume', path.join(dir, 'runs', 'null')], dir);
+  assert.equal(resumed.code, 2, resumed.stderr);
+  assert.match(resumed.stderr.trim(), /^gta: error: .*runs\/null\/run\.json: not a gta run\.json: \(top level\): /);
+  assert.equal(resumed.stderr.trim().split('\n').length, 1, resumed.stderr);
+  assert.equal(fs.readFileSync(path.join(dir, 'runs', 'list', 'run.json'), 'utf8'), '[1,2,3]', 'left as it was');
+  const cwd = process.cwd();
+  process.chdir(dir);
+  try {
+    throwsLine(() => openResume('latest', 'train', TrainConfigSchema, []), /^runs: no unfinished run with a checkpoint to resume$/);
+  } finally {
+    process.chdir(cwd);
+  }
+  const runs = gta(['runs', path.join(dir, 'runs')], dir);
+  assert.equal(runs.code, 0, runs.stderr);
+  for (const name of Object.keys(garbage)) assert.match(runs.stdout, new RegExp(`^${name}\\s+\\?\\s+–\\s+bad run\\.json`, 'm'), runs.stdout);
+  const report = gta(['report', path.join(dir, 'runs', 'list'), path.join(dir, 'runs', 'null'), '--out', path.join(dir, 'rep')], dir);
+  assert.equal(report.code, 2, report.stderr);
+  assert.match(report.stderr.trim(), /^gta: error: none of the 2 runs has finished$/);
 });

@@ -12,7 +12,7 @@ import { repoRoot } from '../util/paths.js';
 import { GtaError, writeError } from '../util/errors.js';
 import { EventWriter, rewriteEvents } from './tensorboard.js';
 
-import type { RunInfo, RunStatus, RunSummary } from './files.js';
+import { parseRunFile, RunInfoSchema, RunSummarySchema, type RunInfo, type RunStatus, type RunSummary } from './files.js';
 
 export type { RunStatus };
 
@@ -84,7 +84,8 @@ export class RunDir {
     const candidates = (fs.existsSync(root) ? fs.readdirSync(root) : [])
       .map((d) => path.join(root, d))
       .filter((d) => fs.existsSync(path.join(d, RUN_FILES.info)) && fs.existsSync(path.join(d, 'checkpoints', 'latest')))
-      .filter((d) => runStatus(d) !== 'finished' && wanted(new RunDir(d)))
+      // a run.json that is not valid (runStatus null) is no candidate: `latest` never trips over one
+      .filter((d) => ![null, 'finished'].includes(runStatus(d)) && wanted(new RunDir(d)))
       .sort((x, y) => fs.statSync(path.join(y, RUN_FILES.info)).mtimeMs - fs.statSync(path.join(x, RUN_FILES.info)).mtimeMs);
     if (candidates.length === 0) throw new GtaError(`${root}: no unfinished run with a checkpoint to resume`);
     return new RunDir(candidates[0]);
@@ -162,13 +163,15 @@ export class RunDir {
     return out;
   }
 
+  /** run.json, checked (a GtaError naming the file when it is not a run.json). */
   info(): RunInfo {
-    return this.readJson<RunInfo>(RUN_FILES.info);
+    return parseRunFile<RunInfo>(this.file(RUN_FILES.info), fs.readFileSync(this.file(RUN_FILES.info), 'utf8'), RunInfoSchema);
   }
 
-  /** summary.json, or null before the run has ended. */
+  /** summary.json, checked, or null before the run has ended. */
   summary(): RunSummary | null {
-    return fs.existsSync(this.file(RUN_FILES.summary)) ? this.readJson<RunSummary>(RUN_FILES.summary) : null;
+    const file = this.file(RUN_FILES.summary);
+    return fs.existsSync(file) ? parseRunFile<RunSummary>(file, fs.readFileSync(file, 'utf8'), RunSummarySchema) : null;
   }
 
   /** The step of the last line of metrics.jsonl (0 when there is none). */
@@ -226,12 +229,10 @@ export function runDirsIn(dir: string): string[] {
   throw new GtaError(`${dir}: not a gta run directory or sweep folder`);
 }
 
-/** The status in a run directory's run.json, or null when it has none (or it cannot be read). */
-export function runStatus(dir: string): string | null {
-  const f = path.join(dir, RUN_FILES.info);
-  if (!fs.existsSync(f)) return null;
+/** The status in a run directory's run.json, or null when it has none (or it is not a valid run.json). */
+export function runStatus(dir: string): RunStatus | null {
   try {
-    return (JSON.parse(fs.readFileSync(f, 'utf8')) as { status: string }).status;
+    return new RunDir(dir).info().status;
   } catch {
     return null;
   }
