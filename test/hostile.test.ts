@@ -4,6 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -178,4 +179,39 @@ test('9: a garbage run.json (x{, null, [1,2,3], a bad status) is one line for tr
   const report = gta(['report', path.join(dir, 'runs', 'list'), path.join(dir, 'runs', 'null'), '--out', path.join(dir, 'rep')], dir);
   assert.equal(report.code, 2, report.stderr);
   assert.match(report.stderr.trim(), /^gta: error: none of the 2 runs has finished$/);
+});
+
+// ---- 6. a failed resume damages a finished run ----
+
+/** Every file under `dir` and a hash of its content: what "changes nothing" compares. */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of fs.readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (!f.isFile()) continue;
+    const p = path.join(f.parentPath, f.name);
+    out[path.relative(dir, p)] = crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+  }
+  return out;
+}
+
+test('6: resuming a finished run says it is finished; a resume whose checkpoint is truncated changes nothing', () => {
+  const dir = tmpDir();
+  const run = path.join(dir, 'run');
+  const trained = gta(['train', '--config', tinyConfig(dir), '--run-dir', run, '--set', 'train.steps=4', '--set', 'train.checkpoint_every=2', '--set', 'train.eval_every=2', '--log-level', 'warn'], dir);
+  assert.equal(trained.code, 0, trained.stderr);
+  const optimizer = path.join(run, 'checkpoints', 'latest', 'optimizer.safetensors');
+  fs.truncateSync(optimizer, Math.floor(fs.statSync(optimizer).size / 2));
+  const before = snapshot(run);
+  const finished = gta(['train', '--resume', run, '--log-level', 'warn'], dir);
+  assert.equal(finished.code, 2, finished.stderr);
+  assert.equal(finished.stderr.trim(), `gta: error: ${run}: the run is finished (its results are in summary.json); nothing to resume`);
+  assert.deepEqual(snapshot(run), before, 'the finished run is untouched');
+  // the same run as if it had been interrupted: the truncated optimizer state is found before anything changes
+  const info = JSON.parse(fs.readFileSync(path.join(run, 'run.json'), 'utf8'));
+  fs.writeFileSync(path.join(run, 'run.json'), JSON.stringify({ ...info, status: 'interrupted', step: 4 }));
+  const interrupted = snapshot(run);
+  const broken = gta(['train', '--resume', run, '--log-level', 'warn'], dir);
+  assert.equal(broken.code, 2, broken.stderr);
+  assert.equal(broken.stderr.trim(), `gta: error: ${optimizer}: corrupted or truncated (checksum mismatch)`);
+  assert.deepEqual(snapshot(run), interrupted, 'a resume that cannot start changes nothing');
 });

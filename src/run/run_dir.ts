@@ -76,6 +76,8 @@ export class RunDir {
     const ofCommand = (r: RunDir) => (r.info().mode === 'pretrain' ? 'pretrain' : 'train') === command;
     const run = arg === 'latest' ? RunDir.newestUnfinished(root, ofCommand) : RunDir.open(arg);
     if (!ofCommand(run)) throw new GtaError(`${run.dir}: not a ${command} run; continue it with gta ${command === 'train' ? 'pretrain' : 'train'} --resume`);
+    // resuming a finished run would drop its summary and predictions to train no further step
+    if (run.info().status === 'finished') throw new GtaError(`${run.dir}: the run is finished (its results are in ${RUN_FILES.summary}); nothing to resume`);
     if (!run.hasCheckpoint('latest')) throw new GtaError(`${run.dir}: has no checkpoint to resume from (${run.checkpoint('latest')})`);
     return run;
   }
