@@ -11,6 +11,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { loadConfig } from '../src/config/load.js';
 import { TrainConfigSchema } from '../src/config/schema.js';
 import { openResume } from '../src/cli/run_lifecycle.js';
+import { loadDataset } from '../src/data/load.js';
+import { readTable } from '../src/data/read_table.js';
 import { tmpDir } from './helpers/tiny.js';
 import { GTA, gta, tinyConfig } from './helpers/cli.js';
 import { startRedis, type TestRedis } from './helpers/redis.js';
@@ -214,4 +216,42 @@ test('6: resuming a finished run says it is finished; a resume whose checkpoint 
   assert.equal(broken.code, 2, broken.stderr);
   assert.equal(broken.stderr.trim(), `gta: error: ${optimizer}: corrupted or truncated (checksum mismatch)`);
   assert.deepEqual(snapshot(run), interrupted, 'a resume that cannot start changes nothing');
+});
+
+// ---- 5. meaningless runs ----
+
+test('5: a dev split carved to nothing, or a training split of one class, is refused before the run directory exists', () => {
+  const dir = tmpDir();
+  const noDev = fs.readFileSync(tinyConfig(dir), 'utf8').replace(/^ {2}(dev|test)_file: .*\n/gm, '');
+  const cfg = path.join(dir, 'nodev.yaml');
+  fs.writeFileSync(cfg, noDev);
+  const hundred = path.join(dir, 'hundred.csv');
+  fs.writeFileSync(hundred, 'text,label\n' + Array.from({ length: 100 }, (_, i) => `good film ${i},class${i}`).join('\n') + '\n');
+  const oneClass = path.join(dir, 'one.csv');
+  fs.writeFileSync(oneClass, 'text,label\n' + Array.from({ length: 50 }, (_, i) => `good film ${i},positive`).join('\n') + '\n');
+  const cases: [string, RegExp][] = [
+    [hundred, /hundred\.csv: data\.dev_fraction 0\.1 of 100 rows in 100 classes carves no dev example \(each class keeps at least one row in train\); give data\.dev_file, or more rows per class$/],
+    [oneClass, /one\.csv: all \d+ training examples have the label 'positive'; a classifier needs examples of at least two classes$/],
+  ];
+  for (const [file, expected] of cases) {
+    const r = gta(['train', '--config', cfg, '--set', `data.train_file=${file}`, '--log-level', 'warn'], dir);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr.trim(), expected);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+  assert.ok(!fs.existsSync(path.join(dir, 'runs')), 'no run directory');
+});
+
+test('5: a JSONL row with a repeated key is an error naming the line; labels that differ only by case are a warning naming both', async () => {
+  const dir = tmpDir();
+  const jsonl = path.join(dir, 'dup.jsonl');
+  fs.writeFileSync(jsonl, '{"text": "good", "label": "pos"}\n{"text": "bad", "label": "neg", "label": "pos"}\n');
+  await assert.rejects(readTable(jsonl), (e: Error) => {
+    assert.equal(e.message, `${jsonl}:2: key 'label' appears twice in one object (JSON keeps only the last)`);
+    return true;
+  });
+  const csv = path.join(dir, 'case.csv');
+  fs.writeFileSync(csv, 'text,label\ngood,Positive\nfine,positive\nbad,negative\nawful,negative\n');
+  const data = await loadDataset({ train_file: csv, dev_file: csv, text_column: 'text', label_column: 'label', dev_fraction: 0.1 }, 0);
+  assert.deepEqual(data.warnings, ["labels 'Positive' and 'positive' differ only by case; they are different classes"]);
 });

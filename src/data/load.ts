@@ -13,6 +13,7 @@ import { atLine, GtaError } from '../util/errors.js';
 import { readRegularFile } from '../util/regular_file.js';
 import { datasetDir, isBuiltinDataset, BUILTIN_DATASETS } from './registry.js';
 import { readTable, type Table } from './read_table.js';
+import { caseWarnings } from './checks.js';
 import type { DataConfig, Dataset, Example } from './types.js';
 
 export type { DataConfig } from './types.js';
@@ -77,7 +78,7 @@ export async function loadDataset(cfg: DataConfig, seed: number): Promise<Datase
   if (src.dev !== undefined) files.dev = src.dev;
   if (src.test !== undefined) files.test = src.test;
   if (cfg.labels === undefined && src.labelsFile !== undefined) files.labels = src.labelsFile;
-  return { name: src.name, labels, train, dev, test, devSource: src.dev !== undefined ? 'file' : 'carved', files };
+  return { name: src.name, labels, train, dev, test, devSource: src.dev !== undefined ? 'file' : 'carved', files, warnings: caseWarnings(labels) };
 }
 
 function checkNumbers(cfg: DataConfig): void {

@@ -8,6 +8,7 @@ import Papa from 'papaparse';
 import { atLine, GtaError } from '../util/errors.js';
 import { bareObject } from '../util/key_path.js';
 import { readRegularFile } from '../util/regular_file.js';
+import { duplicateKey } from './json_keys.js';
 
 export type TableFormat = 'csv' | 'tsv' | 'jsonl';
 
@@ -154,6 +155,8 @@ function parseJsonl(file: string, text: string): Table {
       const got = value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
       throw atLine(file, i + 1, `not valid JSON: expected an object per line, got ${got}`);
     }
+    const dup = duplicateKey(raw);
+    if (dup !== undefined) throw atLine(file, i + 1, `key '${dup}' appears twice in one object (JSON keeps only the last)`);
     rows.push({ line: i + 1, values: value as Record<string, unknown> });
   }
   const first = rows[0];

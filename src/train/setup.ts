@@ -8,6 +8,7 @@ import { MODE_TRAITS } from '../config/modes.js';
 import type { TrainConfig } from '../config/schema.js';
 import { initBackend, type BackendInfo } from '../backend/select.js';
 import { keepBf16Copies, setPrecision, storeInBf16 } from '../backend/torch/precision.js';
+import { checkSplits } from '../data/checks.js';
 import { loadDataset } from '../data/load.js';
 import type { Dataset } from '../data/types.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
@@ -41,6 +42,9 @@ export async function prepare(cfg: TrainConfig, log: Logger, resumeFrom?: string
   log.info({ backend: backend.name, device: backend.device, precision: cfg.train.precision }, 'backend ready');
   const data = await loadDataset(cfg.data, cfg.data.split_seed);
   log.info({ dataset: data.name, train: data.train.length, dev: data.dev.length, test: data.test.length, labels: data.labels.length }, 'data loaded');
+  // a run on one class or without a dev example would "finish" meaning nothing: refused before its run directory
+  checkSplits(data, cfg.data.dev_fraction);
+  for (const w of data.warnings ?? []) log.warn({ dataset: data.name }, w);
   let model: Transformer;
   let tokenizer: TextTokenizer;
   // From scratch, the tokenizer is trained on the training text and the weights drawn from the seed,
