@@ -14,6 +14,8 @@ import { openResume } from '../src/cli/run_lifecycle.js';
 import { loadDataset } from '../src/data/load.js';
 import { readTable } from '../src/data/read_table.js';
 import { tmpDir } from './helpers/tiny.js';
+import { withEnv } from './helpers/env.js';
+import { childEnv } from '../src/compare/child.js';
 import { GTA, gta, tinyConfig } from './helpers/cli.js';
 import { startRedis, type TestRedis } from './helpers/redis.js';
 import { logLines, startGta, stopGta, writeSweep, type Started } from './helpers/queue.js';
@@ -254,4 +256,63 @@ test('5: a JSONL row with a repeated key is an error naming the line; labels tha
   fs.writeFileSync(csv, 'text,label\ngood,Positive\nfine,positive\nbad,negative\nawful,negative\n');
   const data = await loadDataset({ train_file: csv, dev_file: csv, text_column: 'text', label_column: 'label', dev_fraction: 0.1 }, 0);
   assert.deepEqual(data.warnings, ["labels 'Positive' and 'positive' differ only by case; they are different classes"]);
+});
+
+// ---- 10. messages ----
+
+test('10: config messages: --set into a list blames the flag, .inf and .nan read as YAML, a huge prompt template is refused', () => {
+  const withLabels = configFile('data:\n  name: sst2\n  labels: [a, b]\n');
+  throwsLine(() => loadConfig(TrainConfigSchema, withLabels, ['data.labels.0=x']), /^--set data\.labels\.0: 'labels' is a list; set it whole \(--set data\.labels=\[a, b\]\)$/);
+  throwsLine(() => loadConfig(TrainConfigSchema, configFile('data:\n  name: sst2\n'), ['data.labels.0=x']), /^--set data\.labels\.0: data\.labels: expected array, got a mapping$/);
+  throwsLine(() => loadConfig(TrainConfigSchema, configFile('data:\n  name: sst2\ntrain:\n  optim:\n    lr: .inf\n')), /c\.yaml:5:5: train\.optim\.lr: expected a finite number, got \.inf$/);
+  throwsLine(() => loadConfig(TrainConfigSchema, configFile('data:\n  name: sst2\n'), ['train.steps=.nan']), /^--set train\.steps: train\.steps: expected a finite number, got \.nan$/);
+  throwsLine(() => loadConfig(TrainConfigSchema, configFile('data:\n  name: sst2\n'), [`prompt.template=${'x'.repeat(200_000)} {text}`]), /^--set prompt\.template: prompt\.template: Too big: expected string to have <=100000 characters$/);
+});
+
+test('10: a prompt that leaves no room for text says so instead of advising a negative max_text_tokens', () => {
+  const dir = tmpDir();
+  const r = gta(['train', '--config', tinyConfig(dir), '--set', `prompt.template=${'the movie was '.repeat(20)}{text}`, '--log-level', 'warn'], dir);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr.trim(), /^gta: error: prompt\.template: the prompt alone is \d+ tokens and the answer \d+, leaving no room for text in the model's max_seq_len 32; shorten prompt\.template or raise model\.max_seq_len$/);
+});
+
+test('10: UTF-16 text without a byte-order mark (or with one) is named as UTF-16, not as a field-count error', async () => {
+  const dir = tmpDir();
+  const text = 'text,label\ngood film,positive\nbad film,negative\n';
+  const le = path.join(dir, 'le.csv');
+  fs.writeFileSync(le, Buffer.from(text, 'utf16le'));
+  const be = path.join(dir, 'be.csv');
+  fs.writeFileSync(be, Buffer.from(text, 'utf16le').swap16());
+  const bom = path.join(dir, 'bom.csv');
+  fs.writeFileSync(bom, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]));
+  for (const [file, order] of [[le, 'little-endian'], [be, 'big-endian'], [bom, 'little-endian']]) {
+    await assert.rejects(readTable(file), (e: Error) => {
+      assert.equal(e.message, `${file}: looks like UTF-16 (${order}) text, not UTF-8; save the file as UTF-8`);
+      return true;
+    });
+  }
+});
+
+test('10: a worker\'s training children do not get GTA_REDIS_PASSWORD', () => {
+  withEnv('GTA_REDIS_PASSWORD', 'secret', () => {
+    const env = childEnv({ GTA_THREADS: '1' });
+    assert.equal(env.GTA_REDIS_PASSWORD, undefined);
+    assert.equal(env.GTA_THREADS, '1');
+    assert.equal(env.PATH, process.env.PATH);
+    const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.env.GTA_REDIS_PASSWORD))'], { env, encoding: 'utf8' });
+    assert.equal(r.stdout, 'undefined');
+  });
+});
+
+test('10: the folder a checkpoint write killed midway leaves (latest.tmp-<pid>) is removed when the run resumes', () => {
+  const dir = tmpDir();
+  const run = path.join(dir, 'run');
+  const args = ['train', '--config', tinyConfig(dir), '--run-dir', run, '--set', 'train.steps=6', '--set', 'train.checkpoint_every=2', '--set', 'train.eval_every=100', '--log-level', 'warn'];
+  const crashed = spawnSync(process.execPath, [GTA, ...args], { cwd: dir, encoding: 'utf8', env: { ...process.env, GTA_CRASH_AT: 'checkpoint:2' } });
+  assert.equal(crashed.signal, 'SIGKILL', crashed.stderr);
+  const leftovers = () => fs.readdirSync(path.join(run, 'checkpoints')).filter((e) => /\.(tmp|old)-\d+$/.test(e));
+  assert.equal(leftovers().length, 1, 'the killed write left its folder');
+  const resumed = gta(['train', '--resume', run, '--log-level', 'warn'], dir);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.deepEqual(leftovers(), []);
 });

@@ -33,7 +33,7 @@ export interface ChildRun {
  */
 export function startChild(args: string[], jobs: number): ChildRun {
   const share = jobs > 1 ? { GTA_THREADS: String(Math.max(1, Math.floor(os.availableParallelism() / jobs))) } : {};
-  const child = spawn(process.execPath, [path.join(repoRoot(), 'bin', 'gta'), ...args], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: { ...share, ...process.env } });
+  const child = spawn(process.execPath, [path.join(repoRoot(), 'bin', 'gta'), ...args], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: childEnv(share) });
   const done = new Promise<{ code: number; stderr: string }>((resolve) => {
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => {
@@ -42,6 +42,16 @@ export function startChild(args: string[], jobs: number): ChildRun {
     child.on('exit', (code, signal) => resolve({ code: code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1), stderr }));
   });
   return { child, done };
+}
+
+/** Secrets of this process that a training child never needs: a job's code must not be able to read them. */
+const CHILD_SECRETS = ['GTA_REDIS_PASSWORD'];
+
+/** This process's environment for a child: `extra` under it, without CHILD_SECRETS. */
+export function childEnv(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...extra, ...process.env };
+  for (const name of CHILD_SECRETS) delete env[name];
+  return env;
 }
 
 /** The child's own one-line error ("gta: error: ..."), else its last line. */

@@ -69,13 +69,23 @@ export function loadConfig<S extends z.ZodType>(schema: S, file: string, overrid
       .flatMap((issue) => describeIssue(issue, raw, paths))
       .map((p, order) => {
         // A --set key sorts after the file's lines; within the file, by position, then zod's order.
-        const at = overridden.has(p.key) ? { text: `--set ${p.key}`, line: Infinity, col: 0 } : locate(file, doc, lineCounter, p.nodePath);
+        const flag = setBy(overridden, p.key);
+        const at = flag !== undefined ? { text: `--set ${flag}`, line: Infinity, col: 0 } : locate(file, doc, lineCounter, p.nodePath);
         return { line: at.line, col: at.col, order, text: `${at.text}: ${p.key || '(top level)'}: ${p.message}` };
       })
       .sort((a, b) => a.line - b.line || a.col - b.col || a.order - b.order);
     throw new GtaError(formatProblems(file, problems.map((p) => p.text)));
   }
   return { config: result.data, resolvedYaml: stringify(result.data) };
+}
+
+/**
+ * The --set key path a problem at `key` comes from: the same key, one below it (`--set data.labels.0=x`
+ * makes data.labels a mapping) or one above it (`--set data={...}` holds data.labels).
+ */
+function setBy(overridden: Set<string>, key: string): string | undefined {
+  for (const o of overridden) if (o === key || o.startsWith(`${key}.`) || key.startsWith(`${o}.`)) return o;
+  return undefined;
 }
 
 /** One line for one problem; otherwise a count, then each problem on its own line in file order. */
@@ -117,6 +127,8 @@ function describeOne(issue: Issue, raw: unknown, path: string[]): Problem {
   if (issue.code === 'invalid_type') {
     const got = describeValue(getPath(raw, path));
     if (got === 'missing') return { key: path.join('.'), nodePath: path.slice(0, -1), message: `required ${issue.expected ?? 'value'} is missing` };
+    const v = getPath(raw, path);
+    if (typeof v === 'number' && !Number.isFinite(v)) return { key: path.join('.'), nodePath: path, message: `expected a finite number, got ${yamlNumber(v)}` };
     return { key: path.join('.'), nodePath: path, message: `expected ${issue.expected ?? 'another type'}, got ${got}` };
   }
   if (issue.code === 'invalid_value' && issue.values) {
@@ -129,11 +141,17 @@ function describeOne(issue: Issue, raw: unknown, path: string[]): Problem {
   return { key: path.join('.'), nodePath: path, message: issue.message };
 }
 
+/** A non-finite number as YAML writes it (JSON has none: .inf once read "number null"). */
+function yamlNumber(v: number): string {
+  return Number.isNaN(v) ? '.nan' : v > 0 ? '.inf' : '-.inf';
+}
+
 function describeValue(v: unknown): string {
   if (v === undefined) return 'missing';
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'number' && !Number.isFinite(v)) return `number ${yamlNumber(v)}`;
   return `${typeof v} ${JSON.stringify(v)}`;
 }
 
@@ -184,9 +202,11 @@ function parseOverride(o: string): { path: string[]; value: unknown } {
 
 function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
   let cur: Record<string, unknown> = obj;
-  for (const key of path.slice(0, -1)) {
+  for (let i = 0; i < path.length - 1; i++) {
+    const key = path[i];
     if (!Object.hasOwn(cur, key)) cur[key] = bareObject();
     const next = cur[key];
+    if (Array.isArray(next)) throw new GtaError(`--set ${path.join('.')}: '${key}' is a list; set it whole (--set ${path.slice(0, i + 1).join('.')}=[a, b])`);
     if (!isPlainObject(next)) throw new GtaError(`--set ${path.join('.')}: '${key}' is not a mapping`);
     cur = next;
   }

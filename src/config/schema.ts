@@ -198,7 +198,8 @@ export const TrainConfigSchema = z
     model: ModelArchSchema.prefault({}),
     data: DataSchema,
     /** The prompt: {text} is replaced by the example's text. */
-    prompt: z.object({ template: z.string().includes('{text}').default('{text}') }).strict().prefault({}),
+    // bounded: every example's prompt is built from it (a 50 MB template once got as far as tokenizing)
+    prompt: z.object({ template: z.string().max(100_000).includes('{text}').default('{text}') }).strict().prefault({}),
     train: TrainSchema.prefault({}),
     eval: EvalSchema.prefault({}),
     rl: RlSchema.prefault({}),

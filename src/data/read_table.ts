@@ -63,6 +63,8 @@ async function readText(file: string): Promise<string> {
       throw new GtaError(`${file}: broken gzip data (${(e as Error).message})`);
     }
   }
+  const utf16 = utf16Order(buf);
+  if (utf16) throw new GtaError(`${file}: looks like UTF-16 (${utf16}) text, not UTF-8; save the file as UTF-8`);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(buf);
@@ -72,6 +74,28 @@ async function readText(file: string): Promise<string> {
     throw atLine(file, lineOf(loose, loose.indexOf('\ufffd')), 'not valid UTF-8 text (save the file as UTF-8)');
   }
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+/**
+ * 'little-endian' or 'big-endian' when `buf` is UTF-16 text: a UTF-16 byte-order mark, or (without
+ * one) NUL bytes at every other position of its first bytes, as ASCII text in UTF-16 has. NUL is
+ * valid UTF-8, so such a file used to decode "fine" and fail later as a field-count error.
+ */
+function utf16Order(buf: Buffer): 'little-endian' | 'big-endian' | undefined {
+  if (buf.length >= 2 && buf[0] === 0xff && buf[1] === 0xfe) return 'little-endian';
+  if (buf.length >= 2 && buf[0] === 0xfe && buf[1] === 0xff) return 'big-endian';
+  const n = Math.min(buf.length, 512) & ~1;
+  if (n < 4) return undefined;
+  let even = 0;
+  let odd = 0;
+  for (let i = 0; i < n; i += 2) {
+    if (buf[i] === 0) even++;
+    if (buf[i + 1] === 0) odd++;
+  }
+  // most characters of a text file are ASCII: their high byte is the NUL
+  if (odd >= 0.4 * (n / 2) && even === 0) return 'little-endian';
+  if (even >= 0.4 * (n / 2) && odd === 0) return 'big-endian';
+  return undefined;
 }
 
 /** 1-based line number of a character offset. */

@@ -97,6 +97,20 @@ export class RunDir {
     return path.join(this.dir, 'checkpoints', name);
   }
 
+  /**
+   * Removes what a checkpoint write killed midway left (`latest.tmp-<pid>`, `latest.old-<pid>`, see
+   * saveCheckpoint) next to a complete checkpoint of the same name. Only under the run directory's lock
+   * (a resume): then no other process is writing one; a folder whose checkpoint is missing is kept.
+   */
+  removeStaleCheckpointFolders(): void {
+    const dir = path.join(this.dir, 'checkpoints');
+    if (!fs.existsSync(dir)) return;
+    for (const entry of fs.readdirSync(dir)) {
+      const m = /^(.+)\.(tmp|old)-\d+$/.exec(entry);
+      if (m && fs.existsSync(path.join(dir, m[1], 'config.json'))) fs.rmSync(path.join(dir, entry), { recursive: true, force: true });
+    }
+  }
+
   /** Whether a complete training checkpoint of that name is there (one a resume can continue from). */
   hasCheckpoint(name: CheckpointName): boolean {
     return fs.existsSync(path.join(this.checkpoint(name), 'trainer_state.json'));
@@ -203,6 +217,7 @@ export class RunDir {
    * metrics lines (at their original wall times), so TensorBoard too shows each step once.
    */
   resumeAt(step: number, overrides: string[]): void {
+    this.removeStaleCheckpointFolders();
     for (const name of [RUN_FILES.metrics, RUN_FILES.samples] as const) {
       if (!fs.existsSync(this.file(name))) continue;
       const kept = this.readJsonl(name).filter((l) => Number(l.step) <= step);

@@ -102,9 +102,16 @@ function checkFits(cfg: TrainConfig, data: Dataset, prompts: PromptBuilder, mode
         ? maxStructuredLength(structureSpec(tok, completion, data.labels, cfg.rl.think_max_tokens))
         : cfg.rl.max_completion_tokens;
   const need = overhead + cfg.data.max_text_tokens + answer;
+  const room = model.arch.max_seq_len - overhead - answer;
+  if (room < 1) {
+    // no max_text_tokens would do: the advice is about the prompt, not a negative token count
+    throw new GtaError(
+      `prompt.template: the prompt alone is ${overhead} tokens and the answer ${answer}, leaving no room for text in the model's max_seq_len ${model.arch.max_seq_len}; shorten prompt.template${cfg.init === 'scratch' ? ' or raise model.max_seq_len' : ''}`,
+    );
+  }
   if (need > model.arch.max_seq_len) {
     throw new GtaError(
-      `data.max_text_tokens: ${cfg.data.max_text_tokens} text tokens + ${overhead} prompt tokens + ${answer} answer tokens = ${need} exceed the model's max_seq_len ${model.arch.max_seq_len}; lower data.max_text_tokens to ${model.arch.max_seq_len - overhead - answer}`,
+      `data.max_text_tokens: ${cfg.data.max_text_tokens} text tokens + ${overhead} prompt tokens + ${answer} answer tokens = ${need} exceed the model's max_seq_len ${model.arch.max_seq_len}; lower data.max_text_tokens to ${room}`,
     );
   }
 }
