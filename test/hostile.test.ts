@@ -316,3 +316,41 @@ test('10: the folder a checkpoint write killed midway leaves (latest.tmp-<pid>) 
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.deepEqual(leftovers(), []);
 });
+
+// ---- 2. stale runs ----
+
+test('2: a local sweep run again with a changed --set refuses the runs of the old config, naming what differs; --force trains them again', () => {
+  const dir = tmpDir();
+  const out = path.join(dir, 'sweep');
+  const cfg = writeSweep(dir, 'sweep.yaml', { out, modes: ['sft'], seeds: [1], set: ['train.steps=4', 'train.eval_every=2', 'train.log_every=2', 'data.name=tiny', 'train.batch_size=8'] });
+  const first = gta(['compare-baselines', '--config', cfg, '--log-level', 'warn'], dir);
+  assert.equal(first.code, 0, first.stderr);
+  const run = path.join(out, 'runs', 'tiny-sft-seed1');
+  const hash = JSON.parse(fs.readFileSync(path.join(run, 'run.json'), 'utf8')).config_sha256;
+  assert.match(hash, /^[0-9a-f]{64}$/);
+  const changed = gta(['compare-baselines', '--config', cfg, '--set', 'train.optim.lr=0.003', '--log-level', 'warn'], dir);
+  assert.equal(changed.code, 2, changed.stderr);
+  assert.equal(changed.stderr.trim(), `gta: error: ${run}: made with another config (train.optim.lr: 0.005 there, 0.003 now); give another output_dir, or --force to train them again`);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(run, 'run.json'), 'utf8')).config_sha256, hash, 'the old run is left as it was');
+  const forced = gta(['compare-baselines', '--config', cfg, '--set', 'train.optim.lr=0.003', '--force', '--log-level', 'warn'], dir);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.match(fs.readFileSync(path.join(run, 'config.resolved.yaml'), 'utf8'), /lr: 0\.003/);
+  assert.notEqual(JSON.parse(fs.readFileSync(path.join(run, 'run.json'), 'utf8')).config_sha256, hash);
+});
+
+test('2: a worker answers "skipped" only for a finished run of the same config; one of another config is trained again', async () => {
+  const dir = tmpDir();
+  writeSweep(dir, 'sweep.yaml', { out: path.join(dir, 'sweep') });
+  await withWorker(dir, async ({ add, settle }) => {
+    const action = async (id: string, overrides: string[]) => {
+      await add(id, runJob(dir, { overrides }));
+      const r = await settle(id);
+      assert.equal(r.state, 'completed', r.reason);
+      return (r.result as { action: string }).action;
+    };
+    assert.equal(await action('first', QUICK), 'trained');
+    assert.equal(await action('same', QUICK), 'skipped');
+    assert.equal(await action('changed', [...QUICK, 'train.optim.lr=0.003']), 'trained');
+    assert.match(fs.readFileSync(path.join(dir, 'w', 'hostile', 'runs', 'r', 'config.resolved.yaml'), 'utf8'), /lr: 0\.003/);
+  });
+});

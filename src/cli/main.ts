@@ -63,9 +63,10 @@ export async function main(argv: string[]): Promise<number> {
             .option('jobs', { type: 'number', describe: 'runs in parallel (worker processes)' })
             .option('set', { type: 'string', array: true, default: [], describe: 'override a key of every run config' })
             .option('queue', { type: 'string', describe: 'redis://[user:password@]host:port[/db]: run the runs as jobs there, for gta worker processes (password also from GTA_REDIS_PASSWORD)' })
-            .option('shared', { type: 'boolean', describe: 'with --queue: the sweep folder is on storage every worker mounts at the same path, and workers write the runs there' }),
+            .option('shared', { type: 'boolean', describe: 'with --queue: the sweep folder is on storage every worker mounts at the same path, and workers write the runs there' })
+            .option('force', { type: 'boolean', describe: 'train again the runs in the sweep folder that were made with another config (without it they are refused)' }),
         async (a) =>
-          compareCommand({ config: a.config, datasets: a.datasets as string[] | undefined, modes: a.modes as string[] | undefined, seeds: a.seeds as number[] | undefined, jobs: a.jobs, set: a.set as string[], backend: a.backend, logLevel: a['log-level'], queue: a.queue, shared: a.shared }),
+          compareCommand({ config: a.config, datasets: a.datasets as string[] | undefined, modes: a.modes as string[] | undefined, seeds: a.seeds as number[] | undefined, jobs: a.jobs, set: a.set as string[], backend: a.backend, logLevel: a['log-level'], queue: a.queue, shared: a.shared, force: a.force }),
       )
       .command(
         'worker',

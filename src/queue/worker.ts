@@ -15,7 +15,9 @@ import { loadConfig } from '../config/load.js';
 import { TrainConfigSchema, type TrainConfig } from '../config/schema.js';
 import { runStatus } from '../run/run_dir.js';
 import { errorLine, lastStep, startChild, trainArgs } from '../compare/child.js';
-import { BUSY_EXIT } from '../util/folder_lock.js';
+import { BUSY_EXIT, LOCK_DIR } from '../util/folder_lock.js';
+import { configDifference, configHash, runConfigHash } from '../run/config_identity.js';
+import { lockRunDir } from '../run/run_lock.js';
 import { GtaError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { repoRoot } from '../util/paths.js';
@@ -60,9 +62,22 @@ export async function runWorker(o: WorkerOptions, log: Logger): Promise<void> {
       allowed.checkWrite('shared_dir', dir);
       fs.mkdirSync(path.dirname(configFile), { recursive: true });
       fs.writeFileSync(configFile, p.config_text);
-      checkPaths(loadConfig(TrainConfigSchema, configFile, p.overrides).config, allowed);
+      const { config } = loadConfig(TrainConfigSchema, configFile, p.overrides);
+      checkPaths(config, allowed);
+      // a run of this name made with another config is not this job's run: never "skipped" for it
+      if (runStatus(dir) !== null && runConfigHash(dir) !== configHash(config)) {
+        const differs = configDifference(dir, config);
+        if (p.shared_dir) throw new GtaError(`${dir}: holds a run made with another config (${differs}); the coordinator trains it again only with --force`);
+        log.warn({ job: job.id, run: p.run, worker: name, differs }, 'this worker\'s run of that name was made with another config: training it again');
+        await emptyRunDir(dir);
+      }
     } catch (e) {
       if (!(e instanceof GtaError)) throw e;
+      if (e.exitCode === BUSY_EXIT) {
+        // the old run's directory is held by a run still stopping: later, without using up an attempt
+        await job.moveToDelayed(Date.now() + BUSY_RETRY_MS, token);
+        throw new DelayedError();
+      }
       log.warn({ job: job.id, run: p.run, worker: name, error: theirs(e.message) }, 'job refused');
       throw new UnrecoverableError(theirs(e.message));
     }
@@ -133,6 +148,16 @@ export async function runWorker(o: WorkerOptions, log: Logger): Promise<void> {
   log.info({ queue: o.target.shown, worker: name, jobs: o.jobs, runs: o.runs, allow: o.allow }, 'worker ready');
   await worker.run();
   await worker.close();
+}
+
+/** Empties a run directory of this worker's own (under its lock: a run still stopping there makes it wait). */
+async function emptyRunDir(dir: string): Promise<void> {
+  const release = await lockRunDir(dir, 'gta worker (replacing a run of another config)');
+  try {
+    for (const entry of fs.readdirSync(dir)) if (entry !== LOCK_DIR) fs.rmSync(path.join(dir, entry), { recursive: true, force: true });
+  } finally {
+    await release();
+  }
 }
 
 /** The payload, or a job failed once: a malformed job is malformed on every worker. */

@@ -39,6 +39,8 @@ export interface RunInfo {
   /** The step an interrupted run stopped at. */
   step?: number;
   resumes?: RunResume[];
+  /** A hash of the resolved config (src/run/config_identity.ts); runs made before it was recorded lack it. */
+  config_sha256?: string;
   /** The rest: config file, overrides, backend, init, model, provenance (src/run/run_dir.ts provenance()). */
   [key: string]: unknown;
 }
@@ -89,6 +91,7 @@ export const RunInfoSchema = z.looseObject({
   finished: z.string().optional(),
   error: z.string().optional(),
   step: z.number().optional(),
+  config_sha256: z.string().optional(),
   resumes: z.array(z.looseObject({ from_step: z.number(), at: z.string(), overrides: z.array(z.string()), command: z.array(z.string()) })).optional(),
 });
 

@@ -216,7 +216,7 @@ export class RunDir {
    * twice, and records the resume in run.json. tb/ is rewritten as one new event file holding the kept
    * metrics lines (at their original wall times), so TensorBoard too shows each step once.
    */
-  resumeAt(step: number, overrides: string[]): void {
+  resumeAt(step: number, overrides: string[], configSha256?: string): void {
     this.removeStaleCheckpointFolders();
     for (const name of [RUN_FILES.metrics, RUN_FILES.samples] as const) {
       if (!fs.existsSync(this.file(name))) continue;
@@ -233,7 +233,9 @@ export class RunDir {
     }
     for (const name of [RUN_FILES.summary, RUN_FILES.predictions]) fs.rmSync(this.file(name), { force: true });
     const prev = this.info();
-    this.setStatus('running', { resumes: [...(prev.resumes ?? []), { from_step: step, at: new Date().toISOString(), overrides, command: process.argv.slice(1) }] });
+    // a resume's overrides change what the run is: its config hash follows them
+    const identity = configSha256 !== undefined && overrides.length > 0 ? { config_sha256: configSha256 } : {};
+    this.setStatus('running', { ...identity, resumes: [...(prev.resumes ?? []), { from_step: step, at: new Date().toISOString(), overrides, command: process.argv.slice(1) }] });
   }
 }
 
