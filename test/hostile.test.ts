@@ -16,6 +16,7 @@ import { readTable } from '../src/data/read_table.js';
 import { tmpDir } from './helpers/tiny.js';
 import { withEnv } from './helpers/env.js';
 import { childEnv } from '../src/compare/child.js';
+import { configHash } from '../src/run/config_identity.js';
 import { GTA, gta, tinyConfig } from './helpers/cli.js';
 import { startRedis, type TestRedis } from './helpers/redis.js';
 import { logLines, startGta, stopGta, writeSweep, type Started } from './helpers/queue.js';
@@ -352,5 +353,47 @@ test('2: a worker answers "skipped" only for a finished run of the same config; 
     assert.equal(await action('same', QUICK), 'skipped');
     assert.equal(await action('changed', [...QUICK, 'train.optim.lr=0.003']), 'trained');
     assert.match(fs.readFileSync(path.join(dir, 'w', 'hostile', 'runs', 'r', 'config.resolved.yaml'), 'utf8'), /lr: 0\.003/);
+  });
+});
+
+// ---- 3. reading outside the allowed folders ----
+
+test('3: a job\'s child checks each data file where it opens it: a folder swapped for a link to elsewhere after the worker\'s check is refused', () => {
+  const dir = tmpDir();
+  const cfg = tinyConfig(dir);
+  const outside = tmpDir('gta-outside-');
+  fs.copyFileSync(path.join(dir, 'train.csv'), path.join(outside, 'train.csv'));
+  // what the worker checked was dir/data/train.csv in a real folder; by the time the child reads it, data is a link out
+  fs.symlinkSync(outside, path.join(dir, 'data'));
+  const r = spawnSync(process.execPath, [GTA, 'train', '--config', cfg, '--set', `data.train_file=${path.join(dir, 'data', 'train.csv')}`, '--log-level', 'warn'], {
+    cwd: dir,
+    encoding: 'utf8',
+    env: { ...process.env, GTA_READ_ROOTS: JSON.stringify([fs.realpathSync(dir)]) },
+  });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr.trim(), /^gta: error: .*data\/train\.csv: .*data\/train\.csv is outside the folders this worker may read \(.*; it resolves to .*gta-outside-.*\/train\.csv\)$/);
+  assert.ok(!fs.existsSync(path.join(dir, 'runs')), 'no run directory');
+});
+
+test('3: with --shared, a run to resume whose config.resolved.yaml reads outside the worker\'s folders is refused before a child starts', async () => {
+  const dir = tmpDir();
+  writeSweep(dir, 'sweep.yaml', { out: path.join(dir, 'sweep') });
+  const outside = tmpDir('gta-outside-');
+  fs.writeFileSync(path.join(outside, 'secret.csv'), 'text,label\nsecret a,x\nsecret b,y\n');
+  const shared = path.join(dir, 'shared');
+  const run = path.join(shared, 'runs', 'r');
+  fs.mkdirSync(path.join(run, 'checkpoints', 'latest'), { recursive: true });
+  fs.writeFileSync(path.join(run, 'checkpoints', 'latest', 'trainer_state.json'), '{"step": 2}');
+  const jobConfig = path.join(dir, 'tiny-sft.yaml');
+  const { config, resolvedYaml } = loadConfig(TrainConfigSchema, jobConfig, QUICK);
+  // someone with write access to the shared folder: the job's own config hash, another train_file
+  fs.writeFileSync(path.join(run, 'config.resolved.yaml'), resolvedYaml.replace(/train_file: .*/, `train_file: ${path.join(outside, 'secret.csv')}`));
+  fs.writeFileSync(path.join(run, 'run.json'), JSON.stringify({ status: 'interrupted', mode: 'sft', seed: 5, config_sha256: configHash(config) }));
+  await withWorker(dir, async ({ add, settle, worker }) => {
+    await add('shared', runJob(dir, { shared_dir: shared }));
+    const r = await settle('shared');
+    assert.equal(r.state, 'failed');
+    assert.match(r.reason, /config\.resolved\.yaml: data\.train_file: .*secret\.csv is outside the folders this worker may read/);
+    assert.equal(logLines(worker.stderr(), 'job started').length, 0);
   });
 });

@@ -31,8 +31,8 @@ export interface ChildRun {
  * children (the torch backend would otherwise take the count measured for a machine of its own in
  * each); one job chooses as a lone run does.
  */
-export function startChild(args: string[], jobs: number): ChildRun {
-  const share = jobs > 1 ? { GTA_THREADS: String(Math.max(1, Math.floor(os.availableParallelism() / jobs))) } : {};
+export function startChild(args: string[], jobs: number, env: NodeJS.ProcessEnv = {}): ChildRun {
+  const share = { ...(jobs > 1 ? { GTA_THREADS: String(Math.max(1, Math.floor(os.availableParallelism() / jobs))) } : {}), ...env };
   const child = spawn(process.execPath, [path.join(repoRoot(), 'bin', 'gta'), ...args], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: childEnv(share) });
   const done = new Promise<{ code: number; stderr: string }>((resolve) => {
     let stderr = '';

@@ -13,7 +13,8 @@ import type { ChildProcess } from 'node:child_process';
 import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import { loadConfig } from '../config/load.js';
 import { TrainConfigSchema, type TrainConfig } from '../config/schema.js';
-import { runStatus } from '../run/run_dir.js';
+import { RUN_FILES, runStatus } from '../run/run_dir.js';
+import { READ_ROOTS_ENV } from '../util/read_roots.js';
 import { errorLine, lastStep, startChild, trainArgs } from '../compare/child.js';
 import { BUSY_EXIT, LOCK_DIR } from '../util/folder_lock.js';
 import { configDifference, configHash, runConfigHash } from '../run/config_identity.js';
@@ -88,9 +89,20 @@ export async function runWorker(o: WorkerOptions, log: Logger): Promise<void> {
       return result('skipped');
     }
     const { action, args } = trainArgs(dir, configFile, p.overrides);
+    if (action === 'resumed') {
+      // a resume reads the run's own config.resolved.yaml (on shared storage, anyone's): checked as the job's config is
+      try {
+        checkPaths(loadConfig(TrainConfigSchema, path.join(dir, RUN_FILES.config)).config, allowed);
+      } catch (e) {
+        if (!(e instanceof GtaError)) throw e;
+        log.warn({ job: job.id, run: p.run, worker: name, error: e.message }, 'job refused');
+        throw new UnrecoverableError(`${path.join(dir, RUN_FILES.config)}: ${e.message}`);
+      }
+    }
     log.info({ job: job.id, run: p.run, action, worker: name, attempt: job.attemptsMade + 1 }, 'job started');
     const started = performance.now();
-    const { child, done } = startChild([...args, ...(o.backend ? ['--backend', o.backend] : []), '--log-level', 'warn'], o.jobs);
+    // the child checks every file where it opens it against the same folders (a link swapped in after this check leads nowhere)
+    const { child, done } = startChild([...args, ...(o.backend ? ['--backend', o.backend] : []), '--log-level', 'warn'], o.jobs, { [READ_ROOTS_ENV]: JSON.stringify(allowed.readRoots()) });
     children.add(child);
     const ticker = setInterval(() => job.updateProgress({ step: lastStep(dir) }).catch(() => undefined), 2000);
     const res = await done.finally(() => {

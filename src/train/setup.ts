@@ -9,6 +9,7 @@ import type { TrainConfig } from '../config/schema.js';
 import { initBackend, type BackendInfo } from '../backend/select.js';
 import { keepBf16Copies, setPrecision, storeInBf16 } from '../backend/torch/precision.js';
 import { checkSplits } from '../data/checks.js';
+import { checkReadPath } from '../util/read_roots.js';
 import { loadDataset } from '../data/load.js';
 import type { Dataset } from '../data/types.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
@@ -40,6 +41,8 @@ export async function prepare(cfg: TrainConfig, log: Logger, resumeFrom?: string
   const backend = await initBackend(cfg.backend);
   setPrecision(cfg.train.precision, backend);
   log.info({ backend: backend.name, device: backend.device, precision: cfg.train.precision }, 'backend ready');
+  // a queue job's checkpoint is checked again where it is read (the data files are, as they are opened)
+  if (typeof cfg.init === 'string' && cfg.init !== 'scratch') checkReadPath('init', cfg.init);
   const data = await loadDataset(cfg.data, cfg.data.split_seed);
   log.info({ dataset: data.name, train: data.train.length, dev: data.dev.length, test: data.test.length, labels: data.labels.length }, 'data loaded');
   // a run on one class or without a dev example would "finish" meaning nothing: refused before its run directory

@@ -2,10 +2,12 @@
  * Reading a file a user or a queue job named: it must be a regular file. A FIFO as train_file used to
  * hang the run forever with no message (and tie up a worker slot); a device (/dev/zero, /dev/stdin)
  * would never end either. The file is opened without blocking and the opened file itself is checked
- * (fstat), so what is checked is what is read, even if the path is swapped in between.
+ * (fstat), so what is checked is what is read, even if the path is swapped in between; in a queue
+ * job's child, so is where it lies (src/util/read_roots.ts).
  */
 import fs from 'node:fs';
 import { GtaError } from './errors.js';
+import { checkOpenedFile } from './read_roots.js';
 
 /** What a path that is not a regular file is, for the message. */
 function kindOf(st: fs.Stats): string {
@@ -41,6 +43,7 @@ export async function readRegularFile(file: string): Promise<Buffer> {
   try {
     const st = await fh.stat();
     if (!st.isFile()) throw refuse(file, st);
+    checkOpenedFile(fh.fd, file);
     return await fh.readFile();
   } catch (e) {
     throw e instanceof GtaError ? e : openError(file, e);
@@ -60,6 +63,7 @@ export function readRegularFileSync(file: string): Buffer {
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) throw refuse(file, st);
+    checkOpenedFile(fd, file);
     return fs.readFileSync(fd);
   } catch (e) {
     throw e instanceof GtaError ? e : openError(file, e);
