@@ -397,3 +397,26 @@ test('3: with --shared, a run to resume whose config.resolved.yaml reads outside
     assert.equal(logLines(worker.stderr(), 'job started').length, 0);
   });
 });
+
+// ---- 4. unbounded work ----
+
+test('4: a batch size past any machine, or past the training data, is refused in one line before a run starts', () => {
+  throwsLine(() => loadConfig(TrainConfigSchema, configFile('data:\n  name: sst2\n'), ['train.batch_size=1000000000']), /^--set train\.batch_size: train\.batch_size: Too big: expected number to be <=65536$/);
+  const dir = tmpDir();
+  const r = gta(['train', '--config', tinyConfig(dir), '--set', 'train.batch_size=5000', '--log-level', 'warn'], dir);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr.trim(), /^gta: error: train\.batch_size: 5000 examples a step is more than the 600 training examples of .*train\.csv$/);
+  assert.ok(!fs.existsSync(path.join(dir, 'runs')), 'no run directory');
+});
+
+test('4: a job with 300 overrides of 9 kB reaches its child (by file, not argv: no spawn E2BIG) and trains', async () => {
+  const dir = tmpDir();
+  writeSweep(dir, 'sweep.yaml', { out: path.join(dir, 'sweep') });
+  // a YAML comment makes each override long without changing what it sets
+  const long = Array.from({ length: 300 }, () => `train.steps=4 # ${'x'.repeat(9000)}`);
+  await withWorker(dir, async ({ add, settle }) => {
+    await add('long', runJob(dir, { overrides: [...QUICK, ...long] }));
+    const r = await settle('long');
+    assert.equal(r.state, 'completed', r.reason);
+  });
+});

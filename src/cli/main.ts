@@ -8,7 +8,7 @@ import { GtaError } from '../util/errors.js';
 import { LOG_LEVELS } from '../util/log.js';
 import { stopAllProgress } from '../util/progress.js';
 import { BACKEND_NAMES } from '../config/schema.js';
-import { trainCommand } from './train.js';
+import { readSetFile, trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
 import { pretrainCommand } from './pretrain.js';
 import { corpusBuildCommand } from './corpus.js';
@@ -35,9 +35,10 @@ export async function main(argv: string[]): Promise<number> {
             .option('config', { type: 'string', describe: 'YAML run config' })
             .option('resume', { type: 'string', describe: "continue a run from its latest checkpoint: a run directory, or 'latest'" })
             .option('set', { type: 'string', array: true, default: [], describe: 'override a config key: --set train.steps=100' })
+            .option('set-file', { type: 'string', describe: 'a JSON file holding a list of key.path=value overrides, applied before --set (how sweeps pass them)' })
             .option('nproc', { type: 'number', describe: 'data-parallel ranks on this machine (each its shard of every batch; needs the torch addon)' })
             .option('run-dir', { type: 'string', describe: 'create exactly this run directory (default: <output_dir>/<name>-<utc time>)' }),
-        async (a) => trainCommand({ config: a.config, resume: a.resume, runDir: a['run-dir'], set: a.set as string[], backend: a.backend, logLevel: a['log-level'], nproc: a.nproc, argv }),
+        async (a) => trainCommand({ config: a.config, resume: a.resume, runDir: a['run-dir'], set: [...readSetFile(a['set-file']), ...(a.set as string[])], backend: a.backend, logLevel: a['log-level'], nproc: a.nproc, argv }),
       )
       .command(
         'eval',

@@ -34,6 +34,19 @@ export interface TrainArgs {
   argv?: string[];
 }
 
+/** `--set-file FILE`: a JSON list of `key.path=value` overrides (a sweep's, too many or too long for argv). */
+export function readSetFile(file: string | undefined): string[] {
+  if (file === undefined) return [];
+  let sets: unknown;
+  try {
+    sets = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new GtaError(`--set-file ${file}: cannot read a JSON list (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (!Array.isArray(sets) || !sets.every((x) => typeof x === 'string')) throw new GtaError(`--set-file ${file}: expected a JSON list of key.path=value strings`);
+  return sets as string[];
+}
+
 export async function trainCommand(a: TrainArgs): Promise<void> {
   const log = createLogger(a.logLevel);
   stopWithParent();

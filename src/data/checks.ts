@@ -36,3 +36,15 @@ export function caseWarnings(labels: string[]): string[] {
   }
   return out;
 }
+
+/**
+ * A step's examples (prompts in a grouped mode) must exist: a batch larger than the training split
+ * would be filled by repeating it, unboundedly (train.batch_size=1000000000 ran out of memory).
+ */
+export function checkBatch(data: Dataset, batchSize: number, groupSize: number | undefined): void {
+  const perStep = groupSize ? batchSize / groupSize : batchSize;
+  if (perStep > data.train.length) {
+    const what = groupSize ? `${perStep} prompts a step (train.batch_size ${batchSize} / rl.group_size ${groupSize})` : `${batchSize} examples a step`;
+    throw new GtaError(`train.batch_size: ${what} is more than the ${data.train.length} training examples of ${data.files.train}`);
+  }
+}

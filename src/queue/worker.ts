@@ -88,7 +88,7 @@ export async function runWorker(o: WorkerOptions, log: Logger): Promise<void> {
       log.info({ job: job.id, run: p.run, action: 'skipped', worker: name }, 'job done');
       return result('skipped');
     }
-    const { action, args } = trainArgs(dir, configFile, p.overrides);
+    const { action, args, sets } = trainArgs(dir, configFile, p.overrides);
     if (action === 'resumed') {
       // a resume reads the run's own config.resolved.yaml (on shared storage, anyone's): checked as the job's config is
       try {
@@ -102,7 +102,7 @@ export async function runWorker(o: WorkerOptions, log: Logger): Promise<void> {
     log.info({ job: job.id, run: p.run, action, worker: name, attempt: job.attemptsMade + 1 }, 'job started');
     const started = performance.now();
     // the child checks every file where it opens it against the same folders (a link swapped in after this check leads nowhere)
-    const { child, done } = startChild([...args, ...(o.backend ? ['--backend', o.backend] : []), '--log-level', 'warn'], o.jobs, { [READ_ROOTS_ENV]: JSON.stringify(allowed.readRoots()) });
+    const { child, done } = startChild([...args, ...(o.backend ? ['--backend', o.backend] : []), '--log-level', 'warn'], o.jobs, { [READ_ROOTS_ENV]: JSON.stringify(allowed.readRoots()) }, sets);
     children.add(child);
     const ticker = setInterval(() => job.updateProgress({ step: lastStep(dir) }).catch(() => undefined), 2000);
     const res = await done.finally(() => {

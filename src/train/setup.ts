@@ -8,7 +8,7 @@ import { MODE_TRAITS } from '../config/modes.js';
 import type { TrainConfig } from '../config/schema.js';
 import { initBackend, type BackendInfo } from '../backend/select.js';
 import { keepBf16Copies, setPrecision, storeInBf16 } from '../backend/torch/precision.js';
-import { checkSplits } from '../data/checks.js';
+import { checkBatch, checkSplits } from '../data/checks.js';
 import { checkReadPath } from '../util/read_roots.js';
 import { loadDataset } from '../data/load.js';
 import type { Dataset } from '../data/types.js';
@@ -47,6 +47,7 @@ export async function prepare(cfg: TrainConfig, log: Logger, resumeFrom?: string
   log.info({ dataset: data.name, train: data.train.length, dev: data.dev.length, test: data.test.length, labels: data.labels.length }, 'data loaded');
   // a run on one class or without a dev example would "finish" meaning nothing: refused before its run directory
   checkSplits(data, cfg.data.dev_fraction);
+  checkBatch(data, cfg.train.batch_size, MODE_TRAITS[cfg.mode].grouped ? cfg.rl.group_size : undefined);
   for (const w of data.warnings ?? []) log.warn({ dataset: data.name }, w);
   let model: Transformer;
   let tokenizer: TextTokenizer;
