@@ -4,8 +4,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import { builtVersion } from '../src/backend/torch/native.js';
-import { cacheFile, chooseThreads } from '../src/backend/torch/threads.js';
+import { BUSY_OTHERS, cacheFile, chooseThreads, fewestNearBest } from '../src/backend/torch/threads.js';
+import { otherProcesses } from '../src/backend/torch/busy_probe.js';
+import { spawn } from 'node:child_process';
 import { tmpDir } from './helpers/tiny.js';
+
+/** A machine whose other processes are idle (the caching rules apart from how busy this one is now). */
+const idle = () => () => 0;
 
 let built: { ok?: boolean } = {};
 try {
@@ -20,7 +25,7 @@ test('threads: measured once and cached, GTA_THREADS and OMP_WAIT_POLICY win (sm
     process.env.XDG_CACHE_HOME = tmpDir('gta-cache-');
     delete process.env.GTA_THREADS;
     delete process.env.OMP_WAIT_POLICY;
-    const first = chooseThreads(builtVersion(), 0);
+    const first = chooseThreads(builtVersion(), 0, idle);
     const cores = os.availableParallelism();
     if (cores === 1) return assert.equal(first.source, 'one core');
     assert.equal(first.source, 'measured');
@@ -28,8 +33,9 @@ test('threads: measured once and cached, GTA_THREADS and OMP_WAIT_POLICY win (sm
     assert.ok(first.threads >= 1 && first.threads <= cores && first.small >= 1 && first.small <= cores);
     for (const w of ['large', 'small'] as const) assert.ok('1' in first.measured![w] && Object.values(first.measured![w]).every((ms) => ms > 0), JSON.stringify(first.measured));
     assert.ok(fs.existsSync(cacheFile()));
-    const second = chooseThreads(builtVersion(), 0);
-    assert.deepEqual({ ...second, source: 'measured' }, first);
+    const second = chooseThreads(builtVersion(), 0, idle);
+    const { others: _others, ...firstChoice } = first;
+    assert.deepEqual({ ...second, source: 'measured' }, firstChoice);
     assert.equal(second.source, 'cached');
     process.env.GTA_THREADS = '3';
     assert.deepEqual(chooseThreads(builtVersion()), { threads: 3, small: 1, waitPolicy: 'PASSIVE', source: 'GTA_THREADS' }, 'small work on one passive thread');
@@ -47,15 +53,59 @@ test('threads: a count measured on a busy machine is measured again once the mac
     delete process.env.GTA_THREADS;
     delete process.env.OMP_WAIT_POLICY;
     const loadOf = () => (Object.values(JSON.parse(fs.readFileSync(cacheFile(), 'utf8')))[0] as { load: number }).load;
-    assert.equal(chooseThreads(builtVersion(), 2.5).source, 'measured');
+    assert.equal(chooseThreads(builtVersion(), 2.5, idle).source, 'measured');
     assert.equal(loadOf(), 2.5);
-    assert.equal(chooseThreads(builtVersion(), 3).source, 'cached', 'still busy: the busy measurement stands');
-    assert.equal(chooseThreads(builtVersion(), 0.7).source, 'cached', 'not idle yet');
-    assert.equal(chooseThreads(builtVersion(), 0.1).source, 'measured', 'idle: measured again');
+    assert.equal(chooseThreads(builtVersion(), 3, idle).source, 'cached', 'still busy: the busy measurement stands');
+    assert.equal(chooseThreads(builtVersion(), 0.7, idle).source, 'cached', 'not idle yet');
+    assert.equal(chooseThreads(builtVersion(), 0.1, idle).source, 'measured', 'idle: measured again');
     assert.equal(loadOf(), 0.1);
-    assert.equal(chooseThreads(builtVersion(), 0).source, 'cached');
-    assert.equal(chooseThreads(builtVersion(), 2).source, 'cached', 'an idle measurement is kept when the machine is busy later');
+    assert.equal(chooseThreads(builtVersion(), 0, idle).source, 'cached');
+    assert.equal(chooseThreads(builtVersion(), 2, idle).source, 'cached', 'an idle measurement is kept when the machine is busy later');
   } finally {
     process.env = saved;
+  }
+});
+
+const onTorch = { skip: built.ok && os.availableParallelism() > 1 ? false : 'the torch addon is not built, or one core' };
+
+test('threads: a calibration during which other processes were busy is used but never cached; a cached choice its numbers contradict, or cached without a measure of busyness, is measured again', onTorch, () => {
+  const saved = { ...process.env };
+  try {
+    process.env.XDG_CACHE_HOME = tmpDir('gta-cache-');
+    delete process.env.GTA_THREADS;
+    delete process.env.OMP_WAIT_POLICY;
+    // a load average of 0 (it lags) while another process used a whole core during the measurement
+    const busy = chooseThreads(builtVersion(), 0, () => () => 1);
+    assert.equal(busy.source, 'measured');
+    assert.equal(busy.others, 1);
+    assert.ok(!fs.existsSync(cacheFile()), 'not cached');
+    assert.equal(chooseThreads(builtVersion(), 0, idle).source, 'measured', 'the next process measures again');
+    assert.equal(chooseThreads(builtVersion(), 3, idle).source, 'cached', 'an idle measurement stands, whatever the load average');
+    const cache = JSON.parse(fs.readFileSync(cacheFile(), 'utf8'));
+    const [key] = Object.keys(cache);
+    // small work on 2 threads for a 4% gain: within the margin, so 1 is the choice its numbers support
+    fs.writeFileSync(cacheFile(), JSON.stringify({ [key]: { ...cache[key], small: 2, measured: { ...cache[key].measured, small: { 1: 100, 2: 96 } } } }));
+    assert.equal(chooseThreads(builtVersion(), 0, idle).source, 'measured', 'contradicted by its own numbers');
+    const { others: _others, ...old } = JSON.parse(fs.readFileSync(cacheFile(), 'utf8'))[key];
+    fs.writeFileSync(cacheFile(), JSON.stringify({ [key]: old }));
+    assert.equal(chooseThreads(builtVersion(), 0, idle).source, 'measured', 'cached by a version that trusted the load average');
+    assert.equal(chooseThreads(builtVersion(), 0, idle).source, 'cached');
+  } finally {
+    process.env = saved;
+  }
+});
+
+test('threads: small work takes more threads only for a clear gain; the busy probe sees another process spinning', async () => {
+  assert.equal(fewestNearBest({ 1: 100, 2: 96 }, 1.1), 1, 'a 4% gain is noise');
+  assert.equal(fewestNearBest({ 1: 100, 2: 80 }, 1.1), 2);
+  const spinner = spawn(process.execPath, ['-e', 'const end = Date.now() + 3000; while (Date.now() < end);']);
+  try {
+    await new Promise((r) => setTimeout(r, 200));
+    const stop = otherProcesses();
+    await new Promise((r) => setTimeout(r, 1000));
+    const others = stop();
+    assert.ok(others !== undefined && others >= BUSY_OTHERS, `another process spinning: ${others} cores`);
+  } finally {
+    spinner.kill();
   }
 });

@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../config/load.js';
-import { CompareConfigSchema } from '../config/schema.js';
+import { CompareConfigSchema, TrainConfigSchema } from '../config/schema.js';
+import { configHash } from '../run/config_identity.js';
 import { runSweep, type SweepExecutor, type SweepRun } from '../compare/sweep.js';
 import { LocalExecutor } from '../compare/local.js';
 import { QueueExecutor } from '../queue/coordinator.js';
@@ -34,6 +35,8 @@ export interface CompareArgs {
   queue?: string;
   /** The sweep folder is on storage every worker mounts at the same path: workers write the runs there. */
   shared?: boolean;
+  /** Train again the runs in the sweep folder that were made with another config (else refused). */
+  force?: boolean;
 }
 
 export async function compareCommand(a: CompareArgs): Promise<void> {
@@ -56,7 +59,7 @@ export async function compareCommand(a: CompareArgs): Promise<void> {
       if (!fs.existsSync(file)) throw new GtaError(`${a.config}: config_template: no run config ${file} for dataset '${dataset}', arm '${arm.name}'`);
       for (const seed of config.seeds) {
         const overrides = [...config.set, ...arm.set, ...a.set, `mode=${arm.mode}`, `seed=${seed}`, `arm=${arm.name}`];
-        runs.push({ dataset, arm: arm.name, seed, config: file, dir: path.join(out, 'runs', `${dataset}-${arm.name}-seed${seed}`), overrides });
+        runs.push({ dataset, arm: arm.name, seed, config: file, dir: path.join(out, 'runs', `${dataset}-${arm.name}-seed${seed}`), overrides, ...identify(file, overrides) });
       }
     }
   }
@@ -73,10 +76,25 @@ export async function compareCommand(a: CompareArgs): Promise<void> {
     executor = new LocalExecutor(config.jobs, a.backend ? ['--backend', a.backend] : []);
   }
   log.info({ runs: runs.length, ...(target ? { queue: target.shown } : { jobs: config.jobs }), out }, 'sweep');
-  const outcomes = await runSweep(runs, executor, log);
+  const outcomes = await runSweep(runs, executor, log, a.force === true);
   const failed = outcomes.filter((o) => !o.ok);
   const finished = runs.filter((r) => runStatus(r.dir) === 'finished').map((r) => r.dir);
   if (finished.length === 0) throw new GtaError(`no run of the sweep finished (${failed.map((f) => `${f.run.dir}: ${f.error}`).join('; ')})`, 1);
   await writeReport(finished, out, report, log);
   if (failed.length) throw new GtaError(`${failed.length} of ${runs.length} runs failed: ${failed.map((f) => `${f.run.dir}: ${f.error}`).join('; ')}; the report covers the others`, 1);
+}
+
+/**
+ * What a run will be: a run found in its folder counts only if it was made with the same config hash.
+ * A config that does not load has none; its run fails on its own with the config's one-line error,
+ * as the sweep's other runs go on.
+ */
+function identify(file: string, overrides: string[]): Pick<SweepRun, 'resolved' | 'configHash'> {
+  try {
+    const resolved = loadConfig(TrainConfigSchema, file, overrides).config;
+    return { resolved, configHash: configHash(resolved) };
+  } catch (e) {
+    if (e instanceof GtaError) return {};
+    throw e;
+  }
 }

@@ -8,7 +8,7 @@ import { GtaError } from '../util/errors.js';
 import { LOG_LEVELS } from '../util/log.js';
 import { stopAllProgress } from '../util/progress.js';
 import { BACKEND_NAMES } from '../config/schema.js';
-import { trainCommand } from './train.js';
+import { readSetFile, trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
 import { pretrainCommand } from './pretrain.js';
 import { corpusBuildCommand } from './corpus.js';
@@ -35,9 +35,10 @@ export async function main(argv: string[]): Promise<number> {
             .option('config', { type: 'string', describe: 'YAML run config' })
             .option('resume', { type: 'string', describe: "continue a run from its latest checkpoint: a run directory, or 'latest'" })
             .option('set', { type: 'string', array: true, default: [], describe: 'override a config key: --set train.steps=100' })
+            .option('set-file', { type: 'string', describe: 'a JSON file holding a list of key.path=value overrides, applied before --set (how sweeps pass them)' })
             .option('nproc', { type: 'number', describe: 'data-parallel ranks on this machine (each its shard of every batch; needs the torch addon)' })
             .option('run-dir', { type: 'string', describe: 'create exactly this run directory (default: <output_dir>/<name>-<utc time>)' }),
-        async (a) => trainCommand({ config: a.config, resume: a.resume, runDir: a['run-dir'], set: a.set as string[], backend: a.backend, logLevel: a['log-level'], nproc: a.nproc, argv }),
+        async (a) => trainCommand({ config: a.config, resume: a.resume, runDir: a['run-dir'], set: [...readSetFile(a['set-file']), ...(a.set as string[])], backend: a.backend, logLevel: a['log-level'], nproc: a.nproc, argv }),
       )
       .command(
         'eval',
@@ -63,9 +64,10 @@ export async function main(argv: string[]): Promise<number> {
             .option('jobs', { type: 'number', describe: 'runs in parallel (worker processes)' })
             .option('set', { type: 'string', array: true, default: [], describe: 'override a key of every run config' })
             .option('queue', { type: 'string', describe: 'redis://[user:password@]host:port[/db]: run the runs as jobs there, for gta worker processes (password also from GTA_REDIS_PASSWORD)' })
-            .option('shared', { type: 'boolean', describe: 'with --queue: the sweep folder is on storage every worker mounts at the same path, and workers write the runs there' }),
+            .option('shared', { type: 'boolean', describe: 'with --queue: the sweep folder is on storage every worker mounts at the same path, and workers write the runs there' })
+            .option('force', { type: 'boolean', describe: 'train again the runs in the sweep folder that were made with another config (without it they are refused)' }),
         async (a) =>
-          compareCommand({ config: a.config, datasets: a.datasets as string[] | undefined, modes: a.modes as string[] | undefined, seeds: a.seeds as number[] | undefined, jobs: a.jobs, set: a.set as string[], backend: a.backend, logLevel: a['log-level'], queue: a.queue, shared: a.shared }),
+          compareCommand({ config: a.config, datasets: a.datasets as string[] | undefined, modes: a.modes as string[] | undefined, seeds: a.seeds as number[] | undefined, jobs: a.jobs, set: a.set as string[], backend: a.backend, logLevel: a['log-level'], queue: a.queue, shared: a.shared, force: a.force }),
       )
       .command(
         'worker',

@@ -1,17 +1,22 @@
 /** What `gta train` and `gta pretrain` share: where a resume starts, and how a run ends. */
 import type { z } from 'zod';
 import { loadConfig } from '../config/load.js';
-import { readTrainerState } from '../model/checkpoint.js';
+import { checkTrainingCheckpoint, readTrainerState } from '../model/checkpoint.js';
 import { markFailed, RunDir, RUN_FILES } from '../run/run_dir.js';
 import type { RunSummary } from '../run/files.js';
 import { GtaError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { stopOnSignals } from './signals.js';
 
-/** What `--resume DIR|latest` starts from; nothing in the run directory changes yet. */
+/**
+ * What `--resume DIR|latest` starts from; nothing in the run directory changes yet. Everything a resume
+ * could fail on before its first step is checked here (the run's state, its config, every checkpoint
+ * file's checksum), so a resume that cannot start leaves the run exactly as it was.
+ */
 export function openResume<S extends z.ZodType>(arg: string, command: 'train' | 'pretrain', schema: S, overrides: string[]): { run: RunDir; resumeFrom: string; config: z.infer<S>; step: number } {
   const run = RunDir.resumable(arg, command);
   const resumeFrom = run.checkpoint('latest');
+  checkTrainingCheckpoint(resumeFrom);
   const { config } = loadConfig(schema, run.file(RUN_FILES.config), overrides);
   return { run, resumeFrom, config, step: readTrainerState(resumeFrom).step };
 }

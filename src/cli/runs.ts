@@ -54,10 +54,12 @@ export function listRuns(dir: string): RunRow[] {
 function describeRun(dir: string, name: string): RunRow {
   const run = new RunDir(dir);
   let info: Partial<RunInfo> = {};
+  let unreadable = false;
   try {
     info = run.info();
   } catch {
-    // run.json unreadable: listed with what is known
+    // run.json unreadable or not a run.json: listed with what is known
+    unreadable = true;
   }
   let summary: RunSummary | null = null;
   try {
@@ -83,7 +85,7 @@ function describeRun(dir: string, name: string): RunRow {
     name,
     mode: info.mode ?? '?',
     dataset: info.dataset?.name ?? '–',
-    status: info.status ?? '?',
+    status: unreadable ? 'bad run.json' : (info.status ?? '?'),
     step: step ?? null,
     dev,
     wall: wall === undefined || !Number.isFinite(wall) ? '–' : formatDuration(wall),

@@ -9,6 +9,7 @@ import { loadConfig } from '../config/load.js';
 import { TrainConfigSchema, type TrainConfig } from '../config/schema.js';
 import { joinWorld, world, worldEnv } from '../parallel/world.js';
 import { provenance, RunDir, RUN_FILES } from '../run/run_dir.js';
+import { configHash } from '../run/config_identity.js';
 import { finetune } from '../train/finetune.js';
 import { prepare } from '../train/setup.js';
 import { GtaError } from '../util/errors.js';
@@ -31,6 +32,19 @@ export interface TrainArgs {
   nproc?: number;
   /** This command's arguments, for the ranks --nproc starts. */
   argv?: string[];
+}
+
+/** `--set-file FILE`: a JSON list of `key.path=value` overrides (a sweep's, too many or too long for argv). */
+export function readSetFile(file: string | undefined): string[] {
+  if (file === undefined) return [];
+  let sets: unknown;
+  try {
+    sets = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new GtaError(`--set-file ${file}: cannot read a JSON list (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (!Array.isArray(sets) || !sets.every((x) => typeof x === 'string')) throw new GtaError(`--set-file ${file}: expected a JSON list of key.path=value strings`);
+  return sets as string[];
 }
 
 export async function trainCommand(a: TrainArgs): Promise<void> {
@@ -59,7 +73,7 @@ export async function trainCommand(a: TrainArgs): Promise<void> {
     ({ run, resumeFrom, config, step } = openResume(a.resume, 'train', TrainConfigSchema, overrides));
     await lockRunDir(run.dir, 'gta train --resume');
     prepared = await prepare(config, log, resumeFrom);
-    run.resumeAt(step, overrides);
+    run.resumeAt(step, overrides, configHash(config));
     log.info({ run: run.dir, step }, 'resuming run');
   } else {
     const loaded = loadConfig(TrainConfigSchema, a.config!, overrides);
@@ -82,6 +96,8 @@ export async function trainCommand(a: TrainArgs): Promise<void> {
       seed: config.seed,
       config_file: a.config,
       overrides,
+      // what the run is, for sweeps that find it again by name (src/run/config_identity.ts)
+      config_sha256: configHash(config),
       backend: prepared.backend,
       init: prepared.init,
       model: { params: prepared.model.numParams, arch: prepared.model.arch },

@@ -20,8 +20,8 @@ export class LocalExecutor implements SweepExecutor {
     const worker = async () => {
       for (let r = queue.shift(); r; r = queue.shift()) {
         this.active.add(r);
-        const { action, args } = trainArgs(r.dir, r.config, r.overrides);
-        const res = await startChild([...args, ...this.extraArgs, '--log-level', 'warn'], this.jobs).done;
+        const { action, args, sets } = trainArgs(r.dir, r.config, r.overrides);
+        const res = await startChild([...args, ...this.extraArgs, '--log-level', 'warn'], this.jobs, {}, sets).done;
         this.active.delete(r);
         done({ run: r, action, ok: res.code === 0, error: res.code === 0 ? undefined : errorLine(res.stderr) });
       }

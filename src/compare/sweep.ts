@@ -5,7 +5,11 @@
  * processes on this machine (local.ts), or jobs on a queue that `gta worker` processes pull
  * (src/queue/coordinator.ts).
  */
+import fs from 'node:fs';
+import type { TrainConfig } from '../config/schema.js';
+import { configDifference, runConfigHash } from '../run/config_identity.js';
 import { runStatus } from '../run/run_dir.js';
+import { GtaError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { startProgress } from '../util/progress.js';
 
@@ -17,6 +21,9 @@ export interface SweepRun {
   config: string;
   dir: string;
   overrides: string[];
+  /** The resolved run config and its hash: a run in `dir` counts as this run only with the same hash (absent: the config does not load). */
+  resolved?: TrainConfig;
+  configHash?: string;
 }
 
 export interface SweepOutcome {
@@ -34,7 +41,27 @@ export interface SweepExecutor {
   running(): { run: SweepRun; step: number }[];
 }
 
-export async function runSweep(runs: SweepRun[], executor: SweepExecutor, log: Logger): Promise<SweepOutcome[]> {
+/**
+ * Runs in the sweep folder made with another config than the sweep's now (a changed --set): refused,
+ * naming the first and what differs, or with `force` removed so that they run again. Never skipped.
+ */
+function checkStale(runs: SweepRun[], force: boolean, log: Logger): void {
+  const stale = runs.filter((r) => r.configHash !== undefined && runStatus(r.dir) !== null && runConfigHash(r.dir) !== r.configHash);
+  if (stale.length === 0) return;
+  if (!force) {
+    const first = stale[0];
+    throw new GtaError(
+      `${first.dir}: made with another config (${configDifference(first.dir, first.resolved!)})${stale.length > 1 ? `, and ${stale.length - 1} more run${stale.length > 2 ? 's' : ''} of this sweep` : ''}; give another output_dir, or --force to train them again`,
+    );
+  }
+  for (const r of stale) {
+    log.warn({ run: r.dir, differs: configDifference(r.dir, r.resolved!) }, 'made with another config; --force: training it again');
+    fs.rmSync(r.dir, { recursive: true, force: true });
+  }
+}
+
+export async function runSweep(runs: SweepRun[], executor: SweepExecutor, log: Logger, force = false): Promise<SweepOutcome[]> {
+  checkStale(runs, force, log);
   const outcomes: SweepOutcome[] = [];
   const todo = runs.filter((r) => {
     if (runStatus(r.dir) === 'finished') {

@@ -9,6 +9,8 @@ import fs from 'node:fs';
 import { LineCounter, parseDocument, parse as parseYamlValue, stringify, isMap, type Document } from 'yaml';
 import type { z } from 'zod';
 import { GtaError } from '../util/errors.js';
+import { readRegularFileSync } from '../util/regular_file.js';
+import { bareObject, forbiddenPart, withoutPrototypes } from '../util/key_path.js';
 import { keyPaths, suggestKeys } from './keys.js';
 
 /**
@@ -26,9 +28,11 @@ export interface LoadedConfig<T> {
 export function loadConfig<S extends z.ZodType>(schema: S, file: string, overrides: string[] = []): LoadedConfig<z.infer<S>> {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    throw new GtaError(`${file}: no such config file`);
+    text = readRegularFileSync(file).toString('utf8');
+  } catch (e) {
+    // a missing file keeps its old message; a FIFO or folder says what it is
+    if (!fs.existsSync(file)) throw new GtaError(`${file}: no such config file`);
+    throw e;
   }
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
@@ -47,10 +51,15 @@ export function loadConfig<S extends z.ZodType>(schema: S, file: string, overrid
     throw new GtaError(`${file}: cannot read the YAML (${msg})`);
   }
   if (!isPlainObject(raw)) throw new GtaError(`${file}: the config must be a YAML mapping of keys to values`);
+  // objects without prototypes: no key of the file or of a --set can reach Object.prototype
+  const tree = withoutPrototypes(raw, (at) => {
+    throw new GtaError(`${locate(file, doc, lineCounter, at).text}: ${at.join('.')}: '${at.at(-1)}' cannot be a config key`);
+  }) as Record<string, unknown>;
+  raw = tree;
   const overridden = new Set<string>();
   for (const o of overrides) {
     const { path, value } = parseOverride(o);
-    setPath(raw, path, value);
+    setPath(tree, path, value);
     overridden.add(path.join('.'));
   }
   const result = schema.safeParse(raw);
@@ -60,13 +69,23 @@ export function loadConfig<S extends z.ZodType>(schema: S, file: string, overrid
       .flatMap((issue) => describeIssue(issue, raw, paths))
       .map((p, order) => {
         // A --set key sorts after the file's lines; within the file, by position, then zod's order.
-        const at = overridden.has(p.key) ? { text: `--set ${p.key}`, line: Infinity, col: 0 } : locate(file, doc, lineCounter, p.nodePath);
+        const flag = setBy(overridden, p.key);
+        const at = flag !== undefined ? { text: `--set ${flag}`, line: Infinity, col: 0 } : locate(file, doc, lineCounter, p.nodePath);
         return { line: at.line, col: at.col, order, text: `${at.text}: ${p.key || '(top level)'}: ${p.message}` };
       })
       .sort((a, b) => a.line - b.line || a.col - b.col || a.order - b.order);
     throw new GtaError(formatProblems(file, problems.map((p) => p.text)));
   }
   return { config: result.data, resolvedYaml: stringify(result.data) };
+}
+
+/**
+ * The --set key path a problem at `key` comes from: the same key, one below it (`--set data.labels.0=x`
+ * makes data.labels a mapping) or one above it (`--set data={...}` holds data.labels).
+ */
+function setBy(overridden: Set<string>, key: string): string | undefined {
+  for (const o of overridden) if (o === key || o.startsWith(`${key}.`) || key.startsWith(`${o}.`)) return o;
+  return undefined;
 }
 
 /** One line for one problem; otherwise a count, then each problem on its own line in file order. */
@@ -108,6 +127,8 @@ function describeOne(issue: Issue, raw: unknown, path: string[]): Problem {
   if (issue.code === 'invalid_type') {
     const got = describeValue(getPath(raw, path));
     if (got === 'missing') return { key: path.join('.'), nodePath: path.slice(0, -1), message: `required ${issue.expected ?? 'value'} is missing` };
+    const v = getPath(raw, path);
+    if (typeof v === 'number' && !Number.isFinite(v)) return { key: path.join('.'), nodePath: path, message: `expected a finite number, got ${yamlNumber(v)}` };
     return { key: path.join('.'), nodePath: path, message: `expected ${issue.expected ?? 'another type'}, got ${got}` };
   }
   if (issue.code === 'invalid_value' && issue.values) {
@@ -120,11 +141,17 @@ function describeOne(issue: Issue, raw: unknown, path: string[]): Problem {
   return { key: path.join('.'), nodePath: path, message: issue.message };
 }
 
+/** A non-finite number as YAML writes it (JSON has none: .inf once read "number null"). */
+function yamlNumber(v: number): string {
+  return Number.isNaN(v) ? '.nan' : v > 0 ? '.inf' : '-.inf';
+}
+
 function describeValue(v: unknown): string {
   if (v === undefined) return 'missing';
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'number' && !Number.isFinite(v)) return `number ${yamlNumber(v)}`;
   return `${typeof v} ${JSON.stringify(v)}`;
 }
 
@@ -156,6 +183,8 @@ function parseOverride(o: string): { path: string[]; value: unknown } {
   if (eq <= 0) throw new GtaError(`--set ${o}: expected key.path=value`);
   const path = o.slice(0, eq).trim().split('.');
   if (path.some((p) => p === '')) throw new GtaError(`--set ${o}: empty key in '${o.slice(0, eq)}'`);
+  const bad = forbiddenPart(path);
+  if (bad !== undefined) throw new GtaError(`--set ${o.slice(0, eq)}: '${bad}' cannot be a config key`);
   const text = o.slice(eq + 1);
   let value: unknown;
   try {
@@ -164,14 +193,20 @@ function parseOverride(o: string): { path: string[]; value: unknown } {
   } catch (e) {
     throw new GtaError(`--set ${o}: value is not valid YAML (${(e as Error).message.split('\n')[0]})`);
   }
+  // a value that is a mapping ({__proto__: ...}) is held to the same rule as the key path
+  value = withoutPrototypes(value, (at) => {
+    throw new GtaError(`--set ${[...path, ...at].join('.')}: '${at.at(-1)}' cannot be a config key`);
+  });
   return { path, value: value === null && text.trim() === '' ? '' : value };
 }
 
 function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
   let cur: Record<string, unknown> = obj;
-  for (const key of path.slice(0, -1)) {
-    if (cur[key] === undefined) cur[key] = {};
+  for (let i = 0; i < path.length - 1; i++) {
+    const key = path[i];
+    if (!Object.hasOwn(cur, key)) cur[key] = bareObject();
     const next = cur[key];
+    if (Array.isArray(next)) throw new GtaError(`--set ${path.join('.')}: '${key}' is a list; set it whole (--set ${path.slice(0, i + 1).join('.')}=[a, b])`);
     if (!isPlainObject(next)) throw new GtaError(`--set ${path.join('.')}: '${key}' is not a mapping`);
     cur = next;
   }

@@ -12,6 +12,13 @@ export const BACKEND_NAMES = ['auto', 'torch', 'wasm', 'cpu', 'webgpu', 'tensorf
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
 const positiveInt = z.number().int().positive();
+/**
+ * Sizes a config may ask for, whatever the data: a job's train.batch_size=1000000000 grew past 6 GB in
+ * seconds before anything could say why. Far above any batch that fits a machine; the data bounds the
+ * batch more tightly at start (src/train/setup.ts).
+ */
+const MAX_BATCH = 65_536;
+const batchSize = positiveInt.max(MAX_BATCH);
 const fraction = z.number().min(0).max(1);
 /** Run and sweep names become folder names. */
 const runName = z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only');
@@ -75,7 +82,7 @@ export const TrainSchema = z
     /** Total optimizer steps; if absent, epochs decides. */
     steps: positiveInt.optional(),
     epochs: z.number().positive().default(1),
-    batch_size: positiveInt.default(32),
+    batch_size: batchSize.default(32),
     /** Default 0.1 where the mode takes dropout (MODE_TRAITS: sft, sft_then_rl's SFT phase); rl and gta run without dropout, as TRL's GRPO, so there it must be 0. */
     dropout: z.number().min(0).lt(1).optional(),
     optim: OptimSchema.prefault({}),
@@ -129,7 +136,7 @@ export const TrainSchema = z
 export const EvalSchema = z
   .object({
     split: z.enum(['dev', 'test']).default('dev'),
-    batch_size: positiveInt.default(64),
+    batch_size: batchSize.default(64),
     max_new_tokens: positiveInt.default(12),
     /** Examples scored at each periodic eval during training (the final eval uses all). */
     max_examples_during_training: positiveInt.default(500),
@@ -145,7 +152,7 @@ export const EvalSchema = z
 export const RlSchema = z
   .object({
     /** G: completions sampled per prompt; train.batch_size counts completions, so G must divide it. */
-    group_size: positiveInt.min(2).default(8),
+    group_size: positiveInt.min(2).max(1024).default(8),
     decoding: z.enum(['structured', 'free']).default('structured'),
     temperature: z.number().positive().default(1.0),
     top_p: z.number().gt(0).max(1).default(1.0),
@@ -207,7 +214,8 @@ export const TrainConfigSchema = z
     model: ModelArchSchema.prefault({}),
     data: DataSchema,
     /** The prompt: {text} is replaced by the example's text. */
-    prompt: z.object({ template: z.string().includes('{text}').default('{text}') }).strict().prefault({}),
+    // bounded: every example's prompt is built from it (a 50 MB template once got as far as tokenizing)
+    prompt: z.object({ template: z.string().max(100_000).includes('{text}').default('{text}') }).strict().prefault({}),
     train: TrainSchema.prefault({}),
     eval: EvalSchema.prefault({}),
     rl: RlSchema.prefault({}),

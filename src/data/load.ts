@@ -7,12 +7,13 @@
  * and the test subset does not move when dev_fraction changes.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative } from 'node:path';
 import { streamRng, type Rng } from '../util/rng.js';
 import { atLine, GtaError } from '../util/errors.js';
+import { readRegularFile } from '../util/regular_file.js';
 import { datasetDir, isBuiltinDataset, BUILTIN_DATASETS } from './registry.js';
 import { readTable, type Table } from './read_table.js';
+import { caseWarnings } from './checks.js';
 import type { DataConfig, Dataset, Example } from './types.js';
 
 export type { DataConfig } from './types.js';
@@ -54,10 +55,11 @@ export async function loadDataset(cfg: DataConfig, seed: number): Promise<Datase
   if (cfg.labels !== undefined) labels = checkLabelList(cfg.labels, 'data.labels');
   else if (src.labelsFile !== undefined) labels = await readLabelsFile(src.labelsFile);
   else {
-    labels = inferLabels(rawTrain, src.train);
+    labels = inferLabels(rawTrain, src.train, cfg.label_column);
     indices = false;
   }
 
+  checkLabelCount(labels.length, cfg.labels !== undefined ? 'data.labels' : (src.labelsFile ?? src.train), cfg.label_column);
   const index = new Map(labels.map((l, i) => [l, i] as const));
   let train = toExamples(rawTrain, src.train, labels, index, indices);
   let dev: Example[];
@@ -76,7 +78,7 @@ export async function loadDataset(cfg: DataConfig, seed: number): Promise<Datase
   if (src.dev !== undefined) files.dev = src.dev;
   if (src.test !== undefined) files.test = src.test;
   if (cfg.labels === undefined && src.labelsFile !== undefined) files.labels = src.labelsFile;
-  return { name: src.name, labels, train, dev, test, devSource: src.dev !== undefined ? 'file' : 'carved', files };
+  return { name: src.name, labels, train, dev, test, devSource: src.dev !== undefined ? 'file' : 'carved', files, warnings: caseWarnings(labels) };
 }
 
 function checkNumbers(cfg: DataConfig): void {
@@ -160,6 +162,19 @@ function extract(t: Table, cfg: DataConfig): RawExample[] {
   });
 }
 
+/**
+ * Classes a dataset may have. Every evaluation scores each example against every label (and label
+ * scoring compares labels pairwise), so tens of thousands of labels end in an out-of-memory abort
+ * mid-run; that many distinct labels is almost always the wrong column (an id, the text itself).
+ */
+export const MAX_LABELS = 1000;
+
+function checkLabelCount(n: number, where: string, column: string): void {
+  if (n > MAX_LABELS) {
+    throw new GtaError(`${where}: ${n} distinct labels; at most ${MAX_LABELS} classes are supported (is data.label_column '${column}' the label column?)`);
+  }
+}
+
 /** A label that reads as a class index: 0, 1, 2... (JSONL numbers arrive here as their decimal string). */
 const CLASS_INDEX = /^(0|[1-9]\d*)$/;
 
@@ -190,7 +205,7 @@ function listNames(labels: string[]): string {
 }
 
 async function readLabelsFile(file: string): Promise<string[]> {
-  const text = await readFile(file, 'utf8');
+  const text = (await readRegularFile(file)).toString('utf8');
   return checkLabelList(text.split(/\r?\n/), file);
 }
 
@@ -209,10 +224,12 @@ function checkLabelList(list: string[], where: string): string[] {
  * Integers from 0 up (0, 1, ...) are refused: they are almost surely class indices whose names the file
  * lacks, and a model trained on names learns more (the base model knows "positive", not "1").
  */
-function inferLabels(train: RawExample[], file: string): string[] {
+function inferLabels(train: RawExample[], file: string, column: string): string[] {
   const names = [...new Set(train.map((r) => r.label))];
+  checkLabelCount(names.length, file, column);
   if (names.every((n) => CLASS_INDEX.test(n)) && names.includes('0')) {
-    const k = Math.max(...names.map(Number)) + 1;
+    // a loop, not Math.max(...names): a spread of 200,000 arguments overflows the stack
+    const k = names.reduce((m, n) => Math.max(m, Number(n)), 0) + 1;
     const asNames = Array.from({ length: Math.min(k, 3) }, (_, i) => `"${i}"`).join(', ');
     throw new GtaError(
       `${file}: labels look like class indices (0 to ${k - 1}); give data.labels: [names in index order] (or data.labels: [${asNames}${k > 3 ? ', ...' : ''}] to keep the numbers as names)`,

@@ -2,11 +2,13 @@
  * Read one data file (CSV, TSV or JSONL, each optionally gzipped) into rows that remember the physical
  * line they start on, so every later complaint about a row can point at `file:line`.
  */
-import { readFile } from 'node:fs/promises';
 import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import Papa from 'papaparse';
 import { atLine, GtaError } from '../util/errors.js';
+import { bareObject } from '../util/key_path.js';
+import { readRegularFile } from '../util/regular_file.js';
+import { duplicateKey } from './json_keys.js';
 
 export type TableFormat = 'csv' | 'tsv' | 'jsonl';
 
@@ -51,15 +53,8 @@ export async function readTable(file: string, format: 'auto' | TableFormat = 'au
 
 /** Whole file as a string: gunzipped when it starts with the gzip magic bytes, UTF-8, BOM dropped. */
 async function readText(file: string): Promise<string> {
-  let buf: Buffer;
-  try {
-    buf = await readFile(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new GtaError(`${file}: no such file`);
-    if (code === 'EISDIR') throw new GtaError(`${file}: is a folder, not a file`);
-    throw new GtaError(`${file}: cannot read (${code ?? String(e)})`);
-  }
+  // a FIFO or device would never end: only a regular file is read
+  let buf = await readRegularFile(file);
   // Sniff the magic bytes rather than trust the name, so `data.gz` renamed to `data.csv` still loads.
   if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
     try {
@@ -68,6 +63,8 @@ async function readText(file: string): Promise<string> {
       throw new GtaError(`${file}: broken gzip data (${(e as Error).message})`);
     }
   }
+  const utf16 = utf16Order(buf);
+  if (utf16) throw new GtaError(`${file}: looks like UTF-16 (${utf16}) text, not UTF-8; save the file as UTF-8`);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(buf);
@@ -77,6 +74,28 @@ async function readText(file: string): Promise<string> {
     throw atLine(file, lineOf(loose, loose.indexOf('\ufffd')), 'not valid UTF-8 text (save the file as UTF-8)');
   }
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+/**
+ * 'little-endian' or 'big-endian' when `buf` is UTF-16 text: a UTF-16 byte-order mark, or (without
+ * one) NUL bytes at every other position of its first bytes, as ASCII text in UTF-16 has. NUL is
+ * valid UTF-8, so such a file used to decode "fine" and fail later as a field-count error.
+ */
+function utf16Order(buf: Buffer): 'little-endian' | 'big-endian' | undefined {
+  if (buf.length >= 2 && buf[0] === 0xff && buf[1] === 0xfe) return 'little-endian';
+  if (buf.length >= 2 && buf[0] === 0xfe && buf[1] === 0xff) return 'big-endian';
+  const n = Math.min(buf.length, 512) & ~1;
+  if (n < 4) return undefined;
+  let even = 0;
+  let odd = 0;
+  for (let i = 0; i < n; i += 2) {
+    if (buf[i] === 0) even++;
+    if (buf[i + 1] === 0) odd++;
+  }
+  // most characters of a text file are ASCII: their high byte is the NUL
+  if (odd >= 0.4 * (n / 2) && even === 0) return 'little-endian';
+  if (even >= 0.4 * (n / 2) && odd === 0) return 'big-endian';
+  return undefined;
 }
 
 /** 1-based line number of a character offset. */
@@ -132,7 +151,8 @@ function parseDelimited(file: string, text: string, format: 'csv' | 'tsv'): Tabl
         parser.abort();
         return;
       }
-      const values: Record<string, unknown> = {};
+      // no prototype: a column named __proto__ or constructor is a column like any other
+      const values = bareObject();
       columns.forEach((c, i) => (values[c] = fields[i]));
       rows.push({ line: rowLine, values });
     },
@@ -159,6 +179,8 @@ function parseJsonl(file: string, text: string): Table {
       const got = value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
       throw atLine(file, i + 1, `not valid JSON: expected an object per line, got ${got}`);
     }
+    const dup = duplicateKey(raw);
+    if (dup !== undefined) throw atLine(file, i + 1, `key '${dup}' appears twice in one object (JSON keeps only the last)`);
     rows.push({ line: i + 1, values: value as Record<string, unknown> });
   }
   const first = rows[0];

@@ -17,6 +17,8 @@ export interface Dataset {
   devSource: 'file' | 'carved';
   /** Which files were read, by role: train, dev, test, labels (only those that exist). */
   files: Record<string, string>;
+  /** Things a person should know about the data that do not stop a run (labels differing only by case). */
+  warnings?: string[];
 }
 
 import type { DataConfig as FullDataConfig } from '../config/schema.js';

@@ -176,6 +176,22 @@ export function loadTrainingState(dir: string): { optimizer: OptimizerState; opt
   return { optimizer: { t: Number(r.metadata.t ?? 0), arrays }, optimizerFile, trainer: readTrainerState(dir) };
 }
 
+/**
+ * Checks every file of a training checkpoint against its recorded checksum without loading anything:
+ * a resume calls it before it changes the run directory, so a truncated optimizer.safetensors is
+ * refused while the run is still as it was (it used to be found only after the resume had dropped
+ * summary.json and predictions.jsonl and marked the run failed).
+ */
+export function checkTrainingCheckpoint(dir: string): void {
+  const meta = readMeta(dir);
+  const names = new Set(['model.safetensors', 'tokenizer.json', 'optimizer.safetensors', 'trainer_state.json', ...Object.keys(meta.sha256 ?? {})]);
+  for (const name of names) {
+    const file = path.join(dir, name);
+    if (!fs.existsSync(file)) throw new GtaError(`${file}: missing from the checkpoint`);
+    checkSum(file, name, meta, sha256File(file));
+  }
+}
+
 /** A training checkpoint's trainer_state.json (checked against its checksum). */
 export function readTrainerState(dir: string): TrainerState {
   const file = path.join(dir, 'trainer_state.json');

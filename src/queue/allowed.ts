@@ -17,6 +17,11 @@ export class AllowedFolders {
     this.write = write.map(real);
   }
 
+  /** The real paths of the folders a job may read, for its child (src/util/read_roots.ts). */
+  readRoots(): string[] {
+    return [...this.read];
+  }
+
   /** The roots, for messages. */
   describe(kind: 'read' | 'write'): string {
     return (kind === 'read' ? this.read : this.write).join(', ');

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Job, Queue } from 'bullmq';
 import { RUN_FILES, runStatus } from '../run/run_dir.js';
+import { configDifference, runConfigHash } from '../run/config_identity.js';
 import { lockRunDir } from '../run/run_lock.js';
 import { LOCK_DIR } from '../util/folder_lock.js';
 import type { Logger } from '../util/log.js';
@@ -141,6 +142,13 @@ export class QueueExecutor implements SweepExecutor {
     if (!parsed.success || parsed.data.run !== payload.run) return { run, action: 'trained', ok: false, error: `job ${id}: the worker's result is not a gta run result` };
     const result = parsed.data;
     if (result.files) await writeRun(run.dir, result);
+    if (run.configHash !== undefined && runStatus(run.dir) === 'finished' && runConfigHash(run.dir) !== run.configHash) {
+      // a worker that ran an older payload (the config was edited while it ran): not this sweep's run
+      const differs = configDifference(run.dir, run.resolved!);
+      if (result.files) fs.rmSync(run.dir, { recursive: true, force: true });
+      await job.remove();
+      return { run, action: result.action, ok: false, error: `${run.dir}: worker ${result.worker} returned a run made with another config (${differs})` };
+    }
     if (runStatus(run.dir) !== 'finished') return { run, action: result.action, ok: false, error: `${run.dir}: worker ${result.worker} finished the run but it is not finished here (is output_dir on storage the workers share, at the same path?)` };
     await job.remove();
     return { run, action: result.action, ok: true };

@@ -10,6 +10,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { z } from 'zod';
 import { RUN_FILES } from '../run/run_dir.js';
+import { forbiddenPart } from '../util/key_path.js';
 
 /** The same rule as config names (src/config/schema.ts): these become folder names on the worker. */
 const folderName = z.string().max(200).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only').refine((s) => s !== '.' && s !== '..', 'not . or ..');
@@ -25,7 +26,15 @@ export const RunJobSchema = z
     config_file: z.string().max(4096),
     config_text: z.string().max(1_000_000),
     /** `key.path=value`, as `--set` takes them: a key first, so no override can pass for an option. */
-    overrides: z.array(z.string().max(10_000).regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*=/, 'key.path=value')).max(1000),
+    overrides: z
+      .array(
+        z
+          .string()
+          .max(10_000)
+          .regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*=/, 'key.path=value')
+          .refine((o) => forbiddenPart(o.slice(0, o.indexOf('=')).split('.')) === undefined, 'no __proto__, constructor or prototype in a key path'),
+      )
+      .max(1000),
     /** The sweep folder, when it is on storage every worker mounts at this (absolute) path. */
     shared_dir: z.string().max(4096).refine((p) => path.isAbsolute(p), 'an absolute path').optional(),
   })

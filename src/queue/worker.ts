@@ -13,9 +13,12 @@ import type { ChildProcess } from 'node:child_process';
 import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import { loadConfig } from '../config/load.js';
 import { TrainConfigSchema, type TrainConfig } from '../config/schema.js';
-import { runStatus } from '../run/run_dir.js';
+import { RUN_FILES, runStatus } from '../run/run_dir.js';
+import { READ_ROOTS_ENV } from '../util/read_roots.js';
 import { errorLine, lastStep, startChild, trainArgs } from '../compare/child.js';
-import { BUSY_EXIT } from '../util/folder_lock.js';
+import { BUSY_EXIT, LOCK_DIR } from '../util/folder_lock.js';
+import { configDifference, configHash, runConfigHash } from '../run/config_identity.js';
+import { lockRunDir } from '../run/run_lock.js';
 import { GtaError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { repoRoot } from '../util/paths.js';
@@ -60,9 +63,22 @@ export async function runWorker(o: WorkerOptions, log: Logger): Promise<void> {
       allowed.checkWrite('shared_dir', dir);
       fs.mkdirSync(path.dirname(configFile), { recursive: true });
       fs.writeFileSync(configFile, p.config_text);
-      checkPaths(loadConfig(TrainConfigSchema, configFile, p.overrides).config, allowed);
+      const { config } = loadConfig(TrainConfigSchema, configFile, p.overrides);
+      checkPaths(config, allowed);
+      // a run of this name made with another config is not this job's run: never "skipped" for it
+      if (runStatus(dir) !== null && runConfigHash(dir) !== configHash(config)) {
+        const differs = configDifference(dir, config);
+        if (p.shared_dir) throw new GtaError(`${dir}: holds a run made with another config (${differs}); the coordinator trains it again only with --force`);
+        log.warn({ job: job.id, run: p.run, worker: name, differs }, 'this worker\'s run of that name was made with another config: training it again');
+        await emptyRunDir(dir);
+      }
     } catch (e) {
       if (!(e instanceof GtaError)) throw e;
+      if (e.exitCode === BUSY_EXIT) {
+        // the old run's directory is held by a run still stopping: later, without using up an attempt
+        await job.moveToDelayed(Date.now() + BUSY_RETRY_MS, token);
+        throw new DelayedError();
+      }
       log.warn({ job: job.id, run: p.run, worker: name, error: theirs(e.message) }, 'job refused');
       throw new UnrecoverableError(theirs(e.message));
     }
@@ -72,10 +88,21 @@ export async function runWorker(o: WorkerOptions, log: Logger): Promise<void> {
       log.info({ job: job.id, run: p.run, action: 'skipped', worker: name }, 'job done');
       return result('skipped');
     }
-    const { action, args } = trainArgs(dir, configFile, p.overrides);
+    const { action, args, sets } = trainArgs(dir, configFile, p.overrides);
+    if (action === 'resumed') {
+      // a resume reads the run's own config.resolved.yaml (on shared storage, anyone's): checked as the job's config is
+      try {
+        checkPaths(loadConfig(TrainConfigSchema, path.join(dir, RUN_FILES.config)).config, allowed);
+      } catch (e) {
+        if (!(e instanceof GtaError)) throw e;
+        log.warn({ job: job.id, run: p.run, worker: name, error: e.message }, 'job refused');
+        throw new UnrecoverableError(`${path.join(dir, RUN_FILES.config)}: ${e.message}`);
+      }
+    }
     log.info({ job: job.id, run: p.run, action, worker: name, attempt: job.attemptsMade + 1 }, 'job started');
     const started = performance.now();
-    const { child, done } = startChild([...args, ...(o.backend ? ['--backend', o.backend] : []), '--log-level', 'warn'], o.jobs);
+    // the child checks every file where it opens it against the same folders (a link swapped in after this check leads nowhere)
+    const { child, done } = startChild([...args, ...(o.backend ? ['--backend', o.backend] : []), '--log-level', 'warn'], o.jobs, { [READ_ROOTS_ENV]: JSON.stringify(allowed.readRoots()) }, sets);
     children.add(child);
     const ticker = setInterval(() => job.updateProgress({ step: lastStep(dir) }).catch(() => undefined), 2000);
     const res = await done.finally(() => {
@@ -133,6 +160,16 @@ export async function runWorker(o: WorkerOptions, log: Logger): Promise<void> {
   log.info({ queue: o.target.shown, worker: name, jobs: o.jobs, runs: o.runs, allow: o.allow }, 'worker ready');
   await worker.run();
   await worker.close();
+}
+
+/** Empties a run directory of this worker's own (under its lock: a run still stopping there makes it wait). */
+async function emptyRunDir(dir: string): Promise<void> {
+  const release = await lockRunDir(dir, 'gta worker (replacing a run of another config)');
+  try {
+    for (const entry of fs.readdirSync(dir)) if (entry !== LOCK_DIR) fs.rmSync(path.join(dir, entry), { recursive: true, force: true });
+  } finally {
+    await release();
+  }
 }
 
 /** The payload, or a job failed once: a malformed job is malformed on every worker. */

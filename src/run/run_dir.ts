@@ -12,7 +12,7 @@ import { repoRoot } from '../util/paths.js';
 import { GtaError, writeError } from '../util/errors.js';
 import { EventWriter, rewriteEvents } from './tensorboard.js';
 
-import type { RunInfo, RunStatus, RunSummary } from './files.js';
+import { parseRunFile, RunInfoSchema, RunSummarySchema, type RunInfo, type RunStatus, type RunSummary } from './files.js';
 
 export type { RunStatus };
 
@@ -76,6 +76,8 @@ export class RunDir {
     const ofCommand = (r: RunDir) => (r.info().mode === 'pretrain' ? 'pretrain' : 'train') === command;
     const run = arg === 'latest' ? RunDir.newestUnfinished(root, ofCommand) : RunDir.open(arg);
     if (!ofCommand(run)) throw new GtaError(`${run.dir}: not a ${command} run; continue it with gta ${command === 'train' ? 'pretrain' : 'train'} --resume`);
+    // resuming a finished run would drop its summary and predictions to train no further step
+    if (run.info().status === 'finished') throw new GtaError(`${run.dir}: the run is finished (its results are in ${RUN_FILES.summary}); nothing to resume`);
     if (!run.hasCheckpoint('latest')) throw new GtaError(`${run.dir}: has no checkpoint to resume from (${run.checkpoint('latest')})`);
     return run;
   }
@@ -84,7 +86,8 @@ export class RunDir {
     const candidates = (fs.existsSync(root) ? fs.readdirSync(root) : [])
       .map((d) => path.join(root, d))
       .filter((d) => fs.existsSync(path.join(d, RUN_FILES.info)) && fs.existsSync(path.join(d, 'checkpoints', 'latest')))
-      .filter((d) => runStatus(d) !== 'finished' && wanted(new RunDir(d)))
+      // a run.json that is not valid (runStatus null) is no candidate: `latest` never trips over one
+      .filter((d) => ![null, 'finished'].includes(runStatus(d)) && wanted(new RunDir(d)))
       .sort((x, y) => fs.statSync(path.join(y, RUN_FILES.info)).mtimeMs - fs.statSync(path.join(x, RUN_FILES.info)).mtimeMs);
     if (candidates.length === 0) throw new GtaError(`${root}: no unfinished run with a checkpoint to resume`);
     return new RunDir(candidates[0]);
@@ -92,6 +95,20 @@ export class RunDir {
 
   checkpoint(name: CheckpointName | string): string {
     return path.join(this.dir, 'checkpoints', name);
+  }
+
+  /**
+   * Removes what a checkpoint write killed midway left (`latest.tmp-<pid>`, `latest.old-<pid>`, see
+   * saveCheckpoint) next to a complete checkpoint of the same name. Only under the run directory's lock
+   * (a resume): then no other process is writing one; a folder whose checkpoint is missing is kept.
+   */
+  removeStaleCheckpointFolders(): void {
+    const dir = path.join(this.dir, 'checkpoints');
+    if (!fs.existsSync(dir)) return;
+    for (const entry of fs.readdirSync(dir)) {
+      const m = /^(.+)\.(tmp|old)-\d+$/.exec(entry);
+      if (m && fs.existsSync(path.join(dir, m[1], 'config.json'))) fs.rmSync(path.join(dir, entry), { recursive: true, force: true });
+    }
   }
 
   /** Whether a complete training checkpoint of that name is there (one a resume can continue from). */
@@ -162,13 +179,15 @@ export class RunDir {
     return out;
   }
 
+  /** run.json, checked (a GtaError naming the file when it is not a run.json). */
   info(): RunInfo {
-    return this.readJson<RunInfo>(RUN_FILES.info);
+    return parseRunFile<RunInfo>(this.file(RUN_FILES.info), fs.readFileSync(this.file(RUN_FILES.info), 'utf8'), RunInfoSchema);
   }
 
-  /** summary.json, or null before the run has ended. */
+  /** summary.json, checked, or null before the run has ended. */
   summary(): RunSummary | null {
-    return fs.existsSync(this.file(RUN_FILES.summary)) ? this.readJson<RunSummary>(RUN_FILES.summary) : null;
+    const file = this.file(RUN_FILES.summary);
+    return fs.existsSync(file) ? parseRunFile<RunSummary>(file, fs.readFileSync(file, 'utf8'), RunSummarySchema) : null;
   }
 
   /** The step of the last line of metrics.jsonl (0 when there is none). */
@@ -197,7 +216,8 @@ export class RunDir {
    * twice, and records the resume in run.json. tb/ is rewritten as one new event file holding the kept
    * metrics lines (at their original wall times), so TensorBoard too shows each step once.
    */
-  resumeAt(step: number, overrides: string[]): void {
+  resumeAt(step: number, overrides: string[], configSha256?: string): void {
+    this.removeStaleCheckpointFolders();
     for (const name of [RUN_FILES.metrics, RUN_FILES.samples] as const) {
       if (!fs.existsSync(this.file(name))) continue;
       const kept = this.readJsonl(name).filter((l) => Number(l.step) <= step);
@@ -213,7 +233,9 @@ export class RunDir {
     }
     for (const name of [RUN_FILES.summary, RUN_FILES.predictions]) fs.rmSync(this.file(name), { force: true });
     const prev = this.info();
-    this.setStatus('running', { resumes: [...(prev.resumes ?? []), { from_step: step, at: new Date().toISOString(), overrides, command: process.argv.slice(1) }] });
+    // a resume's overrides change what the run is: its config hash follows them
+    const identity = configSha256 !== undefined && overrides.length > 0 ? { config_sha256: configSha256 } : {};
+    this.setStatus('running', { ...identity, resumes: [...(prev.resumes ?? []), { from_step: step, at: new Date().toISOString(), overrides, command: process.argv.slice(1) }] });
   }
 }
 
@@ -226,12 +248,10 @@ export function runDirsIn(dir: string): string[] {
   throw new GtaError(`${dir}: not a gta run directory or sweep folder`);
 }
 
-/** The status in a run directory's run.json, or null when it has none (or it cannot be read). */
-export function runStatus(dir: string): string | null {
-  const f = path.join(dir, RUN_FILES.info);
-  if (!fs.existsSync(f)) return null;
+/** The status in a run directory's run.json, or null when it has none (or it is not a valid run.json). */
+export function runStatus(dir: string): RunStatus | null {
   try {
-    return (JSON.parse(fs.readFileSync(f, 'utf8')) as { status: string }).status;
+    return new RunDir(dir).info().status;
   } catch {
     return null;
   }

@@ -8,6 +8,8 @@ import { MODE_TRAITS } from '../config/modes.js';
 import type { TrainConfig } from '../config/schema.js';
 import { initBackend, type BackendInfo } from '../backend/select.js';
 import { keepBf16Copies, setPrecision, storeInBf16 } from '../backend/torch/precision.js';
+import { checkBatch, checkSplits } from '../data/checks.js';
+import { checkReadPath } from '../util/read_roots.js';
 import { loadDataset } from '../data/load.js';
 import type { Dataset } from '../data/types.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
@@ -39,8 +41,14 @@ export async function prepare(cfg: TrainConfig, log: Logger, resumeFrom?: string
   const backend = await initBackend(cfg.backend);
   setPrecision(cfg.train.precision, backend);
   log.info({ backend: backend.name, device: backend.device, precision: cfg.train.precision }, 'backend ready');
+  // a queue job's checkpoint is checked again where it is read (the data files are, as they are opened)
+  if (typeof cfg.init === 'string' && cfg.init !== 'scratch') checkReadPath('init', cfg.init);
   const data = await loadDataset(cfg.data, cfg.data.split_seed);
   log.info({ dataset: data.name, train: data.train.length, dev: data.dev.length, test: data.test.length, labels: data.labels.length }, 'data loaded');
+  // a run on one class or without a dev example would "finish" meaning nothing: refused before its run directory
+  checkSplits(data, cfg.data.dev_fraction);
+  checkBatch(data, cfg.train.batch_size, MODE_TRAITS[cfg.mode].grouped ? cfg.rl.group_size : undefined);
+  for (const w of data.warnings ?? []) log.warn({ dataset: data.name }, w);
   let model: Transformer;
   let tokenizer: TextTokenizer;
   // From scratch, the tokenizer is trained on the training text and the weights drawn from the seed,
@@ -108,9 +116,16 @@ function checkFits(cfg: TrainConfig, data: Dataset, prompts: PromptBuilder, mode
         ? maxStructuredLength(structureSpec(tok, completion, data.labels, cfg.rl.think_max_tokens))
         : cfg.rl.max_completion_tokens;
   const need = overhead + cfg.data.max_text_tokens + answer;
+  const room = model.arch.max_seq_len - overhead - answer;
+  if (room < 1) {
+    // no max_text_tokens would do: the advice is about the prompt, not a negative token count
+    throw new GtaError(
+      `prompt.template: the prompt alone is ${overhead} tokens and the answer ${answer}, leaving no room for text in the model's max_seq_len ${model.arch.max_seq_len}; shorten prompt.template${cfg.init === 'scratch' ? ' or raise model.max_seq_len' : ''}`,
+    );
+  }
   if (need > model.arch.max_seq_len) {
     throw new GtaError(
-      `data.max_text_tokens: ${cfg.data.max_text_tokens} text tokens + ${overhead} prompt tokens + ${answer} answer tokens = ${need} exceed the model's max_seq_len ${model.arch.max_seq_len}; lower data.max_text_tokens to ${model.arch.max_seq_len - overhead - answer}`,
+      `data.max_text_tokens: ${cfg.data.max_text_tokens} text tokens + ${overhead} prompt tokens + ${answer} answer tokens = ${need} exceed the model's max_seq_len ${model.arch.max_seq_len}; lower data.max_text_tokens to ${room}`,
     );
   }
 }

@@ -10,8 +10,10 @@
  * operators, host reads) in a child process per count, for large work (LM and SFT steps) and small
  * work (rollouts and RL updates) apart: on the 2-vCPU Xeon two passive threads made an LM-like step
  * 1.4x faster but a GTA step 15% slower. The result is cached in the user's cache folder, keyed by
- * CPU model, core count and libtorch version, and logged with the backend; a measurement taken on a busy
- * machine is taken again once the machine is idle. GTA_THREADS sets the large-work count; with idle
+ * CPU model, core count and libtorch version, and logged with the backend. How busy the machine was is
+ * measured directly around the calibration (busy_probe.ts: other processes' CPU time, not the lagging
+ * load average): a measurement taken while others were busy is used but not cached, and a cached choice
+ * its own numbers contradict (or one cached without that measure) is measured again. GTA_THREADS sets the large-work count; with idle
  * threads sleeping, small work then runs on one (at 2 passive threads a rollout took 74 ms against 38),
  * except for its big matrix products and fused passes, which get the large count (BigWork and the
  * split pass in native/: an RL step 100 -> 84 ms on the 2-vCPU Xeon).
@@ -21,6 +23,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { otherProcesses, type BusyProbe } from './busy_probe.js';
 
 export type WaitPolicy = 'ACTIVE' | 'PASSIVE';
 
@@ -41,6 +44,8 @@ export interface ThreadChoice {
   source: 'GTA_THREADS' | 'measured' | 'cached' | 'one core';
   /** Milliseconds of each calibration workload per thread count (the best of two rounds), when measured. */
   measured?: Record<Workload, Record<string, number>>;
+  /** Cores other processes used while it was measured (at BUSY_OTHERS or more, not cached). */
+  others?: number;
 }
 
 interface CacheEntry {
@@ -51,7 +56,19 @@ interface CacheEntry {
   at: string;
   /** The 1-minute load average when it was measured (absent in caches written before it was kept). */
   load?: number;
+  /** Cores other processes used during the measurement (busy_probe.ts; absent in caches written before). */
+  others?: number;
 }
+
+/**
+ * Other processes using this many cores on average during a calibration make it a busy machine's
+ * measurement: used by the process that took it, never cached.
+ */
+export const BUSY_OTHERS = 0.25;
+
+/** Small work takes more threads only when they are this much faster: its choice flipped on noise. */
+const SMALL_MARGIN = 1.1;
+const LARGE_MARGIN = 1.03;
 
 /**
  * A machine with another process busy on it (load average 1 or more) measures the counts that suit a
@@ -101,7 +118,7 @@ export function ompWaitPolicy(): WaitPolicy {
  * must be in the environment when libgomp starts); `libtorch` is the version the addon was built
  * against (for the cache key).
  */
-export function chooseThreads(libtorch: string, load = os.loadavg()[0]): ThreadChoice {
+export function chooseThreads(libtorch: string, load = os.loadavg()[0], probe: BusyProbe = otherProcesses): ThreadChoice {
   const cores = os.availableParallelism();
   const waitPolicy = ompWaitPolicy();
   const fixed = Number(process.env.GTA_THREADS);
@@ -111,7 +128,8 @@ export function chooseThreads(libtorch: string, load = os.loadavg()[0]): ThreadC
   const key = `${machineKey(libtorch)} | ${waitPolicy}`;
   const cached = readCache()[key];
   const stale = cached !== undefined && (cached.load ?? BUSY_LOAD) >= BUSY_LOAD && load < IDLE_LOAD;
-  if (cached?.small && !stale) return { threads: cached.threads, small: cached.small, waitPolicy, source: 'cached', measured: cached.measured };
+  if (cached?.small && !stale && !contradicted(cached)) return { threads: cached.threads, small: cached.small, waitPolicy, source: 'cached', measured: cached.measured };
+  const busy = probe();
   const counts = cores <= 4 ? Array.from({ length: cores }, (_, i) => i + 1) : [1, Math.ceil(cores / 2), cores];
   const measured: Record<Workload, Record<string, number>> = { large: {}, small: {} };
   // two interleaved rounds, the best of each kept: a process that was briefly busy on the machine
@@ -124,19 +142,32 @@ export function chooseThreads(libtorch: string, load = os.loadavg()[0]): ThreadC
       }
     }
   }
-  const threads = fewestNearBest(measured.large);
-  const small = fewestNearBest(measured.small);
+  const others = busy();
+  const threads = fewestNearBest(measured.large, LARGE_MARGIN);
+  const small = fewestNearBest(measured.small, SMALL_MARGIN);
   if (threads === undefined || small === undefined) return { threads: 1, small: 1, waitPolicy, source: 'measured', measured };
-  writeCache(key, { threads, small, waitPolicy, measured, at: new Date().toISOString(), load: Math.round(load * 100) / 100 });
-  return { threads, small, waitPolicy, source: 'measured', measured };
+  const underLoad = others !== undefined && others >= BUSY_OTHERS;
+  // a busy machine's counts serve this process only: the next one measures again
+  if (!underLoad) writeCache(key, { threads, small, waitPolicy, measured, at: new Date().toISOString(), load: Math.round(load * 100) / 100, ...(others !== undefined ? { others: Math.round(others * 100) / 100 } : {}) });
+  return { threads, small, waitPolicy, source: 'measured', measured, ...(others !== undefined ? { others: Math.round(others * 100) / 100 } : {}) };
 }
 
-/** The smallest count whose time is within 3% of the best: more threads cost the other processes on the machine. */
-function fewestNearBest(ms: Record<string, number>): number | undefined {
+/**
+ * A cached choice its own measurements do not support under today's rule (a cache from before the
+ * small-work margin, or one written by hand), or one taken without a direct measure of how busy the
+ * machine was (cached by a version that trusted the load average): measured again.
+ */
+function contradicted(entry: CacheEntry): boolean {
+  if (entry.others === undefined) return true;
+  return fewestNearBest(entry.measured.large, LARGE_MARGIN) !== entry.threads || fewestNearBest(entry.measured.small, SMALL_MARGIN) !== entry.small;
+}
+
+/** The smallest count within `margin` of the best time: more threads cost the other processes on the machine. */
+export function fewestNearBest(ms: Record<string, number>, margin: number): number | undefined {
   const entries = Object.entries(ms).map(([n, t]) => [Number(n), t] as const);
   if (entries.length === 0) return undefined;
   const best = Math.min(...entries.map(([, t]) => t));
-  return Math.min(...entries.filter(([, t]) => t <= best * 1.03).map(([n]) => n));
+  return Math.min(...entries.filter(([, t]) => t <= best * margin).map(([n]) => n));
 }
 
 /** Milliseconds of both workloads in calibrate.ts at one setting (Infinity when the child fails). */
