@@ -100,6 +100,12 @@ export const TrainSchema = z
      */
     keep_checkpoints: z.array(z.enum(['latest', 'best'])).default(['latest', 'best']),
     /**
+     * Stop when `patience` periodic dev evals in a row have not beaten the best eval's accuracy by more
+     * than `min_delta` (transformers' EarlyStoppingCallback: early_stopping_patience, early_stopping_threshold).
+     * The run then finishes as usual: its final eval and summary.json (with `stopped_early`).
+     */
+    early_stopping: z.object({ patience: positiveInt, min_delta: z.number().min(0).default(0) }).strict().optional(),
+    /**
      * Matrix products in bfloat16 on the torch backend (float32 weights, moments, norms and losses; src/backend/torch/precision.ts),
      * where the CPU has AVX512-BF16 or AMX, or on a GPU.
      */
@@ -135,6 +141,11 @@ export const EvalSchema = z
      * 'test', summary.json's `test`): model choice and curves stay on dev, the reported number on test.
      */
     test_at_end: z.boolean().default(false),
+    /**
+     * The weights the final eval scores: `latest` (the last step's) or `best` (checkpoints/best, the best
+     * periodic eval's; the last step's when no periodic eval ran). summary.json's final says which and its step.
+     */
+    final_checkpoint: z.enum(['latest', 'best']).default('latest'),
   })
   .strict();
 
@@ -191,7 +202,8 @@ export const TrainConfigSchema = z
     output_dir: z.string().default('runs'),
     /**
      * A base checkpoint folder (from `gta pretrain`), a local Hugging Face model folder (GPT-2, Llama,
-     * Mistral, Qwen2, Qwen3: src/model/hf_model.ts), or "scratch" to start from random weights.
+     * Mistral, Qwen2, Qwen3: src/model/hf_model.ts), a hub id found in the local Hugging Face cache
+     * (`Qwen/Qwen2.5-0.5B`: src/model/hf_cache.ts), or "scratch" to start from random weights.
      */
     init: z.string().default('checkpoints/base'),
     /** Used only when init is "scratch"; otherwise the checkpoint's or model's own architecture is used. */
@@ -216,6 +228,9 @@ export const TrainConfigSchema = z
     }
     if (!MODE_TRAITS[c.mode].dropout && c.train.lora?.dropout) {
       ctx.addIssue({ code: 'custom', path: ['train', 'lora', 'dropout'], message: `mode ${c.mode} trains without dropout (its RL passes run the model as it samples); set train.lora.dropout to 0 or leave it out` });
+    }
+    if (c.eval.final_checkpoint === 'best' && !c.train.keep_checkpoints.includes('best')) {
+      ctx.addIssue({ code: 'custom', path: ['eval', 'final_checkpoint'], message: "eval.final_checkpoint 'best' scores checkpoints/best, which train.keep_checkpoints does not keep; add best to it or use 'latest'" });
     }
     const units = MODE_TRAITS[c.mode].grouped ? c.train.batch_size / c.rl.group_size : c.train.batch_size;
     if (c.train.batch_size >= 1 && c.train.grad_accum_steps > Math.floor(units)) {
