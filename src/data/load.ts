@@ -79,6 +79,15 @@ export async function loadDataset(cfg: DataConfig, seed: number): Promise<Datase
   return { name: src.name, labels, train, dev, test, devSource: src.dev !== undefined ? 'file' : 'carved', files };
 }
 
+/**
+ * A labelled file of the user's (`gta eval --file`), read as a split of a run's data: its columns are
+ * the run's data.text_column and data.label_column, its labels names (or indices) of the run's list.
+ */
+export async function loadLabelledFile(file: string, cfg: Pick<DataConfig, 'format' | 'text_column' | 'label_column'>, labels: string[]): Promise<Example[]> {
+  const table = await readTable(file, cfg.format ?? 'auto');
+  return toExamples(extract(table, cfg), file, labels, new Map(labels.map((l, i) => [l, i] as const)), true);
+}
+
 function checkNumbers(cfg: DataConfig): void {
   const f = cfg.dev_fraction;
   if (!(Number.isFinite(f) && f >= 0 && f < 1)) throw new GtaError(`data.dev_fraction must be in [0, 1), got ${f}`);
@@ -131,7 +140,7 @@ function display(p: string): string {
 }
 
 /** Pull text and label out of every row, checking the columns exist and the values are usable. */
-function extract(t: Table, cfg: DataConfig): RawExample[] {
+function extract(t: Table, cfg: Pick<DataConfig, 'text_column' | 'label_column'>): RawExample[] {
   const { text_column: textCol, label_column: labelCol } = cfg;
   if (t.format !== 'jsonl') {
     for (const col of [textCol, labelCol]) {
