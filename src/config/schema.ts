@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { LOSS_TYPE_NAMES } from './grpo_losses.js';
 import { MODES, MODE_TRAITS, type Mode } from './modes.js';
-import { REWARD_NAMES, type RewardName } from './rewards.js';
+import { isBuiltinReward, REWARD_NAMES, type RewardName, type RewardSpec } from './rewards.js';
 
 /** The TensorFlow.js backends (src/backend/select.ts); named here so that parsing a config loads no tfjs. */
 export const BACKEND_NAMES = ['auto', 'torch', 'wasm', 'cpu', 'webgpu', 'tensorflow'] as const;
@@ -171,13 +171,42 @@ export const RlSchema = z
     loss_type: z.enum(LOSS_TYPE_NAMES).default('grpo'),
     scale_rewards: z.enum(['group', 'batch', 'none']).default('group'),
     mask_truncated_completions: z.boolean().default(false),
-    /** A weight for each reward (src/config/rewards.ts; 1 by default). */
+    /**
+     * The rewards, summed with their weights: a weight for each built-in (`{ accuracy: 1, format: 0.5 }`,
+     * 1 by default), or a list of entries, built-ins by name and rewards of your own by module
+     * (`[{ name: accuracy }, { name: ordinal, module: rewards/ordinal.mjs, weight: 0.5 }]`:
+     * src/task/reward_plugins.ts). Either way the run uses the list.
+     */
     rewards: z
-      .object(Object.fromEntries(REWARD_NAMES.map((name) => [name, z.number().default(1.0)])) as { [K in RewardName]: z.ZodDefault<z.ZodNumber> })
-      .strict()
-      .prefault({}),
+      .union([
+        z
+          .array(
+            z
+              .object({
+                name: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only (it names the reward/<name> metrics)'),
+                weight: z.number().default(1.0),
+                module: z.string().min(1).optional(),
+              })
+              .strict(),
+          )
+          .min(1),
+        z.object(Object.fromEntries(REWARD_NAMES.map((name) => [name, z.number().default(1.0)])) as { [K in RewardName]: z.ZodDefault<z.ZodNumber> }).strict(),
+      ])
+      .prefault({})
+      .transform((r): RewardSpec[] => (Array.isArray(r) ? r : Object.entries(r).map(([name, weight]) => ({ name, weight })))),
   })
-  .strict();
+  .strict()
+  .superRefine((rl, ctx) => {
+    rl.rewards.forEach((r, i) => {
+      if (r.module === undefined && !isBuiltinReward(r.name)) {
+        ctx.addIssue({ code: 'custom', path: ['rewards', i, 'name'], message: `'${r.name}' is not a built-in reward (${REWARD_NAMES.join(', ')}); give module: FILE for a reward of your own` });
+      }
+      if (r.module !== undefined && isBuiltinReward(r.name)) {
+        ctx.addIssue({ code: 'custom', path: ['rewards', i, 'name'], message: `'${r.name}' is a built-in reward; name a reward from a module otherwise` });
+      }
+      if (rl.rewards.findIndex((o) => o.name === r.name) !== i) ctx.addIssue({ code: 'custom', path: ['rewards', i, 'name'], message: `reward '${r.name}' is named twice` });
+    });
+  });
 
 /** The SFT phase of mode sft_then_rl; its target is `<think></think><answer>LABEL</answer>`, RL's format with an empty think. */
 export const SftThenRlSchema = z.object({ sft_steps: positiveInt.default(200) }).strict();

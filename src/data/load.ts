@@ -31,6 +31,15 @@ interface RawExample {
   text: string;
   label: string;
   line: number;
+  row: Record<string, unknown>;
+}
+
+/** Each loaded example's whole row, as its file held it (what a reward module is given); kept beside, so Example stays { text, label }. */
+const ROWS = new WeakMap<Example, Record<string, unknown>>();
+
+/** The row an example was read from: every column of the data file, not only text and label. */
+export function exampleRow(e: Example): Record<string, unknown> {
+  return ROWS.get(e) ?? { text: e.text };
 }
 
 export async function loadDataset(cfg: DataConfig, seed: number): Promise<Dataset> {
@@ -165,7 +174,7 @@ function extract(t: Table, cfg: Pick<DataConfig, 'text_column' | 'label_column'>
     // Stray spaces around a class name ("positive ") are never meaningful; spaces inside are ("very positive").
     const label = cell(labelCol).trim();
     if (label === '') throw atLine(t.file, row.line, 'empty label');
-    return { text, label, line: row.line };
+    return { text, label, line: row.line, row: row.values };
   });
 }
 
@@ -188,7 +197,9 @@ function toExamples(raw: RawExample[], file: string, labels: string[], index: Ma
       label = i;
     }
     if (label === undefined) throw atLine(file, r.line, `label '${r.label}' is not one of: ${listNames(labels)}`);
-    return { text: r.text, label };
+    const ex = { text: r.text, label };
+    ROWS.set(ex, r.row);
+    return ex;
   });
 }
 
