@@ -37,7 +37,7 @@ export async function openRun(dir: string, checkpoint: CheckpointName, o: { back
   const ctx: EvalContext = {
     model,
     tokenizer,
-    prompts: promptBuilder(tokenizer, config.prompt.template, config.data.max_text_tokens),
+    prompts: promptBuilder(tokenizer, config.prompt.template, config.data.max_text_tokens, config.prompt.chat),
     labels,
     batchSize: o.batchSize ?? config.eval.batch_size,
     maxNewTokens: config.eval.max_new_tokens,

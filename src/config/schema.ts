@@ -238,8 +238,8 @@ export const TrainConfigSchema = z
     /** Used only when init is "scratch"; otherwise the checkpoint's or model's own architecture is used. */
     model: ModelArchSchema.prefault({}),
     data: DataSchema,
-    /** The prompt: {text} is replaced by the example's text. */
-    prompt: z.object({ template: z.string().includes('{text}').default('{text}') }).strict().prefault({}),
+    /** The prompt: {text} is replaced by the example's text; with chat, as the user's message of the model's chat template (src/task/chat.ts). */
+    prompt: z.object({ template: z.string().includes('{text}').default('{text}'), chat: z.boolean().default(false) }).strict().prefault({}),
     train: TrainSchema.prefault({}),
     eval: EvalSchema.prefault({}),
     rl: RlSchema.prefault({}),

@@ -76,7 +76,7 @@ export async function prepare(cfg: TrainConfig, log: Logger, resumeFrom?: string
     keepBf16Copies(model.params.values());
   }
   log.info({ init: cfg.init, params: model.numParams, trainable: [...model.trainable().values()].reduce((a, v) => a + v.size, 0), arch: model.arch }, 'model ready');
-  const prompts = promptBuilder(tokenizer, cfg.prompt.template, cfg.data.max_text_tokens);
+  const prompts = promptBuilder(tokenizer, cfg.prompt.template, cfg.data.max_text_tokens, cfg.prompt.chat);
   checkFits(cfg, data, prompts, model, tokenizer);
   const rewards = MODE_TRAITS[cfg.mode].grouped ? await loadRewards(cfg.rl.rewards, data.labels) : [];
   return { backend, data, model, tokenizer, prompts, init: cfg.init, rewards, reference: () => frozenInitial(resumeFrom && !model.arch.lora ? initial(tokenizer) : undefined, model) };
