@@ -11,6 +11,7 @@ import { BACKEND_NAMES } from '../config/schema.js';
 import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
 import { predictCommand } from './predict.js';
+import { exportCommand } from './export.js';
 import { pretrainCommand } from './pretrain.js';
 import { corpusBuildCommand } from './corpus.js';
 import { DEFAULT_CORPUS } from '../corpus/build.js';
@@ -66,6 +67,17 @@ export async function main(argv: string[]): Promise<number> {
             .option('batch-size', { type: 'number', describe: 'batch size (default: the run config\'s eval.batch_size)' }),
         async (a) =>
           predictCommand({ run: a.run, checkpoint: a.checkpoint, input: a.input, textColumn: a['text-column'], out: a.out, batchSize: a['batch-size'], backend: a.backend, logLevel: a['log-level'] }),
+      )
+      .command(
+        'export',
+        'write a run\'s checkpoint as a Hugging Face folder (transformers\' AutoModelForCausalLM and AutoTokenizer load it)',
+        (y) =>
+          y
+            .option('run', { type: 'string', demandOption: true, describe: 'run directory' })
+            .option('checkpoint', { choices: ['latest', 'best'] as const, default: 'latest' as const })
+            .option('out', { type: 'string', demandOption: true, describe: 'the folder to write (new or empty)' })
+            .option('merge-lora', { type: 'boolean', default: false, describe: 'a LoRA run: merge its adapters into the weights (W + alpha/r A B)' }),
+        async (a) => exportCommand({ run: a.run, checkpoint: a.checkpoint, out: a.out, mergeLora: a['merge-lora'], backend: a.backend, logLevel: a['log-level'] }),
       )
       .command(
         'compare-baselines',
