@@ -40,7 +40,8 @@ export async function predictCommand(a: PredictArgs): Promise<void> {
   try {
     for (let s = 0; s < texts.length; s += CHUNK) {
       const chunk = texts.slice(s, s + CHUNK);
-      const decoded = decodeTexts(opened.ctx, chunk.map((t) => t.text), (done) => bar.update(s + done));
+      // the scored decision alone: free generation is evaluation's second measure, not a label
+      const decoded = decodeTexts({ ...opened.ctx, generate: false }, chunk.map((t) => t.text), (done) => bar.update(s + done));
       write(chunk.map((t, i) => JSON.stringify(predictionLine(opened.ctx, t, decoded[i])) + '\n').join(''));
     }
     bar.stop();

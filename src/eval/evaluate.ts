@@ -68,6 +68,8 @@ export interface EvalContext {
   thinkMaxTokens?: number;
   /** Called after each batch with the number of examples done. */
   onProgress?: (done: number, total: number) => void;
+  /** false: no free generation beside the scored decision (predict reads only the decision); its fields stay empty. */
+  generate?: boolean;
 }
 
 /** One text's decision, as evaluate and predict read it. */
@@ -139,7 +141,7 @@ function decoder(ctx: EvalContext): (prompts: number[][]) => Decoded[] {
   if (ctx.format === 'answer') {
     return (prompts) => {
       const { best: answers, scores } = score(prompts.map((p) => [...p, answerOpen]), answerClose);
-      const generated = greedyGenerate(ctx.model, prompts, { maxNewTokens: ctx.maxNewTokens, stopId: tok.eosId, padId: tok.padId });
+      const generated = ctx.generate === false ? prompts.map(() => []) : greedyGenerate(ctx.model, prompts, { maxNewTokens: ctx.maxNewTokens, stopId: tok.eosId, padId: tok.padId });
       return prompts.map((_, i) => ({ tokens: [answerOpen, ...answerTail(answers[i])], answer: answers[i], scores: scores[i], generated: generated[i], generatedAnswer: parseAnswer(tok, generated[i], ctx.labels) }));
     };
   }
@@ -153,7 +155,10 @@ function decoder(ctx: EvalContext): (prompts: number[][]) => Decoded[] {
   // RL's own structured generation is that same greedy think from the prompt: reuse it rather than decode twice
   const reuseThink = ctx.format === 'rl' && decoding === 'structured';
   return (prompts) => {
-    const generated = greedy(ownSpec, decoding, prompts).map((c) => ({ tokens: c.tokens, parsed: parseCompletion(ownSpec, c.tokens) }));
+    const generated =
+      ctx.generate === false && !reuseThink
+        ? prompts.map(() => ({ tokens: [] as number[], parsed: { guess: null, answer: null, wellFormed: false } }))
+        : greedy(ownSpec, decoding, prompts).map((c) => ({ tokens: c.tokens, parsed: parseCompletion(ownSpec, c.tokens) }));
     let guessed: { best: number[]; scores: number[][] } | undefined;
     let heads = prompts.map(() => [] as number[]);
     if (ctx.format === 'gta') {

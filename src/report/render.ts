@@ -8,14 +8,26 @@ import path from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { Resvg } from '@resvg/resvg-js';
-import type { PairRow } from './stats_markdown.js';
 
 export interface Stat { mean: number; std: number; n: number }
 /** One point of a convergence curve: a (dataset, arm, step) with mean and std over seeds. */
 export interface CurvePoint { dataset: string; arm: string; step: number; metrics: Record<string, Stat> }  // keys like 'eval/accuracy', 'eval/f1_weighted', 'reward/total/mean'
 /** One row of the comparison table. */
 export interface CompareRow { dataset: string; arm: string; seeds: number; columns: Record<string, Stat | number | null> }  // e.g. 'final accuracy': Stat, 'best accuracy': Stat, 'steps to threshold': Stat|null, 'AUC': Stat, 'tokens': number
-/** `pairs`: the paired differences (stats_markdown.ts pairRows), shown first. */
+/** One pair as report.html shows it first (stats_markdown.ts pairRows makes them): the difference and its intervals in points, and a verdict in plain words. */
+export interface PairRow {
+  dataset: string;
+  pair: string;
+  split: string;
+  seeds: number;
+  /** "-3.4 [-5.4, -1.4]": points of accuracy, the t interval over seeds. */
+  difference: string;
+  bootstrap: string;
+  verdict: string;
+  /** For colour: a clear gain of a over b, a clear loss, or neither. */
+  tone: 'better' | 'worse' | 'unclear';
+}
+/** `pairs`: the paired differences, shown first. */
 export interface ReportInput { title: string; rows: CompareRow[]; curves: CurvePoint[]; pairs?: PairRow[]; notes?: string[] }
 export interface RenderedFiles { svg: string[]; png: string[]; html: string }
 

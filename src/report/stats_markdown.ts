@@ -1,5 +1,6 @@
 /** The paired comparisons (statistics.ts) for people: a summary table, per-pair details, and one-line notes for report.html. */
 import { BOOTSTRAP_SAMPLES, excludesZero, type Interval, type PairStats } from './statistics.js';
+import type { PairRow } from './render.js';
 
 const signed = (x: number) => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${x.toFixed(4)}` : '–');
 const interval = (i: Interval | null) => (i ? `[${signed(i[0])}, ${signed(i[1])}]` : '–');
@@ -42,20 +43,6 @@ export function statsDetails(stats: PairStats[]): string {
 /** A difference of accuracies in percentage points, signed, one decimal: -0.034 is "-3.4". */
 const points = (x: number) => (Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(1)}` : '–');
 const pointsInterval = (i: Interval | null) => (i ? `[${points(i[0])}, ${points(i[1])}]` : '–');
-
-/** One pair as report.html shows it first: the difference and its intervals in points, and a verdict in plain words. */
-export interface PairRow {
-  dataset: string;
-  pair: string;
-  split: string;
-  seeds: number;
-  /** "-3.4 [-5.4, -1.4]": points of accuracy, the t interval over seeds. */
-  difference: string;
-  bootstrap: string;
-  verdict: string;
-  /** For colour: a clear gain of a over b, a clear loss, or neither. */
-  tone: 'better' | 'worse' | 'unclear';
-}
 
 export function pairRows(stats: PairStats[]): PairRow[] {
   return stats.map((s) => {
