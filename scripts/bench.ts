@@ -29,6 +29,7 @@
  * each rank its shard of the same global batch, gradients averaged), one after another; tokens/s
  * count the whole batch.
  */
+import { builtinReward } from '../src/task/rewards.js';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -213,7 +214,7 @@ async function time(trainer: Trainer, batches: SftExample[][]): Promise<Speed> {
 
 /** gtaRunner's step (mode gta as configs/sst2-gta.yaml sets it) on this backend's model: 2 warm-up steps, then --steps timed, means. */
 async function timeRl(backend: Awaited<ReturnType<typeof initBackend>>, model: Transformer, trainer: Trainer): Promise<RlSpeed> {
-  const prepared: Prepared = { backend, data, model, tokenizer: tok, prompts, init: 'bench', reference: () => model.frozenCopy() };
+  const prepared: Prepared = { backend, data, model, tokenizer: tok, prompts, init: 'bench', rewards: gtaCfg.rl.rewards.map(builtinReward), reference: () => model.frozenCopy() };
   const runner = gtaRunner(gtaCfg, prepared, trainer);
   if (runner.batchSize !== rlIndices.length) throw new Error(`rl: gtaRunner batch ${runner.batchSize} != ${rlIndices.length}`);
   const mine = world().shard(rlIndices);

@@ -136,5 +136,5 @@ test('--help lists only the built commands', () => {
   const r = gta(['--help'], ROOT);
   assert.equal(r.code, 0);
   const commands = [...r.stdout.matchAll(/^ {2}gta (\S+)/gm)].map((m) => m[1]).sort();
-  assert.deepEqual(commands, ['compare-baselines', 'corpus', 'eval', 'pretrain', 'report', 'runs', 'train', 'worker']);
+  assert.deepEqual(commands, ['compare-baselines', 'corpus', 'eval', 'export', 'predict', 'pretrain', 'report', 'runs', 'train', 'worker']);
 });

@@ -141,3 +141,24 @@ test('a YAML alias bomb is a config error naming the file, not a crash; ordinary
   const { config } = loadConfig(TrainConfigSchema, write('data: {name: &n sst2}\nname: *n\n'));
   assert.equal(config.name, 'sst2');
 });
+
+test('a key split at the wrong dot gets the key it meant: --set eval.every=5 is train.eval_every', () => {
+  const paths = keyPaths(TrainConfigSchema);
+  assert.deepEqual(suggestKeys('every', 'eval', paths), ['train.eval_every']);
+  assert.deepEqual(suggestKeys('every', 'checkpoint', paths), ['train.checkpoint_every']);
+  assert.deepEqual(suggestKeys('often', 'eval', paths), []);
+  const f = write('data:\n  name: sst2\n');
+  assert.throws(() => loadConfig(TrainConfigSchema, f, ['eval.every=5']), (e: Error) => e.message === '--set eval.every: eval.every: unknown key (did you mean train.eval_every?)');
+});
+
+test('a --set value for a string key is taken as written when YAML would read it as something else', () => {
+  const f = write('data:\n  name: sst2\n');
+  // YAML reads "Review: {text}" as a mapping and "Review: {text" not at all; the key takes a string.
+  assert.equal(loadConfig(TrainConfigSchema, f, ['prompt.template=Review: {text}']).config.prompt.template, 'Review: {text}');
+  assert.equal(loadConfig(TrainConfigSchema, f, ['prompt.template={text}']).config.prompt.template, '{text}');
+  assert.equal(loadConfig(TrainConfigSchema, f, ['prompt.template=a: b: {text}']).config.prompt.template, 'a: b: {text}');
+  assert.equal(loadConfig(TrainConfigSchema, f, ['prompt.template="Q: {text}"']).config.prompt.template, 'Q: {text}');
+  // Typed values are still YAML, and a non-string key still says what it wanted.
+  assert.equal(loadConfig(TrainConfigSchema, f, ['name=123']).config.name, '123');
+  assert.throws(() => loadConfig(TrainConfigSchema, f, ['train.steps=a: b: c']), (e: Error) => e.message === '--set train.steps: train.steps: expected number, got string "a: b: c"');
+});

@@ -85,5 +85,8 @@ test('gta report: reference rows first for each dataset, and the paired differen
   assert.ok(md.indexOf('| gta − sft |') < md.indexOf('| tiny | majority |') && md.indexOf('| tiny | gta | 2 |') < md.indexOf('## How the intervals were computed'), 'summary, table, details');
   assert.match(md, /\| tiny \| gta − sft \| test \| 2 \| \+0\.1000 \| \[\+0\.1000, \+0\.1000\] \| \[\+0\.\d{4}, \+0\.\d{4}\] \| significant \|/);
   assert.match(r.stdout, /\| tiny \| gta − sft \| test \|/);
-  assert.match(fs.readFileSync(path.join(out, 'report.html'), 'utf8'), /tiny gta − sft \(test, 2 seeds\): \+0\.1000/);
+  const html = fs.readFileSync(path.join(out, 'report.html'), 'utf8');
+  assert.ok(html.includes('<tr class="better"><td>tiny</td><td>gta − sft</td><td>test</td><td>2</td><td>+10.0 [+10.0, +10.0]</td>'), 'the pair in points, first');
+  assert.ok(html.includes('gta is better than sft on tiny, by 10.0 points of test accuracy: both intervals exclude 0.'));
+  assert.ok(html.indexOf('Paired differences') < html.indexOf('<h2>Arms</h2>'));
 });

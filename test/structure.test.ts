@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tokenizer } from '../src/tokenizer/bpe.js';
 import { StructuredState, maxStructuredLength, parseCompletion, structureSpec } from '../src/task/structure.js';
-import { scoreRewards } from '../src/task/rewards.js';
+import { builtinReward, scoreRewards } from '../src/task/rewards.js';
 import { tinyTokenizer } from './helpers/tiny.js';
 
 const tok: Tokenizer = tinyTokenizer();
@@ -87,7 +87,8 @@ test('parsing: well formed needs the exact tag order, known labels and EOS', () 
   assert.deepEqual(parseCompletion(spec, unknown), { guess: null, answer: 1, wellFormed: false });
   const rlSpec = structureSpec(tok, 'rl', labels, 4);
   assert.equal(parseCompletion(rlSpec, ok).wellFormed, false, 'a guess is not part of the RL format');
-  const scored = scoreRewards([parseCompletion(spec, ok), parseCompletion(spec, unknown)], [1, 0], { accuracy: 1, format: 0.5 });
+  const rewards = [builtinReward({ name: 'accuracy', weight: 1 }), builtinReward({ name: 'format', weight: 0.5 })];
+  const scored = scoreRewards([{ parsed: parseCompletion(spec, ok), gold: 1 }, { parsed: parseCompletion(spec, unknown), gold: 0 }], rewards);
   assert.deepEqual(scored.total, [1.5, 0]);
   assert.deepEqual(scored.components.accuracy, [1, 0]);
 });

@@ -10,6 +10,8 @@ import { stopAllProgress } from '../util/progress.js';
 import { BACKEND_NAMES } from '../config/schema.js';
 import { readSetFile, trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
+import { predictCommand } from './predict.js';
+import { exportCommand } from './export.js';
 import { pretrainCommand } from './pretrain.js';
 import { corpusBuildCommand } from './corpus.js';
 import { DEFAULT_CORPUS } from '../corpus/build.js';
@@ -22,7 +24,7 @@ import { workerCommand } from './worker.js';
 
 export async function main(argv: string[]): Promise<number> {
   try {
-    await yargs(argv)
+    await yargs(stdinValues(argv))
       .scriptName('gta')
       .usage('$0 <command> [options]')
       .option('log-level', { choices: LOG_LEVELS, default: 'info', describe: 'log verbosity (logs go to stderr)' })
@@ -42,15 +44,41 @@ export async function main(argv: string[]): Promise<number> {
       )
       .command(
         'eval',
-        'score a finished run (or one of its checkpoints) on a split',
+        'score a finished run (or one of its checkpoints) on a split, or on a labelled file (--file)',
         (y) =>
           y
             .option('run', { type: 'string', demandOption: true, describe: 'run directory' })
             .option('split', { choices: ['dev', 'test'] as const, default: 'dev' as const })
             .option('checkpoint', { choices: ['latest', 'best'] as const, default: 'latest' as const })
+            .option('file', { type: 'string', describe: 'score a labelled CSV, TSV or JSONL file (the run\'s text and label columns) instead of a split' })
             .option('batch-size', { type: 'number', describe: 'eval batch size (default: the run config\'s)' }),
         async (a) =>
-          evalCommand({ run: a.run, split: a.split, checkpoint: a.checkpoint, batchSize: a['batch-size'], backend: a.backend, logLevel: a['log-level'] }),
+          evalCommand({ run: a.run, split: a.split, checkpoint: a.checkpoint, file: a.file, batchSize: a['batch-size'], backend: a.backend, logLevel: a['log-level'] }),
+      )
+      .command(
+        'predict',
+        'label new text with a trained run: one JSON line a text (label, every label\'s score; think, answer and guess for RL and GTA)',
+        (y) =>
+          y
+            .option('run', { type: 'string', demandOption: true, describe: 'run directory' })
+            .option('checkpoint', { choices: ['latest', 'best'] as const, default: 'latest' as const })
+            .option('input', { type: 'string', demandOption: true, describe: "CSV, TSV or JSONL file (optionally .gz) with a text column, another file of one text a line, or '-' for one text a line on stdin" })
+            .option('text-column', { type: 'string', describe: "the input's text column (default: the run's data.text_column)" })
+            .option('out', { type: 'string', describe: 'write the JSON lines here (complete or not at all) instead of stdout' })
+            .option('batch-size', { type: 'number', describe: 'batch size (default: the run config\'s eval.batch_size)' }),
+        async (a) =>
+          predictCommand({ run: a.run, checkpoint: a.checkpoint, input: a.input, textColumn: a['text-column'], out: a.out, batchSize: a['batch-size'], backend: a.backend, logLevel: a['log-level'] }),
+      )
+      .command(
+        'export',
+        'write a run\'s checkpoint as a Hugging Face folder (transformers\' AutoModelForCausalLM and AutoTokenizer load it)',
+        (y) =>
+          y
+            .option('run', { type: 'string', demandOption: true, describe: 'run directory' })
+            .option('checkpoint', { choices: ['latest', 'best'] as const, default: 'latest' as const })
+            .option('out', { type: 'string', demandOption: true, describe: 'the folder to write (new or empty)' })
+            .option('merge-lora', { type: 'boolean', default: false, describe: 'a LoRA run: merge its adapters into the weights (W + alpha/r A B)' }),
+        async (a) => exportCommand({ run: a.run, checkpoint: a.checkpoint, out: a.out, mergeLora: a['merge-lora'], backend: a.backend, logLevel: a['log-level'] }),
       )
       .command(
         'compare-baselines',
@@ -137,6 +165,16 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`gta: internal error: ${(e as Error).stack ?? e}\n`);
     return 1;
   }
+}
+
+/** `--input -` as `--input=-`: yargs reads a lone '-' as a positional argument, not as the option's value (stdin). */
+function stdinValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--input' && argv[i + 1] === '-') out.push(`--input=${argv[++i]}`);
+    else out.push(argv[i]);
+  }
+  return out;
 }
 
 export async function run(): Promise<void> {

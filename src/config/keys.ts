@@ -148,6 +148,14 @@ export function suggestKeys(key: string, parent: string, paths: string[]): strin
   if (sibling !== undefined) return [sibling];
   const exactSynonym = SYNONYMS[name];
   if (exactSynonym !== undefined && valid.has(exactSynonym) && exactSynonym !== own) return [exactSynonym];
+  // A key split at a dot where the real one has '_' (eval.every for train.eval_every): the two names joined.
+  const joined = normalise(`${parent.slice(parent.lastIndexOf('.') + 1)}${key}`);
+  if (parent !== '') {
+    const whole = paths.filter((p) => p !== own && normalise(p.slice(p.lastIndexOf('.') + 1)) === joined);
+    const viaSynonym = SYNONYMS[joined];
+    if (whole.length === 0 && viaSynonym !== undefined && valid.has(viaSynonym)) whole.push(viaSynonym);
+    if (whole.length > 0) return whole.sort((a, b) => a.split('.').length - b.split('.').length).slice(0, 2);
+  }
   const candidates: { path: string; leaf: string }[] = [
     ...paths.map((p) => ({ path: p, leaf: normalise(p.slice(p.lastIndexOf('.') + 1)) })),
     ...Object.entries(SYNONYMS)

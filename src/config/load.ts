@@ -56,13 +56,24 @@ export function loadConfig<S extends z.ZodType>(schema: S, file: string, overrid
     throw new GtaError(`${locate(file, doc, lineCounter, at).text}: ${at.join('.')}: '${at.at(-1)}' cannot be a config key`);
   }) as Record<string, unknown>;
   raw = tree;
-  const overridden = new Set<string>();
+  const overridden = new Map<string, { path: string[]; text: string }>();
   for (const o of overrides) {
-    const { path, value } = parseOverride(o);
+    const { path, value, text } = parseOverride(o);
     setPath(tree, path, value);
-    overridden.add(path.join('.'));
+    overridden.set(path.join('.'), { path, text });
   }
-  const result = schema.safeParse(raw);
+  let result = schema.safeParse(raw);
+  // `--set prompt.template=Review: {text}` is YAML for a mapping, but the key takes a string: where the
+  // schema wants a string and a --set value read as YAML is something else, the value is its text as written.
+  for (let tries = 0; !result.success && tries < overridden.size; tries++) {
+    const asText = (result.error.issues as Issue[])
+      .filter((i) => i.code === 'invalid_type' && i.expected === 'string')
+      .map((i) => overridden.get(i.path.map(String).join('.')))
+      .filter((o) => o !== undefined && typeof getPath(raw, o.path) !== 'string');
+    if (asText.length === 0) break;
+    for (const o of asText) setPath(tree, o!.path, o!.text);
+    result = schema.safeParse(raw);
+  }
   if (!result.success) {
     const paths = keyPaths(schema);
     const problems = (result.error.issues as Issue[])
@@ -83,8 +94,8 @@ export function loadConfig<S extends z.ZodType>(schema: S, file: string, overrid
  * The --set key path a problem at `key` comes from: the same key, one below it (`--set data.labels.0=x`
  * makes data.labels a mapping) or one above it (`--set data={...}` holds data.labels).
  */
-function setBy(overridden: Set<string>, key: string): string | undefined {
-  for (const o of overridden) if (o === key || o.startsWith(`${key}.`) || key.startsWith(`${o}.`)) return o;
+function setBy(overridden: Map<string, unknown>, key: string): string | undefined {
+  for (const o of overridden.keys()) if (o === key || o.startsWith(`${key}.`) || key.startsWith(`${o}.`)) return o;
   return undefined;
 }
 
@@ -178,7 +189,7 @@ function findKeyNode(doc: Document, path: string[]): { range?: [number, number, 
   return pair?.key as { range?: [number, number, number] } | undefined;
 }
 
-function parseOverride(o: string): { path: string[]; value: unknown } {
+function parseOverride(o: string): { path: string[]; value: unknown; text: string } {
   const eq = o.indexOf('=');
   if (eq <= 0) throw new GtaError(`--set ${o}: expected key.path=value`);
   const path = o.slice(0, eq).trim().split('.');
@@ -190,14 +201,15 @@ function parseOverride(o: string): { path: string[]; value: unknown } {
   try {
     // Values are YAML, so numbers, booleans, lists ([a, b]) and quoted strings all work.
     value = parseYamlValue(text);
-  } catch (e) {
-    throw new GtaError(`--set ${o}: value is not valid YAML (${(e as Error).message.split('\n')[0]})`);
+  } catch {
+    // Not YAML (`Review: {text`, `a: b: c`): the text as written, a plain string.
+    value = text;
   }
   // a value that is a mapping ({__proto__: ...}) is held to the same rule as the key path
   value = withoutPrototypes(value, (at) => {
     throw new GtaError(`--set ${[...path, ...at].join('.')}: '${at.at(-1)}' cannot be a config key`);
   });
-  return { path, value: value === null && text.trim() === '' ? '' : value };
+  return { path, value: value === null && text.trim() === '' ? '' : value, text };
 }
 
 function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { LOSS_TYPE_NAMES } from './grpo_losses.js';
 import { MODES, MODE_TRAITS, type Mode } from './modes.js';
-import { REWARD_NAMES, type RewardName } from './rewards.js';
+import { isBuiltinReward, REWARD_NAMES, type RewardName, type RewardSpec } from './rewards.js';
 
 /** The TensorFlow.js backends (src/backend/select.ts); named here so that parsing a config loads no tfjs. */
 export const BACKEND_NAMES = ['auto', 'torch', 'wasm', 'cpu', 'webgpu', 'tensorflow'] as const;
@@ -107,6 +107,12 @@ export const TrainSchema = z
      */
     keep_checkpoints: z.array(z.enum(['latest', 'best'])).default(['latest', 'best']),
     /**
+     * Stop when `patience` periodic dev evals in a row have not beaten the best eval's accuracy by more
+     * than `min_delta` (transformers' EarlyStoppingCallback: early_stopping_patience, early_stopping_threshold).
+     * The run then finishes as usual: its final eval and summary.json (with `stopped_early`).
+     */
+    early_stopping: z.object({ patience: positiveInt, min_delta: z.number().min(0).default(0) }).strict().optional(),
+    /**
      * On the torch backend, where the CPU has AVX512-BF16 or AMX, or on a GPU (src/backend/torch/precision.ts):
      * bf16 runs matrix products in bfloat16 (float32 weights, moments, norms and losses: autocast's split,
      * Lightning's bf16-mixed); bf16-true holds the weights, AdamW moments and activations in bfloat16 as a
@@ -145,6 +151,11 @@ export const EvalSchema = z
      * 'test', summary.json's `test`): model choice and curves stay on dev, the reported number on test.
      */
     test_at_end: z.boolean().default(false),
+    /**
+     * The weights the final eval scores: `latest` (the last step's) or `best` (checkpoints/best, the best
+     * periodic eval's; the last step's when no periodic eval ran). summary.json's final says which and its step.
+     */
+    final_checkpoint: z.enum(['latest', 'best']).default('latest'),
   })
   .strict();
 
@@ -170,13 +181,42 @@ export const RlSchema = z
     loss_type: z.enum(LOSS_TYPE_NAMES).default('grpo'),
     scale_rewards: z.enum(['group', 'batch', 'none']).default('group'),
     mask_truncated_completions: z.boolean().default(false),
-    /** A weight for each reward (src/config/rewards.ts; 1 by default). */
+    /**
+     * The rewards, summed with their weights: a weight for each built-in (`{ accuracy: 1, format: 0.5 }`,
+     * 1 by default), or a list of entries, built-ins by name and rewards of your own by module
+     * (`[{ name: accuracy }, { name: ordinal, module: rewards/ordinal.mjs, weight: 0.5 }]`:
+     * src/task/reward_plugins.ts). Either way the run uses the list.
+     */
     rewards: z
-      .object(Object.fromEntries(REWARD_NAMES.map((name) => [name, z.number().default(1.0)])) as { [K in RewardName]: z.ZodDefault<z.ZodNumber> })
-      .strict()
-      .prefault({}),
+      .union([
+        z
+          .array(
+            z
+              .object({
+                name: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only (it names the reward/<name> metrics)'),
+                weight: z.number().default(1.0),
+                module: z.string().min(1).optional(),
+              })
+              .strict(),
+          )
+          .min(1),
+        z.object(Object.fromEntries(REWARD_NAMES.map((name) => [name, z.number().default(1.0)])) as { [K in RewardName]: z.ZodDefault<z.ZodNumber> }).strict(),
+      ])
+      .prefault({})
+      .transform((r): RewardSpec[] => (Array.isArray(r) ? r : Object.entries(r).map(([name, weight]) => ({ name, weight })))),
   })
-  .strict();
+  .strict()
+  .superRefine((rl, ctx) => {
+    rl.rewards.forEach((r, i) => {
+      if (r.module === undefined && !isBuiltinReward(r.name)) {
+        ctx.addIssue({ code: 'custom', path: ['rewards', i, 'name'], message: `'${r.name}' is not a built-in reward (${REWARD_NAMES.join(', ')}); give module: FILE for a reward of your own` });
+      }
+      if (r.module !== undefined && isBuiltinReward(r.name)) {
+        ctx.addIssue({ code: 'custom', path: ['rewards', i, 'name'], message: `'${r.name}' is a built-in reward; name a reward from a module otherwise` });
+      }
+      if (rl.rewards.findIndex((o) => o.name === r.name) !== i) ctx.addIssue({ code: 'custom', path: ['rewards', i, 'name'], message: `reward '${r.name}' is named twice` });
+    });
+  });
 
 /** The SFT phase of mode sft_then_rl; its target is `<think></think><answer>LABEL</answer>`, RL's format with an empty think. */
 export const SftThenRlSchema = z.object({ sft_steps: positiveInt.default(200) }).strict();
@@ -207,15 +247,16 @@ export const TrainConfigSchema = z
     output_dir: z.string().default('runs'),
     /**
      * A base checkpoint folder (from `gta pretrain`), a local Hugging Face model folder (GPT-2, Llama,
-     * Mistral, Qwen2, Qwen3: src/model/hf_model.ts), or "scratch" to start from random weights.
+     * Mistral, Qwen2, Qwen3: src/model/hf_model.ts), a hub id found in the local Hugging Face cache
+     * (`Qwen/Qwen2.5-0.5B`: src/model/hf_cache.ts), or "scratch" to start from random weights.
      */
     init: z.string().default('checkpoints/base'),
     /** Used only when init is "scratch"; otherwise the checkpoint's or model's own architecture is used. */
     model: ModelArchSchema.prefault({}),
     data: DataSchema,
-    /** The prompt: {text} is replaced by the example's text. */
+    /** The prompt: {text} is replaced by the example's text; with chat, as the user's message of the model's chat template (src/task/chat.ts). */
     // bounded: every example's prompt is built from it (a 50 MB template once got as far as tokenizing)
-    prompt: z.object({ template: z.string().max(100_000).includes('{text}').default('{text}') }).strict().prefault({}),
+    prompt: z.object({ template: z.string().max(100_000).includes('{text}').default('{text}'), chat: z.boolean().default(false) }).strict().prefault({}),
     train: TrainSchema.prefault({}),
     eval: EvalSchema.prefault({}),
     rl: RlSchema.prefault({}),
@@ -233,6 +274,9 @@ export const TrainConfigSchema = z
     }
     if (!MODE_TRAITS[c.mode].dropout && c.train.lora?.dropout) {
       ctx.addIssue({ code: 'custom', path: ['train', 'lora', 'dropout'], message: `mode ${c.mode} trains without dropout (its RL passes run the model as it samples); set train.lora.dropout to 0 or leave it out` });
+    }
+    if (c.eval.final_checkpoint === 'best' && !c.train.keep_checkpoints.includes('best')) {
+      ctx.addIssue({ code: 'custom', path: ['eval', 'final_checkpoint'], message: "eval.final_checkpoint 'best' scores checkpoints/best, which train.keep_checkpoints does not keep; add best to it or use 'latest'" });
     }
     const units = MODE_TRAITS[c.mode].grouped ? c.train.batch_size / c.rl.group_size : c.train.batch_size;
     if (c.train.batch_size >= 1 && c.train.grad_accum_steps > Math.floor(units)) {

@@ -32,6 +32,15 @@ interface RawExample {
   text: string;
   label: string;
   line: number;
+  row: Record<string, unknown>;
+}
+
+/** Each loaded example's whole row, as its file held it (what a reward module is given); kept beside, so Example stays { text, label }. */
+const ROWS = new WeakMap<Example, Record<string, unknown>>();
+
+/** The row an example was read from: every column of the data file, not only text and label. */
+export function exampleRow(e: Example): Record<string, unknown> {
+  return ROWS.get(e) ?? { text: e.text };
 }
 
 export async function loadDataset(cfg: DataConfig, seed: number): Promise<Dataset> {
@@ -79,6 +88,15 @@ export async function loadDataset(cfg: DataConfig, seed: number): Promise<Datase
   if (src.test !== undefined) files.test = src.test;
   if (cfg.labels === undefined && src.labelsFile !== undefined) files.labels = src.labelsFile;
   return { name: src.name, labels, train, dev, test, devSource: src.dev !== undefined ? 'file' : 'carved', files, warnings: caseWarnings(labels) };
+}
+
+/**
+ * A labelled file of the user's (`gta eval --file`), read as a split of a run's data: its columns are
+ * the run's data.text_column and data.label_column, its labels names (or indices) of the run's list.
+ */
+export async function loadLabelledFile(file: string, cfg: Pick<DataConfig, 'format' | 'text_column' | 'label_column'>, labels: string[]): Promise<Example[]> {
+  const table = await readTable(file, cfg.format ?? 'auto');
+  return toExamples(extract(table, cfg), file, labels, new Map(labels.map((l, i) => [l, i] as const)), true);
 }
 
 function checkNumbers(cfg: DataConfig): void {
@@ -133,7 +151,7 @@ function display(p: string): string {
 }
 
 /** Pull text and label out of every row, checking the columns exist and the values are usable. */
-function extract(t: Table, cfg: DataConfig): RawExample[] {
+function extract(t: Table, cfg: Pick<DataConfig, 'text_column' | 'label_column'>): RawExample[] {
   const { text_column: textCol, label_column: labelCol } = cfg;
   if (t.format !== 'jsonl') {
     for (const col of [textCol, labelCol]) {
@@ -158,7 +176,7 @@ function extract(t: Table, cfg: DataConfig): RawExample[] {
     // Stray spaces around a class name ("positive ") are never meaningful; spaces inside are ("very positive").
     const label = cell(labelCol).trim();
     if (label === '') throw atLine(t.file, row.line, 'empty label');
-    return { text, label, line: row.line };
+    return { text, label, line: row.line, row: row.values };
   });
 }
 
@@ -194,7 +212,9 @@ function toExamples(raw: RawExample[], file: string, labels: string[], index: Ma
       label = i;
     }
     if (label === undefined) throw atLine(file, r.line, `label '${r.label}' is not one of: ${listNames(labels)}`);
-    return { text: r.text, label };
+    const ex = { text: r.text, label };
+    ROWS.set(ex, r.row);
+    return ex;
   });
 }
 

@@ -68,13 +68,19 @@ export interface EvalContext {
   thinkMaxTokens?: number;
   /** Called after each batch with the number of examples done. */
   onProgress?: (done: number, total: number) => void;
+  /** false: no free generation beside the scored decision (predict reads only the decision); its fields stay empty. */
+  generate?: boolean;
 }
 
-interface Decoded {
+/** One text's decision, as evaluate and predict read it. */
+export interface Decoded {
   /** The scored structure's tokens, its answer, and (GTA) its guess. */
   tokens: number[];
   answer: number;
   guess?: number;
+  /** Every label's whole-label log-probability at the answer (and GTA's guess): exp() of them sums to 1. */
+  scores: number[];
+  guessScores?: number[];
   /** Free generation's tokens, the label they name, and whether their structure is well formed (RL, GTA). */
   generated: number[];
   generatedAnswer: number | null;
@@ -83,16 +89,7 @@ interface Decoded {
 
 export function evaluate(ctx: EvalContext, examples: Example[]): EvalResult {
   const start = performance.now();
-  const prompts = examples.map((e) => ctx.prompts.prompt(e.text));
-  // Batch examples of similar length together: less padding, same results (rows are independent).
-  const order = prompts.map((_, i) => i).sort((a, b) => prompts[a].length - prompts[b].length || a - b);
-  const out: Decoded[] = new Array(examples.length);
-  const decodeBatch = decoder(ctx);
-  for (let s = 0; s < order.length; s += ctx.batchSize) {
-    const idx = order.slice(s, s + ctx.batchSize);
-    decodeBatch(idx.map((i) => prompts[i])).forEach((d, j) => (out[idx[j]] = d));
-    ctx.onProgress?.(Math.min(s + ctx.batchSize, order.length), order.length);
-  }
+  const out = decodeTexts(ctx, examples.map((e) => e.text));
   const gold = examples.map((e) => e.label);
   const name = (i: number | null | undefined) => (i === null || i === undefined ? null : ctx.labels[i]);
   const predictions: Prediction[] = examples.map((e, i) => ({
@@ -118,19 +115,34 @@ export function evaluate(ctx: EvalContext, examples: Example[]): EvalResult {
   return { metrics, predictions, examplesPerSecond: examples.length / Math.max(seconds, 1e-9) };
 }
 
+/** The decision for each text, in order; onProgress(done, texts.length) after each batch. */
+export function decodeTexts(ctx: EvalContext, texts: string[], onProgress = ctx.onProgress): Decoded[] {
+  const prompts = texts.map((t) => ctx.prompts.prompt(t));
+  // Batch examples of similar length together: less padding, same results (rows are independent).
+  const order = prompts.map((_, i) => i).sort((a, b) => prompts[a].length - prompts[b].length || a - b);
+  const out: Decoded[] = new Array(texts.length);
+  const decodeBatch = decoder(ctx);
+  for (let s = 0; s < order.length; s += ctx.batchSize) {
+    const idx = order.slice(s, s + ctx.batchSize);
+    decodeBatch(idx.map((i) => prompts[i])).forEach((d, j) => (out[idx[j]] = d));
+    onProgress?.(Math.min(s + ctx.batchSize, order.length), order.length);
+  }
+  return out;
+}
+
 function decoder(ctx: EvalContext): (prompts: number[][]) => Decoded[] {
   const tok = ctx.tokenizer;
   const labels = ctx.labels.map((l) => tok.encode(l));
   const [answerOpen, answerClose, guessOpen, guessClose] = (['<answer>', '</answer>', '<guess>', '</guess>'] as const).map((t) => tok.id(t));
-  const score = (prefixes: number[][], close: number) => scoreLabels(ctx.model, prefixes, labels, close, tok.padId).best;
+  const score = (prefixes: number[][], close: number) => scoreLabels(ctx.model, prefixes, labels, close, tok.padId);
   const answerTail = (label: number) => [...labels[label], answerClose, tok.eosId];
   const greedy = (spec: StructureSpec, decoding: Decoding, prompts: number[][]) =>
     sampleCompletions(ctx.model, prompts, { spec, decoding, temperature: 1, topP: 1, maxNewTokens: ctx.maxNewTokens, greedy: true, rng: new Rng(0), padId: tok.padId });
   if (ctx.format === 'answer') {
     return (prompts) => {
-      const answers = score(prompts.map((p) => [...p, answerOpen]), answerClose);
-      const generated = greedyGenerate(ctx.model, prompts, { maxNewTokens: ctx.maxNewTokens, stopId: tok.eosId, padId: tok.padId });
-      return prompts.map((_, i) => ({ tokens: [answerOpen, ...answerTail(answers[i])], answer: answers[i], generated: generated[i], generatedAnswer: parseAnswer(tok, generated[i], ctx.labels) }));
+      const { best: answers, scores } = score(prompts.map((p) => [...p, answerOpen]), answerClose);
+      const generated = ctx.generate === false ? prompts.map(() => []) : greedyGenerate(ctx.model, prompts, { maxNewTokens: ctx.maxNewTokens, stopId: tok.eosId, padId: tok.padId });
+      return prompts.map((_, i) => ({ tokens: [answerOpen, ...answerTail(answers[i])], answer: answers[i], scores: scores[i], generated: generated[i], generatedAnswer: parseAnswer(tok, generated[i], ctx.labels) }));
     };
   }
   const think = ctx.thinkMaxTokens ?? 8;
@@ -143,19 +155,23 @@ function decoder(ctx: EvalContext): (prompts: number[][]) => Decoded[] {
   // RL's own structured generation is that same greedy think from the prompt: reuse it rather than decode twice
   const reuseThink = ctx.format === 'rl' && decoding === 'structured';
   return (prompts) => {
-    const generated = greedy(ownSpec, decoding, prompts).map((c) => ({ tokens: c.tokens, parsed: parseCompletion(ownSpec, c.tokens) }));
-    let guesses: number[] | undefined;
+    const generated =
+      ctx.generate === false && !reuseThink
+        ? prompts.map(() => ({ tokens: [] as number[], parsed: { guess: null, answer: null, wellFormed: false } }))
+        : greedy(ownSpec, decoding, prompts).map((c) => ({ tokens: c.tokens, parsed: parseCompletion(ownSpec, c.tokens) }));
+    let guessed: { best: number[]; scores: number[][] } | undefined;
     let heads = prompts.map(() => [] as number[]);
     if (ctx.format === 'gta') {
-      guesses = score(prompts.map((p) => [...p, guessOpen]), guessClose);
-      heads = guesses.map((g) => [guessOpen, ...labels[g], guessClose]);
+      guessed = score(prompts.map((p) => [...p, guessOpen]), guessClose);
+      heads = guessed.best.map((g) => [guessOpen, ...labels[g], guessClose]);
     }
     const thinks = reuseThink ? generated.map((g) => upToAnswer(g.tokens)) : thinkThenAnswer(prompts.map((p, i) => [...p, ...heads[i]]));
-    const answers = score(prompts.map((p, i) => [...p, ...heads[i], ...thinks[i]]), answerClose);
+    const { best: answers, scores } = score(prompts.map((p, i) => [...p, ...heads[i], ...thinks[i]]), answerClose);
     return prompts.map((_, i) => ({
       tokens: [...heads[i], ...thinks[i], ...answerTail(answers[i])],
       answer: answers[i],
-      ...(guesses ? { guess: guesses[i] } : {}),
+      scores: scores[i],
+      ...(guessed ? { guess: guessed.best[i], guessScores: guessed.scores[i] } : {}),
       generated: generated[i].tokens,
       generatedAnswer: generated[i].parsed.answer,
       wellFormed: generated[i].parsed.wellFormed,

@@ -66,6 +66,9 @@ function readTokenizer(dir: string, cfg: HfConfig): HfTokenizer {
   };
   const tj = json('tokenizer.json', true)!;
   const tc = json('tokenizer_config.json', false) ?? {};
+  // transformers 4.43+ saves the chat template beside tokenizer_config.json rather than in it
+  const jinja = path.join(dir, 'chat_template.jinja');
+  if (tc.chat_template === undefined && fs.existsSync(jinja)) tc.chat_template = fs.readFileSync(jinja, 'utf8');
   const V = cfg.arch.vocab_size;
   const model = tj.model as { vocab?: unknown } | undefined;
   if (!model || typeof model !== 'object') throw new GtaError(`${file}: no model section`);

@@ -12,7 +12,7 @@ import type { Arch, DecoderStyle } from './arch.js';
 import { SafetensorsReader } from './safetensors.js';
 
 /** One gta parameter from one or more Hugging Face tensors, concatenated along the output axis. */
-interface Recipe {
+export interface Recipe {
   target: string;
   pieces: { name: string; shape: number[]; transpose: boolean }[];
 }
@@ -21,7 +21,7 @@ interface Recipe {
 const NOT_WEIGHTS = [/(^|\.)rotary_emb\.inv_freq$/, /^h\.\d+\.attn\.(bias|masked_bias)$/];
 
 /** The Hugging Face tensors of each gta parameter, with the shapes config.json implies. */
-function recipes(arch: Arch, s: DecoderStyle): Recipe[] {
+export function recipes(arch: Arch, s: DecoderStyle): Recipe[] {
   const { d_model: d, d_ff: ff, n_layers: L, vocab_size: V, max_seq_len: S, n_heads: H } = arch;
   const { n_kv_heads: Hk, head_dim: dh } = s;
   const out: Recipe[] = [];

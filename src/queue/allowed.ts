@@ -22,6 +22,11 @@ export class AllowedFolders {
     return [...this.read];
   }
 
+  /** Whether `p` (links resolved) lies under `root`. */
+  static contains(root: string, p: string): boolean {
+    return inside(real(p), real(root));
+  }
+
   /** The roots, for messages. */
   describe(kind: 'read' | 'write'): string {
     return (kind === 'read' ? this.read : this.write).join(', ');

@@ -22,6 +22,8 @@ import { lockRunDir } from '../run/run_lock.js';
 import { GtaError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { repoRoot } from '../util/paths.js';
+import { resolveModelFolder } from '../model/hf_cache.js';
+import { rewardModulePath } from '../task/reward_plugins.js';
 import { AllowedFolders } from './allowed.js';
 import { packRun, RunJobSchema, type RunJob, type RunResult } from './job.js';
 import { checkConnection, connection, describeError, QUEUE_NAME, QUEUE_PREFIX, type RedisTarget } from './redis.js';
@@ -186,7 +188,14 @@ function checkPayload(job: Job, log: Logger): RunJob {
 function checkPaths(config: TrainConfig, allowed: AllowedFolders): void {
   const init: unknown = config.init;
   if (typeof init !== 'string') throw new GtaError('init: this worker checks only a checkpoint path or "scratch"');
-  if (init !== 'scratch') allowed.checkRead('init', init);
+  // a hub id is read from the local Hugging Face cache: that folder must be allowed (--allow)
+  if (init !== 'scratch') allowed.checkRead('init', resolveModelFolder(init).dir);
+  // reward modules run code: only from this worker's own checkout or its --allow folders
+  for (const r of config.rl.rewards) {
+    if (r.module === undefined) continue;
+    const file = rewardModulePath(r.module);
+    if (!AllowedFolders.contains(repoRoot(), file)) allowed.checkRead(`rl.rewards ${r.name}: module`, file);
+  }
   for (const key of ['train_file', 'dev_file', 'test_file'] as const) {
     const file = config.data[key];
     if (file !== undefined) allowed.checkRead(`data.${key}`, file);

@@ -14,7 +14,21 @@ export interface Stat { mean: number; std: number; n: number }
 export interface CurvePoint { dataset: string; arm: string; step: number; metrics: Record<string, Stat> }  // keys like 'eval/accuracy', 'eval/f1_weighted', 'reward/total/mean'
 /** One row of the comparison table. */
 export interface CompareRow { dataset: string; arm: string; seeds: number; columns: Record<string, Stat | number | null> }  // e.g. 'final accuracy': Stat, 'best accuracy': Stat, 'steps to threshold': Stat|null, 'AUC': Stat, 'tokens': number
-export interface ReportInput { title: string; rows: CompareRow[]; curves: CurvePoint[]; notes?: string[] }
+/** One pair as report.html shows it first (stats_markdown.ts pairRows makes them): the difference and its intervals in points, and a verdict in plain words. */
+export interface PairRow {
+  dataset: string;
+  pair: string;
+  split: string;
+  seeds: number;
+  /** "-3.4 [-5.4, -1.4]": points of accuracy, the t interval over seeds. */
+  difference: string;
+  bootstrap: string;
+  verdict: string;
+  /** For colour: a clear gain of a over b, a clear loss, or neither. */
+  tone: 'better' | 'worse' | 'unclear';
+}
+/** `pairs`: the paired differences, shown first. */
+export interface ReportInput { title: string; rows: CompareRow[]; curves: CurvePoint[]; pairs?: PairRow[]; notes?: string[] }
 export interface RenderedFiles { svg: string[]; png: string[]; html: string }
 
 /** Fixed colours for the arms named after the modes, so sft/rl/gta look the same in every plot and report. */
@@ -180,34 +194,70 @@ function prefixIds(svg: string, prefix: string): string {
     .replace(/href="#([^"]+)"/g, (_m, id: string) => `href="#${prefix}${id}"`);
 }
 
+/**
+ * A column of the arms table is about the cost of reaching the threshold (steps, seconds, examples,
+ * tokens) or about accuracy: report.html shows them as two tables, each narrow enough for a 1300-pixel window.
+ */
+const COST_COLUMN = /threshold|^tokens$/;
+
 function reportHtml(input: ReportInput, figures: string[]): string {
-  const { header, body } = tableCells(input.rows);
-  const tr = (tag: string, cells: string[]) => `<tr>${cells.map((c) => `<${tag}>${escapeHtml(c)}</${tag}>`).join('')}</tr>`;
+  const columns = unique(input.rows.flatMap((r) => Object.keys(r.columns)));
+  const armsTable = (cols: string[]) => {
+    const { header, body } = tableCells(input.rows.map((r) => ({ ...r, columns: Object.fromEntries(cols.map((c) => [c, r.columns[c] ?? null])) })));
+    // mean over ± std in one cell, the std smaller: a column is as wide as its mean
+    const cell = (c: string) => escapeHtml(c).replace(/ ± (.*)$/, '<br><small>± $1</small>');
+    return `<div class="wide"><table>
+<thead><tr>${header.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead>
+<tbody>
+${body.map((r) => `<tr>${r.map((c) => `<td>${cell(c)}</td>`).join('')}</tr>`).join('\n')}
+</tbody>
+</table></div>`;
+  };
+  const cost = columns.filter((c) => COST_COLUMN.test(c));
+  const accuracy = columns.filter((c) => !COST_COLUMN.test(c));
+  const pairs = input.pairs?.length
+    ? `<h2>Paired differences</h2>
+<p>Accuracy of the first arm minus the second, in percentage points, with 95% intervals: over seeds (t) and over test examples (paired bootstrap).</p>
+<div class="wide"><table class="pairs">
+<thead><tr><th>dataset</th><th>difference</th><th>split</th><th>seeds</th><th>mean [95% over seeds]</th><th>mean [95% over examples]</th><th>verdict</th></tr></thead>
+<tbody>
+${input.pairs.map((p) => `<tr class="${p.tone}"><td>${escapeHtml(p.dataset)}</td><td>${escapeHtml(p.pair)}</td><td>${escapeHtml(p.split)}</td><td>${p.seeds}</td><td>${escapeHtml(p.difference)}</td><td>${escapeHtml(p.bootstrap)}</td><td class="verdict">${escapeHtml(p.verdict)}</td></tr>`).join('\n')}
+</tbody>
+</table></div>
+`
+    : '';
   const notes = input.notes?.length ? `<h2>Notes</h2>\n<ul>\n${input.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('\n')}\n</ul>\n` : '';
   // Styles inline in the page: the report must open offline, with nothing fetched.
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(input.title)}</title>
 <style>
 body { font-family: "${FONT}", sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; margin-bottom: 2em; }
-th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; white-space: nowrap; }
+.wide { max-width: 100%; overflow-x: auto; margin-bottom: 2em; }
+table { border-collapse: collapse; font-size: 85%; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; white-space: nowrap; }
+th { white-space: normal; vertical-align: bottom; }
+td small { color: #666; }
 th:nth-child(-n+2), td:nth-child(-n+2) { text-align: left; }
-figure { margin: 1em 0; }
+table.pairs td.verdict { white-space: normal; text-align: left; min-width: 22em; }
+tr.better td.verdict { color: #1a7f37; }
+tr.worse td.verdict { color: #b42318; }
+.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 560px), 1fr)); gap: 1em; }
+figure { margin: 0; }
+figure svg { width: 100%; height: auto; display: block; }
 figcaption { color: #555; font-size: 90%; }
 </style>
 </head>
 <body>
 <h1>${escapeHtml(input.title)}</h1>
-<table>
-<thead>${tr('th', header)}</thead>
-<tbody>
-${body.map((r) => tr('td', r)).join('\n')}
-</tbody>
-</table>
+${pairs}<h2>Arms</h2>
+${armsTable(accuracy)}
+${cost.length ? `<h2>Cost of reaching the threshold</h2>\n${armsTable(cost)}\n` : ''}<div class="plots">
 ${figures.join('\n')}
+</div>
 ${notes}</body>
 </html>
 `;

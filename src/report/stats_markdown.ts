@@ -1,5 +1,6 @@
 /** The paired comparisons (statistics.ts) for people: a summary table, per-pair details, and one-line notes for report.html. */
 import { BOOTSTRAP_SAMPLES, excludesZero, type Interval, type PairStats } from './statistics.js';
+import type { PairRow } from './render.js';
 
 const signed = (x: number) => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${x.toFixed(4)}` : '–');
 const interval = (i: Interval | null) => (i ? `[${signed(i[0])}, ${signed(i[1])}]` : '–');
@@ -39,7 +40,35 @@ export function statsDetails(stats: PairStats[]): string {
   return lines.join('\n') + '\n';
 }
 
-/** One sentence per pair, for report.html's notes. */
-export function statsNotes(stats: PairStats[]): string[] {
-  return stats.map((s) => `${s.dataset} ${pair(s)} (${s.split}, ${s.n_seeds} seeds): ${signed(s.mean_diff)}, t 95% ${interval(s.t_interval)}, bootstrap 95% ${interval(s.bootstrap_interval)}: ${verdict(s)}`);
+/** A difference of accuracies in percentage points, signed, one decimal: -0.034 is "-3.4". */
+const points = (x: number) => (Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(1)}` : '–');
+const pointsInterval = (i: Interval | null) => (i ? `[${points(i[0])}, ${points(i[1])}]` : '–');
+
+export function pairRows(stats: PairStats[]): PairRow[] {
+  return stats.map((s) => {
+    const tone = s.significant ? (s.mean_diff > 0 ? 'better' : 'worse') : 'unclear';
+    return {
+      dataset: s.dataset,
+      pair: pair(s),
+      split: s.split,
+      seeds: s.n_seeds,
+      difference: `${points(s.mean_diff)} ${pointsInterval(s.t_interval)}`,
+      bootstrap: s.bootstrap_interval ? `${points(s.bootstrap_mean ?? s.mean_diff)} ${pointsInterval(s.bootstrap_interval)}` : '–',
+      verdict: plainVerdict(s),
+      tone,
+    };
+  });
+}
+
+/** What a pair's intervals say, as a sentence: which arm is ahead and by how much, or that they cannot tell. */
+export function plainVerdict(s: PairStats): string {
+  const by = `${Math.abs(s.mean_diff * 100).toFixed(1)} points of ${s.split} accuracy`;
+  if (s.significant === null) return `Cannot tell: one seed and no per-example predictions, so no interval for ${s.a} against ${s.b}.`;
+  const both = s.t_interval !== null && s.bootstrap_interval !== null;
+  if (s.significant) return `${s.a} is ${s.mean_diff > 0 ? 'better' : 'worse'} than ${s.b} on ${s.dataset}, by ${by}: ${both ? 'both intervals exclude' : 'the interval excludes'} 0.`;
+  const [seeds, examples] = [excludesZero(s.t_interval), excludesZero(s.bootstrap_interval)];
+  const lean = `${s.a} ${s.mean_diff >= 0 ? 'ahead' : 'behind'} by ${by}`;
+  if (seeds && examples === false) return `No clear difference on ${s.dataset} (${lean}): the seeds agree, but over test examples the interval includes 0.`;
+  if (examples && seeds === false) return `No clear difference on ${s.dataset} (${lean}): over examples the interval excludes 0, but the seeds disagree.`;
+  return `No clear difference between ${s.a} and ${s.b} on ${s.dataset} (${lean}): the interval${both ? 's include' : ' includes'} 0.`;
 }

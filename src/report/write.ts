@@ -10,7 +10,7 @@ import { aggregate, readRun, type RunRecord, type ThresholdRule } from './aggreg
 import { referenceRows, withReferences } from './references.js';
 import { markdownTable, renderReport } from './render.js';
 import { DEFAULT_PAIRS, pairedComparisons, type Correctness } from './statistics.js';
-import { statsDetails, statsNotes, statsSummary } from './stats_markdown.js';
+import { pairRows, statsDetails, statsSummary } from './stats_markdown.js';
 
 /** What a report is of: its title, the threshold rule, and the pairs its statistics compare (default DEFAULT_PAIRS). */
 export interface ReportOptions { title: string; threshold: ThresholdRule; pairs?: [string, string][] }
@@ -36,7 +36,7 @@ export async function writeReport(dirs: string[], out: string, opts: ReportOptio
   // the headline first (is a mode better?), then the table it summarises, then how the intervals were made
   const md = [`# ${title}`, ...(stats.length ? ['## Paired differences (95% intervals)', statsSummary(stats), '## All arms'] : []), table, notes.map((n) => `- ${n}`).join('\n'), ...(stats.length ? ['## How the intervals were computed', statsDetails(stats)] : [])];
   fs.writeFileSync(path.join(out, 'compare.md'), md.map((s) => s.trimEnd()).join('\n\n') + '\n');
-  const files = await renderReport(out, { title, rows, curves: agg.curves, notes: [...notes, ...statsNotes(stats), `runs: ${dirs.length}`] });
+  const files = await renderReport(out, { title, rows, curves: agg.curves, pairs: pairRows(stats), notes: [...notes, `runs: ${dirs.length}`] });
   process.stdout.write(`${summary ? `${summary}\n` : ''}${table}\n${notes.join('\n')}\nreport: ${files.html}\n`);
   log.info({ out, runs: dirs.length }, 'report written');
 }

@@ -53,6 +53,9 @@ export interface EvalSummary {
   f1_macro: number;
   generate_accuracy: number;
   invalid_rate: number;
+  /** The weights scored (eval.final_checkpoint) and their step. */
+  checkpoint?: 'latest' | 'best';
+  checkpoint_step?: number;
   /** GTA's guess. */
   guess_accuracy?: number;
   [metric: string]: unknown;
@@ -70,6 +73,8 @@ export interface RunSummary {
   final?: EvalSummary;
   test?: EvalSummary;
   best_during_training?: { step: number } & Record<string, number>;
+  /** train.early_stopping ended the run at `step`; the best periodic eval was at best_step. */
+  stopped_early?: { step: number; best_step: number; patience: number; min_delta: number };
   /** Pretraining: the base checkpoint written, and its held-out loss and perplexity. */
   checkpoint?: string;
   held_out_loss?: number;

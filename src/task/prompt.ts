@@ -3,21 +3,24 @@
  * text, so a dataset whose text happens to contain "<answer>" cannot inject one.
  */
 import type { TextTokenizer } from '../tokenizer/types.js';
+import { chatPieces } from './chat.js';
 
 export interface PromptBuilder {
-  /** BOS, the template's text before {text}, the (truncated) example text, the text after {text}. */
+  /** BOS, the template's text before {text}, the (truncated) example text, the text after {text} (prompt.chat: the chat template's rendering around it). */
   prompt(text: string): number[];
   /** `<answer>LABEL</answer>` then EOS: what SFT trains and eval expects. */
   answerTarget(label: string): number[];
 }
 
-export function promptBuilder(tok: TextTokenizer, template: string, maxTextTokens: number): PromptBuilder {
+/** With `chat`, the model's chat template around the prompt template (chat.ts); its rendering starts the prompt (it has its BOS when the model wants one). */
+export function promptBuilder(tok: TextTokenizer, template: string, maxTextTokens: number, chat = false): PromptBuilder {
   const at = template.indexOf('{text}');
-  const before = at > 0 ? tok.encode(template.slice(0, at)) : [];
-  const after = tok.encode(template.slice(at + '{text}'.length));
+  const { before, after } = chat
+    ? chatPieces(tok, template)
+    : { before: [tok.bosId, ...(at > 0 ? tok.encode(template.slice(0, at)) : [])], after: tok.encode(template.slice(at + '{text}'.length)) };
   return {
     prompt(text: string): number[] {
-      return [tok.bosId, ...before, ...tok.encode(text).slice(0, maxTextTokens), ...after];
+      return [...before, ...tok.encode(text).slice(0, maxTextTokens), ...after];
     },
     answerTarget(label: string): number[] {
       return [tok.id('<answer>'), ...tok.encode(label), tok.id('</answer>'), tok.eosId];

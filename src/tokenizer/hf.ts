@@ -102,6 +102,29 @@ export class HfTokenizer implements TextTokenizer {
     return this.lib.encode(text, { add_special_tokens: false }).ids;
   }
 
+  /**
+   * Text whose model special tokens (`<|im_start|>`, `<|eot_id|>`...) are those tokens: a chat template's
+   * rendering, never a dataset's text (encode() keeps those characters as characters).
+   */
+  encodeWithSpecials(text: string): number[] {
+    const specials = [...this.specialText].filter(([, t]) => t.length > 0).sort((a, b) => b[1].length - a[1].length);
+    if (specials.length === 0) return this.encode(text);
+    const byText = new Map(specials.map(([id, t]) => [t, id]));
+    const split = new RegExp(`(${specials.map(([, t]) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})`);
+    return text.split(split).flatMap((piece, i) => (i % 2 === 1 ? [byText.get(piece)!] : this.encode(piece)));
+  }
+
+  /** The chat template of tokenizer_config.json (or chat_template.jinja), and the special tokens' text it may name. */
+  chatTemplate(): { template: string; tokens: Record<string, string> } | undefined {
+    let t = this.json.config.chat_template;
+    // a list of named templates (as some models ship): the default one
+    if (Array.isArray(t)) t = (t as { name?: string; template?: string }[]).find((x) => x.name === 'default')?.template;
+    if (typeof t !== 'string') return undefined;
+    const tokens: Record<string, string> = {};
+    for (const [key, id] of [['bos_token', this.bosId], ['eos_token', this.eosId], ['pad_token', this.padId]] as const) tokens[key] = this.specialText.get(id) ?? this.decode([id]);
+    return { template: t, tokens };
+  }
+
   /** Tags and the model's special tokens as their text, padding and unused ids as nothing, runs of other ids through the library's decoder. */
   decode(ids: number[]): string {
     let out = '';

@@ -29,7 +29,7 @@ export async function finetune(
   const trainer = new Trainer(p.model, cfg.train.optim);
   log.info({ mode: cfg.mode }, 'mode');
   const r = await trainLoop({
-    cfg: { seed: cfg.seed, ...cfg.train },
+    cfg: { seed: cfg.seed, ...cfg.train, final_checkpoint: cfg.eval.final_checkpoint },
     runner: modeRunner(cfg, p, trainer),
     model: p.model,
     tokenizer: p.tokenizer,
@@ -54,16 +54,17 @@ export async function finetune(
     final: r.final!.summary as EvalSummary,
     ...(r.final!.also ? { test: r.final!.also.summary as EvalSummary } : {}),
     best_during_training: r.best,
+    ...(r.stopped_early ? { stopped_early: r.stopped_early } : {}),
   };
 }
 
 function classificationEvaluator(cfg: TrainConfig, p: Prepared, run: RunDir, log: Logger): Evaluator {
   const split = cfg.eval.split === 'test' ? p.data.test : p.data.dev;
   const quick = subset(split, cfg.eval.max_examples_during_training, STREAMS.periodicEval(cfg.data.split_seed));
-  const score = (examples: Example[], label: string): EvalResult => {
+  const score = (examples: Example[], label: string, model = p.model): EvalResult => {
     const bar = startProgress(label, examples.length, log);
     const res = evaluate(
-      { model: p.model, tokenizer: p.tokenizer, prompts: p.prompts, labels: p.data.labels, batchSize: cfg.eval.batch_size, maxNewTokens: cfg.eval.max_new_tokens, ...evalFormat(cfg), onProgress: (d) => bar.update(d) },
+      { model, tokenizer: p.tokenizer, prompts: p.prompts, labels: p.data.labels, batchSize: cfg.eval.batch_size, maxNewTokens: cfg.eval.max_new_tokens, ...evalFormat(cfg), onProgress: (d) => bar.update(d) },
       examples,
     );
     bar.stop();
@@ -72,14 +73,17 @@ function classificationEvaluator(cfg: TrainConfig, p: Prepared, run: RunDir, log
   return {
     split: cfg.eval.split,
     periodic: (step) => outcome(score(quick, `eval@${step}`)),
-    final(step) {
-      const res = score(split, `eval ${cfg.eval.split}`);
+    final(last, weights) {
+      // which weights: the last step's, or checkpoints/best's (eval.final_checkpoint: best)
+      const step = weights?.step ?? last;
+      const which = { checkpoint: weights?.checkpoint ?? 'latest', checkpoint_step: step };
+      const res = score(split, `eval ${cfg.eval.split}`, weights?.model);
       for (const pred of res.predictions) run.appendJsonl('predictions.jsonl', { split: cfg.eval.split, step, ...pred });
-      const final = { ...outcome(res), summary: { split: cfg.eval.split, ...res.metrics } };
+      const final = { ...outcome(res), summary: { split: cfg.eval.split, ...which, ...res.metrics } };
       if (!cfg.eval.test_at_end || cfg.eval.split === 'test' || p.data.test.length === 0) return final;
-      const test = score(p.data.test, 'eval test');
+      const test = score(p.data.test, 'eval test', weights?.model);
       for (const pred of test.predictions) run.appendJsonl('predictions.jsonl', { split: 'test', step, ...pred });
-      return { ...final, also: { split: 'test', record: outcome(test).record, summary: { split: 'test', ...test.metrics } } };
+      return { ...final, also: { split: 'test', record: outcome(test).record, summary: { split: 'test', ...which, ...test.metrics } } };
     },
   };
 }

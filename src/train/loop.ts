@@ -8,7 +8,7 @@
  */
 import path from 'node:path';
 import type { OptimConfig } from '../config/schema.js';
-import { loadTrainingState, saveCheckpoint } from '../model/checkpoint.js';
+import { loadCheckpoint, loadTrainingState, saveCheckpoint } from '../model/checkpoint.js';
 import type { Transformer } from '../model/transformer.js';
 import type { CheckpointName, RunDir } from '../run/run_dir.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
@@ -67,8 +67,8 @@ export interface Evaluator {
   split: string;
   /** During training (usually a fixed subset). */
   periodic(step: number): EvalOutcome;
-  /** After the last step, on the whole split. */
-  final(step: number): EvalOutcome;
+  /** After the last step, on the whole split: of `weights` (the best checkpoint's, eval.final_checkpoint best) when given. */
+  final(step: number, weights?: { model: Transformer; step: number; checkpoint: CheckpointName }): EvalOutcome;
 }
 
 export interface LoopConfig {
@@ -83,6 +83,10 @@ export interface LoopConfig {
   keep_checkpoints?: readonly CheckpointName[];
   on_nonfinite: 'skip' | 'stop';
   optim: OptimConfig;
+  /** Stop after `patience` periodic evals in a row without beating the best score by more than `min_delta`. */
+  early_stopping?: { patience: number; min_delta: number };
+  /** The weights the final evaluation scores (default latest). */
+  final_checkpoint?: CheckpointName;
 }
 
 export interface LoopInput {
@@ -112,6 +116,8 @@ export interface LoopResult {
   final?: EvalOutcome;
   /** The best evaluation, periodic or final, when the evaluator ranks them. */
   best?: { step: number } & Record<string, number>;
+  /** train.early_stopping ended the run: at which step, and the best eval's step. */
+  stopped_early?: { step: number; best_step: number; patience: number; min_delta: number };
 }
 
 export async function trainLoop(x: LoopInput): Promise<LoopResult> {
@@ -147,6 +153,8 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
 
   let pos = S.position;
   let best = S.best;
+  let evalsSinceBest = S.evals_since_best ?? 0;
+  let stoppedEarly = false;
   let tokensSeen = S.tokens_seen;
   // checkpoints from before this counter existed resume at what their step implies
   let examplesSeen = S.examples_seen ?? 0;
@@ -166,6 +174,7 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
       step,
       position: pos,
       best,
+      evals_since_best: evalsSinceBest,
       tokens_seen: tokensSeen,
       examples_seen: examplesSeen,
       window: { sums: window.sums, steps: window.steps, tokens: window.tokens },
@@ -230,10 +239,18 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
       run.appendJsonl('metrics.jsonl', evalLine(res.record));
       for (const sample of lastSamples) run.appendJsonl('samples.jsonl', { step, ...sample });
       log.info({ step, ...(res.rank?.keep ?? res.record) }, 'eval');
+      const es = cfg.early_stopping;
+      if (es && res.rank) evalsSinceBest = !best || res.rank.score > best.score + es.min_delta ? 0 : evalsSinceBest + 1;
       if (res.rank && (!best || res.rank.score > best.score)) {
         best = { step, ...res.rank };
         save('best', states);
       }
+    }
+    // rank 0's verdict, on every rank
+    if (evalNow && cfg.early_stopping && (await w.any(w.lead && evalsSinceBest >= cfg.early_stopping.patience))) {
+      stoppedEarly = true;
+      log.info({ step, best_step: best?.step, patience: cfg.early_stopping.patience }, `early stopping: ${cfg.early_stopping.patience} evals without beating the best by more than ${cfg.early_stopping.min_delta}`);
+      break;
     }
     if (checkpointNow) save('latest', states);
   }
@@ -243,7 +260,8 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
   const result: LoopResult = { status: 'interrupted', steps: step, epochs: round(step / sampler.batchesPerEpoch), wall_time_s: elapsed(), train_tokens: tokensSeen };
   if (interrupted) return result;
   if (!w.lead) return { ...result, status: 'finished' };
-  const final = evaluator.final(step);
+  const stopped = stoppedEarly && cfg.early_stopping ? { stopped_early: { step, best_step: best?.step ?? step, ...cfg.early_stopping } } : {};
+  const final = finalEval(evaluator, step, cfg.final_checkpoint === 'best' && best && best.step !== step && keep.includes('best') ? run.checkpoint('best') : undefined, log);
   run.appendJsonl('metrics.jsonl', evalLine(final.record));
   if (final.also) run.appendJsonl('metrics.jsonl', evalLine(final.also.record, final.also.split));
   // The final weights count as a candidate for best when no periodic eval ranked any (those used a subset).
@@ -251,7 +269,19 @@ export async function trainLoop(x: LoopInput): Promise<LoopResult> {
     best = { step, ...final.rank };
     save('best', states);
   }
-  return { ...result, status: 'finished', wall_time_s: round(elapsed()), final, ...(best ? { best: { step: best.step, ...best.keep } } : {}) };
+  return { ...result, status: 'finished', wall_time_s: round(elapsed()), final, ...(best ? { best: { step: best.step, ...best.keep } } : {}), ...stopped };
+}
+
+/** The final evaluation: of the last weights, or of the best checkpoint's (loaded beside them, freed after). */
+function finalEval(evaluator: Evaluator, step: number, bestDir: string | undefined, log: Logger): EvalOutcome {
+  if (!bestDir) return evaluator.final(step);
+  const { model, meta } = loadCheckpoint(bestDir);
+  log.info({ checkpoint: bestDir, step: meta.step }, 'final eval of the best checkpoint');
+  try {
+    return evaluator.final(step, { model, step: meta.step, checkpoint: 'best' });
+  } finally {
+    model.dispose();
+  }
 }
 
 /**

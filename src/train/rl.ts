@@ -13,7 +13,8 @@ import type { Transformer } from '../model/transformer.js';
 import { gatherRows } from '../backend/gather_rows.js';
 import { smallWork } from '../backend/select.js';
 import { sampleCompletions, type Completion } from '../sample/rollout.js';
-import { scoreRewards, REWARD_NAMES, type Scored } from '../task/rewards.js';
+import { builtinReward, scoreRewards, type Reward, type RewardInput, type Scored } from '../task/rewards.js';
+import { exampleRow } from '../data/load.js';
 import { maxStructuredLength, parseCompletion, structureSpec, type CompletionFormat, type StructureSpec } from '../task/structure.js';
 import { mean, stdUnbiased } from '../util/stats.js';
 import { Clock } from '../util/clock.js';
@@ -36,6 +37,8 @@ export interface RlExample {
   gold: number;
   /** The gold label's tokens: the target of GTA's guess cross-entropy. */
   goldTokens: number[];
+  /** The example's whole row (for reward modules). */
+  row?: Record<string, unknown>;
 }
 
 export interface RlContext {
@@ -51,6 +54,10 @@ export interface RlContext {
   rng: Rng;
   /** Micro-batches of an update (train.grad_accum_steps). */
   accumSteps: number;
+  /** rl.rewards loaded (reward modules imported); default the built-ins rl.rewards names. */
+  rewards?: Reward[];
+  /** A completion's think span and whole text, decoded: what reward modules read. */
+  describe?: (tokens: number[]) => { think: string; completion: string };
 }
 
 /** A scored generation batch: every prompt repeated G times, one completion each. */
@@ -71,7 +78,6 @@ export interface Rollout {
 export function rollout(ctx: RlContext, batch: RlExample[]): Rollout {
   const { rl, spec } = ctx;
   const G = rl.group_size;
-  const gold = batch.flatMap((e) => Array.from({ length: G }, () => e.gold));
   // each prompt's completions from its own stream, so they are the same whichever rank samples them
   const draw = ctx.rng.nextU32();
   const t0 = performance.now();
@@ -88,7 +94,12 @@ export function rollout(ctx: RlContext, batch: RlExample[]): Rollout {
   });
   const rolloutSeconds = (performance.now() - t0) / 1000;
   const rolloutTokens = completions.reduce((a, c) => a + c.tokens.length, 0);
-  const scored = scoreRewards(completions.map((c) => parseCompletion(spec, c.tokens)), gold, rl.rewards);
+  const inputs = completions.map((c, i): RewardInput => {
+    const e = batch[Math.floor(i / G)];
+    return { parsed: parseCompletion(spec, c.tokens), gold: e.gold, row: e.row, text: () => ctx.describe?.(c.tokens) ?? { think: '', completion: '' } };
+  });
+  const rewards = ctx.rewards ?? rl.rewards.map(builtinReward);
+  const scored = scoreRewards(inputs, rewards);
   const adv = groupAdvantages(scored.total, G, rl.scale_rewards);
   const N = completions.length;
   const metrics: Record<string, number> = {
@@ -102,7 +113,7 @@ export function rollout(ctx: RlContext, batch: RlExample[]): Rollout {
     'perf/rollout_s': rolloutSeconds,
   };
   const pool: Record<string, number[]> = {};
-  for (const name of REWARD_NAMES) {
+  for (const { name } of rewards) {
     metrics[`reward/${name}/mean`] = mean(scored.components[name]);
     metrics[`reward/${name}/std`] = stdUnbiased(scored.components[name]);
     pool[`reward/${name}`] = scored.components[name];
@@ -305,7 +316,8 @@ class PolicyBatch {
 /** The RL-mode pieces every grouped runner shares: examples, the context, samples for samples.jsonl. */
 export function rlSetup(cfg: TrainConfig, p: Prepared, format: CompletionFormat) {
   const { model, tokenizer, prompts, data } = p;
-  const train: RlExample[] = data.train.map((e, index) => ({ index, prompt: prompts.prompt(e.text), gold: e.label, goldTokens: tokenizer.encode(data.labels[e.label]) }));
+  const train: RlExample[] = data.train.map((e, index) => ({ index, prompt: prompts.prompt(e.text), gold: e.label, goldTokens: tokenizer.encode(data.labels[e.label]), row: exampleRow(e) }));
+  const [thinkOpen, thinkClose] = [tokenizer.id('<think>'), tokenizer.id('</think>')];
   const ctx: RlContext = {
     model,
     ref: cfg.rl.beta > 0 ? p.reference() : undefined,
@@ -316,6 +328,12 @@ export function rlSetup(cfg: TrainConfig, p: Prepared, format: CompletionFormat)
     padId: tokenizer.padId,
     rng: STREAMS.sampling(cfg.seed),
     accumSteps: cfg.train.grad_accum_steps,
+    rewards: p.rewards,
+    describe: (tokens) => {
+      const open = tokens.indexOf(thinkOpen);
+      const close = tokens.indexOf(thinkClose, open + 1);
+      return { think: open >= 0 ? tokenizer.decode(tokens.slice(open + 1, close > open ? close : undefined)) : '', completion: tokenizer.decode(tokens) };
+    },
   };
   const G = cfg.rl.group_size;
   /** The first few completions of a step, with their prompt's text, gold label and reward. */

@@ -23,6 +23,8 @@ import { GtaError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { promptBuilder, type PromptBuilder } from '../task/prompt.js';
 import { maxStructuredLength, structureSpec } from '../task/structure.js';
+import { loadRewards } from '../task/reward_plugins.js';
+import type { Reward } from '../task/rewards.js';
 
 export interface Prepared {
   backend: BackendInfo;
@@ -34,6 +36,8 @@ export interface Prepared {
   init: string;
   /** The initial model again (the frozen reference of the KL term), however far training has gone. */
   reference: () => Transformer;
+  /** rl.rewards, reward modules imported (RL, GTA and sft_then_rl's RL phase; [] in SFT). */
+  rewards: Reward[];
 }
 
 /** With `resumeFrom` (a training checkpoint), the weights and tokenizer come from there instead of cfg.init. */
@@ -76,10 +80,11 @@ export async function prepare(cfg: TrainConfig, log: Logger, resumeFrom?: string
   model.recompute = cfg.train.activation_checkpointing;
   storeForPrecision(model, cfg.train.precision);
   log.info({ init: cfg.init, params: model.numParams, trainable: [...model.trainable().values()].reduce((a, v) => a + v.size, 0), arch: model.arch }, 'model ready');
-  const prompts = promptBuilder(tokenizer, cfg.prompt.template, cfg.data.max_text_tokens);
+  const prompts = promptBuilder(tokenizer, cfg.prompt.template, cfg.data.max_text_tokens, cfg.prompt.chat);
   checkFits(cfg, data, prompts, model, tokenizer);
+  const rewards = MODE_TRAITS[cfg.mode].grouped ? await loadRewards(cfg.rl.rewards, data.labels) : [];
   const fresh = () => storeForPrecision(initial(tokenizer), cfg.train.precision);
-  return { backend, data, model, tokenizer, prompts, init: cfg.init, reference: () => frozenInitial(resumeFrom && !model.arch.lora ? fresh() : undefined, model) };
+  return { backend, data, model, tokenizer, prompts, init: cfg.init, rewards, reference: () => frozenInitial(resumeFrom && !model.arch.lora ? fresh() : undefined, model) };
 }
 
 /** Where a model's weights live under `precision` (src/backend/torch/precision.ts says why). */

@@ -23,6 +23,8 @@ export const LoopStateSchema = z.object({
   step: count,
   position: SamplerPositionSchema,
   best: z.object({ step: count, score: z.number(), keep: z.record(z.string(), z.number()) }).nullable(),
+  /** Periodic evals since the last that beat the best by more than early_stopping.min_delta. */
+  evals_since_best: count.optional(),
   tokens_seen: z.number().nonnegative(),
   /** Training items consumed (labelled examples for SFT and pretraining sequences, prompts for RL and GTA); absent in checkpoints from before it. */
   examples_seen: z.number().nonnegative().optional(),
