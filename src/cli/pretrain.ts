@@ -11,7 +11,7 @@ import { checkCorpusFile, pretrain } from '../train/pretrain.js';
 import { GtaError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
 import { formatDuration } from '../util/format.js';
-import { openResume, runToEnd } from './run_lifecycle.js';
+import { checkResume, openResume, runToEnd } from './run_lifecycle.js';
 
 export async function pretrainCommand(a: { config?: string; resume?: string; set: string[]; backend?: string; logLevel: string }): Promise<void> {
   const log = createLogger(a.logLevel);
@@ -23,6 +23,7 @@ export async function pretrainCommand(a: { config?: string; resume?: string; set
   if (a.resume !== undefined) {
     let step: number;
     ({ run, resumeFrom, config, step } = openResume(a.resume, 'pretrain', PretrainConfigSchema, overrides));
+    checkResume(resumeFrom);
     await startBackend(config, log);
     run.resumeAt(step, overrides);
     log.info({ run: run.dir, step }, 'resuming run');

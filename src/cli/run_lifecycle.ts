@@ -9,16 +9,23 @@ import type { Logger } from '../util/log.js';
 import { stopOnSignals } from './signals.js';
 
 /**
- * What `--resume DIR|latest` starts from; nothing in the run directory changes yet. Everything a resume
- * could fail on before its first step is checked here (the run's state, its config, every checkpoint
- * file's checksum), so a resume that cannot start leaves the run exactly as it was.
+ * What `--resume DIR|latest` starts from; nothing in the run directory changes yet. With checkResume
+ * (once the run directory is locked), everything a resume could fail on before its first step is
+ * checked before anything changes, so a resume that cannot start leaves the run exactly as it was.
  */
 export function openResume<S extends z.ZodType>(arg: string, command: 'train' | 'pretrain', schema: S, overrides: string[]): { run: RunDir; resumeFrom: string; config: z.infer<S>; step: number } {
   const run = RunDir.resumable(arg, command);
   const resumeFrom = run.checkpoint('latest');
-  checkTrainingCheckpoint(resumeFrom);
   const { config } = loadConfig(schema, run.file(RUN_FILES.config), overrides);
   return { run, resumeFrom, config, step: readTrainerState(resumeFrom).step };
+}
+
+/**
+ * Every file of the checkpoint a resume starts from, against its checksum. Under the run directory's
+ * lock: a run still training replaces its checkpoint meanwhile, which read unlocked looks corrupted.
+ */
+export function checkResume(resumeFrom: string): void {
+  checkTrainingCheckpoint(resumeFrom);
 }
 
 /**

@@ -16,7 +16,7 @@ import { GtaError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
 import { formatDuration } from '../util/format.js';
 import { launchRanks, withoutNproc } from './launch.js';
-import { openResume, runToEnd } from './run_lifecycle.js';
+import { checkResume, openResume, runToEnd } from './run_lifecycle.js';
 import { claimRunDir, lockRunDir } from '../run/run_lock.js';
 import { stopOnSignals, stopWithParent } from './signals.js';
 
@@ -72,6 +72,7 @@ export async function trainCommand(a: TrainArgs): Promise<void> {
     let step: number;
     ({ run, resumeFrom, config, step } = openResume(a.resume, 'train', TrainConfigSchema, overrides));
     await lockRunDir(run.dir, 'gta train --resume');
+    checkResume(resumeFrom);
     prepared = await prepare(config, log, resumeFrom);
     run.resumeAt(step, overrides, configHash(config));
     log.info({ run: run.dir, step }, 'resuming run');

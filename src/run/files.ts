@@ -84,11 +84,15 @@ export interface RunSummary {
 
 const RUN_STATUSES = ['running', 'finished', 'failed', 'interrupted'] as const;
 
-/** What readers rely on in run.json; the rest (provenance, model, ...) passes through unchecked. */
+/**
+ * What readers rely on in run.json: a mapping with a known status, and the keys it has of the right
+ * type (gta always writes mode and seed; a hand-made file may lack them). The rest (provenance, model,
+ * ...) passes through unchecked.
+ */
 export const RunInfoSchema = z.looseObject({
   status: z.enum(RUN_STATUSES),
-  mode: z.string(),
-  seed: z.number(),
+  mode: z.string().optional(),
+  seed: z.number().optional(),
   arm: z.string().optional(),
   dataset: z.looseObject({ name: z.string(), labels: z.array(z.string()).optional(), sizes: z.record(z.string(), z.number()).optional(), dev_source: z.string().optional() }).optional(),
   started: z.string().optional(),
@@ -105,8 +109,8 @@ const EvalSummarySchema = z.looseObject({ split: z.string(), accuracy: z.number(
 /** What readers rely on in summary.json. */
 export const RunSummarySchema = z.looseObject({
   status: z.enum(['finished', 'interrupted']),
-  steps: z.number(),
-  wall_time_s: z.number(),
+  steps: z.number().optional(),
+  wall_time_s: z.number().optional(),
   final: EvalSummarySchema.optional(),
   test: EvalSummarySchema.optional(),
 });
