@@ -16,10 +16,10 @@ import type { Transformer } from '../src/model/transformer.js';
 import type { TextTokenizer } from '../src/tokenizer/types.js';
 import { repoRoot } from '../src/util/paths.js';
 import { Rng } from '../src/util/rng.js';
+import { SafetensorsReader } from '../src/model/safetensors.js';
 import { gta, tinyConfig } from './helpers/cli.js';
+import { EXPORT_TEXTS, exportedModels } from './helpers/export_models.js';
 import { maxAbsDiff, tinyModel, tinyTokenizer, tmpDir, useWasm } from './helpers/tiny.js';
-
-const TEXTS = ['the movie was very good', "dull, isn't it? café 42 <answer>"];
 
 /** Logits [T, cols] of `ids` (no padding), the first `cols` columns. */
 function logits(model: Transformer, ids: number[], pad: number, cols: number): Float32Array {
@@ -38,7 +38,7 @@ function roundTrip(model: Transformer, tok: TextTokenizer, mergeLora = false): {
   const back = loadInitial(dir, 1);
   const V = model.arch.vocab_size;
   let diff = 0;
-  for (const text of TEXTS) {
+  for (const text of EXPORT_TEXTS) {
     const ids = [tok.bosId, ...tok.encode(text)];
     assert.deepEqual(back.tokenizer.encode(text), tok.encode(text), `token ids of ${JSON.stringify(text)}`);
     diff = Math.max(diff, maxAbsDiff(logits(back.model, ids, tok.padId, V), logits(model, ids, tok.padId, V)));
@@ -74,6 +74,23 @@ test('a Hugging Face model goes back to its own model_type with the tags added, 
     assert.equal(config.vocab_size, original.vocab_size + 6, `${family}: the six tags after the model's rows`);
     const added = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8')).added_tokens as { id: number; content: string; special: boolean }[];
     assert.deepEqual(added.slice(-6).map((t) => [t.id, t.content, t.special]), ['<guess>', '</guess>', '<think>', '</think>', '<answer>', '</answer>'].map((t, i) => [original.vocab_size + i, t, true]));
+    model.dispose();
+  }
+});
+
+test('the exported folders load in Python transformers (AutoTokenizer, AutoModelForCausalLM; scripts/make_export_fixtures.py) with gta\'s token ids and logits', async () => {
+  await useWasm();
+  for (const { name, model, tokenizer } of exportedModels()) {
+    const golden = new SafetensorsReader(path.join(repoRoot(), 'test', 'fixtures', 'export', name, 'golden.safetensors'));
+    EXPORT_TEXTS.forEach((text, i) => {
+      const ids = Array.from(golden.float32(`ids_${i}`));
+      assert.deepEqual(tokenizer.encode(text), ids, `${name}: transformers' token ids of ${JSON.stringify(text)}`);
+      const py = golden.float32(`logits_${i}`);
+      const V = golden.entries.get(`logits_${i}`)!.shape[1];
+      assert.equal(V, model.arch.vocab_size, `${name}: the exported vocabulary`);
+      const diff = maxAbsDiff(logits(model, [tokenizer.bosId, ...ids], tokenizer.padId, V), py);
+      assert.ok(diff < 1e-4, `${name}: logits differ from transformers' by ${diff}`);
+    });
     model.dispose();
   }
 });
