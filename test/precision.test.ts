@@ -14,6 +14,8 @@ import { setPrecision, storeInBf16 } from '../src/backend/torch/precision.js';
 import { OptimSchema } from '../src/config/schema.js';
 import { Transformer } from '../src/model/transformer.js';
 import { AdamW } from '../src/train/adamw.js';
+import { gradDots } from '../src/backend/grad_dots.js';
+import { Rng } from '../src/util/rng.js';
 import { spawnSync } from 'node:child_process';
 import { GTA, gta, ROOT, tinyConfig } from './helpers/cli.js';
 import { tmpDir } from './helpers/tiny.js';
@@ -113,17 +115,51 @@ test("bf16-true's AdamW rounds stochastically: an update a quarter of a bfloat16
   for (const aten of [false, true]) await stochasticUpdate(aten);
 });
 
+test('gradDots on bfloat16 tensors (bf16-true gradients, read without float32 copies) equals the sums in double, mixed with float32 too', { skip: noBf16 }, async () => {
+  await onTorch(async () => {
+    setPrecision('bf16-true', { name: 'torch', device: 'cpu' } as BackendInfo);
+    try {
+      const rng = new Rng(5);
+      // more than one 65536-element chunk, a tail that is not a multiple of 16 lanes, and a small one
+      const shapes = [[70001], [3, 5]];
+      const make = () => shapes.map((s) => Transformer.variable('g', tf.tensor(Float32Array.from({ length: s.reduce((x, y) => x * y) }, () => rng.next() * 2 - 1), s)));
+      const a = make(), b = make(), f = make();
+      storeInBf16([...a, ...b]);
+      const lowBits = (t: tf.Tensor) => new Uint32Array(Float32Array.from(t.dataSync()).buffer).some((u) => (u & 0xffff) !== 0);
+      assert.ok(!lowBits(a[0]) && lowBits(f[0]), 'a held in bfloat16, f in float32');
+      const sums = (x: tf.Tensor[], y: tf.Tensor[]) => {
+        let ab = 0, aa = 0, bb = 0;
+        x.forEach((t, i) => {
+          const u = t.dataSync(), v = y[i].dataSync();
+          for (let k = 0; k < u.length; k++) (ab += u[k] * v[k]), (aa += u[k] * u[k]), (bb += v[k] * v[k]);
+        });
+        return [ab, aa, bb];
+      };
+      const close = (got: number[], want: number[], what: string) => got.forEach((g, i) => assert.ok(Math.abs(g - want[i]) <= 1e-5 * Math.abs(want[i]) + 1e-6, `${what}[${i}]: ${g} against ${want[i]}`));
+      const both = gradDots(a, b);
+      close([both.ab, both.aa, both.bb], sums(a, b), 'bf16 pair');
+      const mixed = gradDots(a, f);
+      close([mixed.ab, mixed.aa, mixed.bb], sums(a, f), 'bf16 with float32');
+      assert.equal(gradDots(a).aa, both.aa, '|a|^2 alone equals |a|^2 of the pair');
+      tf.dispose([...a, ...b, ...f]);
+    } finally {
+      setPrecision('fp32', { name: 'torch', device: 'cpu' } as BackendInfo);
+    }
+  });
+});
+
 async function stochasticUpdate(aten: boolean): Promise<void> {
   if (aten) process.env.GTA_ADAMW_ATEN = '1';
   await onTorch(async () => {
     setPrecision('bf16-true', { name: 'torch', device: 'cpu' } as BackendInfo);
     try {
-      const update = (): Float32Array => {
+      // gradG: float32 ones, or bfloat16 ones (an op on the bfloat16 weight, as a bf16-true backward gives)
+      const update = (bf16Grad = false): Float32Array => {
         // weights 1.5 (a bfloat16 step is 2^-7 there); Adam's first step moves each by lr = 2^-9 against its gradient's sign
         const w = Transformer.variable('w', tf.fill([256, 256], 1.5));
         storeInBf16([w]);
         const opt = new AdamW(new Map([['w', w]]), OptimSchema.parse({ lr: 2 ** -9, weight_decay: 0 }));
-        const g = tf.ones([256, 256]);
+        const g = bf16Grad ? tf.tidy(() => w.mul(0).add(1)) : tf.ones([256, 256]);
         opt.apply({ w: g }, 2 ** -9);
         const out = w.dataSync() as Float32Array;
         tf.dispose([w, g]);
@@ -136,6 +172,7 @@ async function stochasticUpdate(aten: boolean): Promise<void> {
       assert.ok(Math.abs(1.5 - mean - 2 ** -9) < 0.1 * 2 ** -9, `${aten ? 'ATen' : 'loop'}: mean change ${1.5 - mean}`);
       assert.ok(a.every((x) => x === 1.5 || x === 1.5 - 2 ** -7));
       assert.deepEqual(update(), a);
+      assert.deepEqual(update(true), a, 'bfloat16 gradients read as they are: the same update');
     } finally {
       setPrecision('fp32', { name: 'torch', device: 'cpu' } as BackendInfo);
       delete process.env.GTA_ADAMW_ATEN;
