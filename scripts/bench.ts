@@ -65,7 +65,7 @@ if (process.argv.includes('--hf')) {
 }
 
 const args = await yargs(hideBin(process.argv))
-  .option('hf', { type: 'string', describe: 'a Hugging Face model folder: time its SFT and GTA steps and peak memory against transformers and TRL instead (scripts/bench_hf.ts: --rows sft,gta,sft+accum2,sft+ckpt,... --steps --batch --prompts --group --threads)' })
+  .option('hf', { type: 'string', describe: 'a Hugging Face model folder: time its SFT and GTA steps and peak memory against transformers and TRL instead (scripts/bench_hf.ts: --rows sft,gta,sft+accum2,sft+ckpt,... --reference-rows --steps --batch --prompts --group --threads)' })
   .option('backend', { type: 'string', default: 'auto', describe: `comma-separated, measured in turn: ${BACKEND_NAMES.join(', ')}` })
   .option('steps', { type: 'number', default: 10, describe: 'timed steps per measurement (after 2 warm-up steps)' })
   .option('batch', { type: 'number', default: 32 })

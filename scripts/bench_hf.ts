@@ -10,6 +10,9 @@
  *  - gta: a step of configs/sst2-gta.yaml on the folder (--prompts prompts x --group completions,
  *    structured decoding, the rollout then the update with the guess cross-entropy), against TRL's
  *    GRPOTrainer on the same prompts (as text) with the same group and completion length.
+ * Rows with modifiers ('+ckpt', '+lora', '+bf16', '+bf16true', '+accumN': rowConfig) have a reference where
+ * one matches (referenceArgs: SFT with gradient checkpointing; GTA with LoRA, against TRL + PEFT with the
+ * same adapters and checkpointing); --reference-rows a,b limits the references to those rows.
  * gta's rows also print where the bytes go: the weights, the AdamW moments, the most its tensors held
  * during the step (src/backend/torch: the addon's storages), and the process's peak.
  *
@@ -155,8 +158,27 @@ const typical = (xs: number[]) => {
 };
 const gb = (b: number) => `${(b / GB).toFixed(2)} GB`;
 
-/** The parent: each row in a child, then its reference, one table. */
-async function benchHf(o: HfBenchOptions, rows: string[]): Promise<void> {
+const base = (row: string) => row.split('+')[0];
+
+/**
+ * The reference's command line for a row (without its input file), or null where it has none: the
+ * plain rows, SFT with activation checkpointing (transformers' gradient_checkpointing), and GTA with
+ * LoRA at any precision (TRL + PEFT in float32, checkpointing as the row has it); none for micro-batches.
+ */
+function referenceArgs(row: string, g: ChildResult, o: HfBenchOptions): string[] | null {
+  const mods = row.split('+').slice(1);
+  const common = ['--model', o.hf, '--steps', String(o.steps), '--threads', String(o.threads)];
+  if (base(row) === 'sft') return mods.length === 0 || mods.join() === 'ckpt' ? ['sft', ...common, '--vocab', String(g.vocab), ...(mods.length ? ['--grad-checkpointing'] : [])] : null;
+  if (mods.some((m) => m.startsWith('accum')) || (mods.length > 0 && !mods.includes('lora'))) return null;
+  const args = ['grpo', ...common, '--group', String(o.group), '--max-new', String(g.completionTokens)];
+  if (mods.includes('ckpt')) args.push('--grad-checkpointing');
+  if (mods.includes('lora')) args.push('--lora-r', String(LORA_R));
+  return args;
+}
+
+/** The parent: each row in a child, then its reference (all rows', or --reference-rows'), one table. */
+async function benchHf(o: HfBenchOptions, rows: string[], referenceRows?: string[]): Promise<void> {
+  const references = new Map<string, RefResult | null>();
   const self = fileURLToPath(import.meta.url);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gta-bench-hf-'));
   const ref = python();
@@ -181,22 +203,20 @@ async function benchHf(o: HfBenchOptions, rows: string[]): Promise<void> {
     console.log(`  memory: weights ${gb(m.weights)} (${(m.weights / P).toFixed(1)} B/param), AdamW moments ${gb(m.moments)}, tensors at most ${gb(m.tensorsPeak)} during the steps ` +
       `(${(m.tensorsPeak / P).toFixed(1)} B/param: ${gb(m.tensorsPeak - m.weights - m.moments)} beyond weights and moments); resident after loading ${gb(m.afterLoad)}, process peak ${gb(m.peakRss)} (${(m.peakRss / P).toFixed(1)} B/param)`);
     let refCells = ['', '', '', '', ''];
-    // a reference for the plain rows, SFT with activation checkpointing (transformers' gradient_checkpointing) and GTA with LoRA (TRL with PEFT); none for micro-batches
-    const [base, ...mods] = row.split('+');
-    if ('py' in ref && (mods.length === 0 || (base === 'sft' && mods.join() === 'ckpt') || (base === 'gta' && mods.join() === 'lora'))) {
-      const input = path.join(tmp, `${row}.json`);
-      fs.writeFileSync(input, JSON.stringify(g.inputs));
-      const args =
-        base === 'sft'
-          ? ['sft', '--model', o.hf, '--batch', input, '--steps', String(o.steps), '--threads', String(o.threads), '--vocab', String(g.vocab)]
-          : ['grpo', '--model', o.hf, '--prompts', input, '--steps', String(o.steps), '--group', String(o.group), '--max-new', String(g.completionTokens), '--threads', String(o.threads)];
-      if (mods.includes('ckpt')) args.push('--grad-checkpointing');
-      if (mods.includes('lora')) args.push('--lora-r', String(LORA_R));
-      const pr = spawnSync(ref.py, [path.join(repoRoot(), 'scripts', 'hf_reference.py'), ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
-      const pl = pr.stdout.trim().split('\n').pop() ?? '';
-      if (pr.status !== 0 || !pl.startsWith('{')) console.log(`  reference failed (exit ${pr.status ?? pr.signal}): ${(pr.stderr || '').trim().split('\n').slice(-3).join(' | ')}`);
-      else {
-        const rr = JSON.parse(pl) as RefResult;
+    const args = referenceArgs(row, g, o);
+    if ('py' in ref && args && (!referenceRows || referenceRows.includes(row))) {
+      const key = args.join(' ');
+      // one reference run serves every row that asks for the same one (a LoRA row in float32, bf16, ...)
+      if (!references.has(key)) {
+        const input = path.join(tmp, `${row}.json`);
+        fs.writeFileSync(input, JSON.stringify(g.inputs));
+        const pr = spawnSync(ref.py, [path.join(repoRoot(), 'scripts', 'hf_reference.py'), ...args, base(row) === 'sft' ? '--batch' : '--prompts', input], { encoding: 'utf8', maxBuffer: 1 << 28 });
+        const pl = pr.stdout.trim().split('\n').pop() ?? '';
+        if (pr.status !== 0 || !pl.startsWith('{')) console.log(`  reference failed (exit ${pr.status ?? pr.signal}): ${(pr.stderr || '').trim().split('\n').slice(-3).join(' | ')}`);
+        references.set(key, pr.status === 0 && pl.startsWith('{') ? (JSON.parse(pl) as RefResult) : null);
+      }
+      const rr = references.get(key);
+      if (rr) {
         const rs = typical(rr.step_s);
         console.log(`  ${rr.what}: steps ${rr.step_s.map((s) => s.toFixed(2)).join(', ')} s; peak ${gb(rr.peak_rss_bytes)}`);
         refCells = [rr.what, `${rs.toFixed(2)} s`, gb(rr.peak_rss_bytes), `${(rs / typical(g.stepS)).toFixed(2)}x`, `${(m.peakRss / rr.peak_rss_bytes).toFixed(2)}x`];
@@ -209,7 +229,7 @@ async function benchHf(o: HfBenchOptions, rows: string[]): Promise<void> {
   fs.rmSync(tmp, { recursive: true, force: true });
 }
 
-function parse(argv: string[]): { row?: string; o: HfBenchOptions; rows: string[] } {
+function parse(argv: string[]): { row?: string; o: HfBenchOptions; rows: string[]; referenceRows?: string[] } {
   const get = (k: string, d?: string) => {
     const i = argv.indexOf(k);
     return i >= 0 ? argv[i + 1] : d;
@@ -222,13 +242,13 @@ function parse(argv: string[]): { row?: string; o: HfBenchOptions; rows: string[
   const hf = get('--hf');
   if (!hf) throw new Error('--hf <folder> is required');
   const o = { hf: path.resolve(hf), steps: int('--steps', 3), batch: int('--batch', 8), prompts: int('--prompts', 8), group: int('--group', 8), threads: int('--threads', os.availableParallelism()) };
-  return { row: get('--child'), o, rows: (get('--rows', 'sft,gta') ?? '').split(',') };
+  return { row: get('--child'), o, rows: (get('--rows', 'sft,gta') ?? '').split(','), referenceRows: get('--reference-rows')?.split(',') };
 }
 
 /** The command line: a row's child (--child ROW) or the whole bench. */
 export async function main(argv: string[]): Promise<void> {
-  const { row, o, rows } = parse(argv);
-  if (!row) return benchHf(o, rows);
+  const { row, o, rows, referenceRows } = parse(argv);
+  if (!row) return benchHf(o, rows, referenceRows);
   const r = await child(row, o);
   console.log(`RESULT ${JSON.stringify(r)}`);
   tf.disposeVariables();

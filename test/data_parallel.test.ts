@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { loadNative } from '../src/backend/torch/native.js';
+import { isAdapter } from '../src/model/lora.js';
 import { decodeSafetensors } from '../src/model/safetensors.js';
 import { torchUnavailable } from './helpers/torch.js';
 import { tmpDir } from './helpers/tiny.js';
@@ -77,6 +78,22 @@ for (const [mode, extra] of [['sft', []], ['gta', GTA_MODE]] as const) {
     assert.ok(da.metric < 1e-5 && da.weight < 1e-5, `grad_accum_steps 2: ${JSON.stringify(da)}`);
   });
 }
+
+test('gta with LoRA adapters: two ranks equal one process (metrics, adapters and weights to 1e-5)', opts, () => {
+  const dir = tmpDir();
+  const cfg = tinyConfig(dir);
+  const lora = [...GTA_MODE, ...STEPS, '--set', 'train.lora={r: 4, alpha: 8, target_modules: all-linear}'];
+  for (const [run, nproc] of [['one', '1'], ['two', '2']]) {
+    const r = train(dir, ['--config', cfg, ...lora, '--run-dir', path.join(dir, run), '--nproc', nproc]);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const d = differences(path.join(dir, 'one'), path.join(dir, 'two'));
+  assert.ok(d.metric < 1e-5 && d.weight < 1e-5, JSON.stringify(d));
+  const [w1, w2] = [weights(path.join(dir, 'one')), weights(path.join(dir, 'two'))];
+  const adapters = [...w1.keys()].filter(isAdapter);
+  assert.ok(adapters.length > 0, 'the checkpoint holds the adapters');
+  assert.ok(adapters.some((k) => k.endsWith('.B') && w2.get(k)!.data.some((x) => x !== 0)), 'the adapters trained (B moved from zero)');
+});
 
 test('a rank that dies stops the others at once with an error naming it; the run resumes exactly, with the same number of ranks only', opts, () => {
   const dir = tmpDir();
