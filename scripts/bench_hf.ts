@@ -10,9 +10,9 @@
  *  - gta: a step of configs/sst2-gta.yaml on the folder (--prompts prompts x --group completions,
  *    structured decoding, the rollout then the update with the guess cross-entropy), against TRL's
  *    GRPOTrainer on the same prompts (as text) with the same group and completion length.
- * Rows with modifiers ('+ckpt', '+lora', '+bf16', '+bf16true', '+accumN': rowConfig) have a reference where
- * one matches (referenceArgs: SFT with gradient checkpointing; GTA with LoRA, against TRL + PEFT with the
- * same adapters and checkpointing); --reference-rows a,b limits the references to those rows.
+ * Rows with modifiers ('+ckpt', '+lora', '+bf16', '+bf16true', '+accumN': rowConfig) have a reference
+ * with the same options where it has them (referenceArgs); --reference-rows a,b limits the references
+ * to those rows.
  * gta's rows also print where the bytes go: the weights, the AdamW moments, the most its tensors held
  * during the step (src/backend/torch: the addon's storages), and the process's peak.
  *
@@ -161,19 +161,21 @@ const gb = (b: number) => `${(b / GB).toFixed(2)} GB`;
 const base = (row: string) => row.split('+')[0];
 
 /**
- * The reference's command line for a row (without its input file), or null where it has none: the
- * plain rows, SFT with activation checkpointing (transformers' gradient_checkpointing), and GTA with
- * LoRA at any precision (TRL + PEFT in float32, checkpointing as the row has it); none for micro-batches.
+ * The reference's command line for a row (without its input file), or null where it has none. The
+ * reference takes the row's options where it has them: '+ckpt' gradient checkpointing, '+lora' PEFT's
+ * same adapters (GTA rows: TRL + PEFT), '+bf16true' the model loaded in torch.bfloat16 (transformers
+ * and TRL with --dtype bfloat16). None for micro-batches, for SFT with LoRA, or for '+bf16' (products
+ * only) without LoRA; a LoRA row in '+bf16' compares with TRL + PEFT in float32.
  */
 function referenceArgs(row: string, g: ChildResult, o: HfBenchOptions): string[] | null {
   const mods = row.split('+').slice(1);
-  const common = ['--model', o.hf, '--steps', String(o.steps), '--threads', String(o.threads)];
-  if (base(row) === 'sft') return mods.length === 0 || mods.join() === 'ckpt' ? ['sft', ...common, '--vocab', String(g.vocab), ...(mods.length ? ['--grad-checkpointing'] : [])] : null;
-  if (mods.some((m) => m.startsWith('accum')) || (mods.length > 0 && !mods.includes('lora'))) return null;
-  const args = ['grpo', ...common, '--group', String(o.group), '--max-new', String(g.completionTokens)];
+  if (mods.some((m) => m.startsWith('accum')) || (mods.includes('bf16') && !mods.includes('lora')) || (base(row) === 'sft' && mods.includes('lora'))) return null;
+  const args = ['--model', o.hf, '--steps', String(o.steps), '--threads', String(o.threads)];
   if (mods.includes('ckpt')) args.push('--grad-checkpointing');
+  if (mods.includes('bf16true')) args.push('--dtype', 'bfloat16');
+  if (base(row) === 'sft') return ['sft', ...args, '--vocab', String(g.vocab)];
   if (mods.includes('lora')) args.push('--lora-r', String(LORA_R));
-  return args;
+  return ['grpo', ...args, '--group', String(o.group), '--max-new', String(g.completionTokens)];
 }
 
 /** The parent: each row in a child, then its reference (all rows', or --reference-rows'), one table. */
