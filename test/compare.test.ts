@@ -6,8 +6,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { tmpDir } from './helpers/tiny.js';
-import { gta, tinyConfig } from './helpers/cli.js';
+import { GTA, gta, tinyConfig } from './helpers/cli.js';
+import { writeSweep } from './helpers/queue.js';
 
 const read = (f: string) => fs.readFileSync(f, 'utf8');
 const jsonl = (f: string) => read(f).trim().split('\n').map((l) => JSON.parse(l));
@@ -156,4 +158,34 @@ test('the copy-guess diagnostic: GTA arms get the accuracy their answers would h
   assert.ok(Math.abs(col('gta-none', 'final copy-guess accuracy')!.mean - 0.5) < 1e-12);
   assert.ok(Math.abs(col('gta-none', 'test copy-guess accuracy')!.mean - 0.6) < 1e-12);
   assert.equal(col('sft', 'test copy-guess accuracy'), undefined);
+});
+
+test('Ctrl-C on a local sweep (SIGINT to its process group): each run stops after its step, marked interrupted with a checkpoint there, and resumes', async () => {
+  const dir = tmpDir();
+  const out = path.join(dir, 'sweep');
+  // GTA: a step that awaits its rollout, so the sweep's exit reaches a run in the middle of one
+  const cfg = writeSweep(dir, 'sweep.yaml', { out, modes: ['gta'], seeds: [1, 2], set: ['train.steps=100000', 'train.log_every=1', 'train.eval_every=100000', 'train.checkpoint_every=100000', 'data.name=tiny', 'train.batch_size=16', 'rl.group_size=4', 'rl.think_max_tokens=2', 'model.max_seq_len=48'] });
+  // its own process group, as a shell gives a foreground job
+  const sweep = spawn(process.execPath, [GTA, 'compare-baselines', '--config', cfg, '--log-level', 'warn'], { cwd: dir, detached: true, stdio: 'ignore' });
+  const runs = [1, 2].map((s) => path.join(out, 'runs', `tiny-gta-seed${s}`));
+  const steps = (run: string) => (fs.existsSync(path.join(run, 'metrics.jsonl')) ? read(path.join(run, 'metrics.jsonl')).split('\n').length - 1 : 0);
+  for (let i = 0; i < 1200 && !runs.every((r) => steps(r) >= 3); i++) await new Promise((r) => setTimeout(r, 50));
+  process.kill(-sweep.pid!, 'SIGINT');
+  // the sweep goes at once; its runs finish their step first: wait for the whole group
+  const alive = () => {
+    try {
+      return process.kill(-sweep.pid!, 0);
+    } catch {
+      return false;
+    }
+  };
+  for (let i = 0; i < 600 && alive(); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(!alive(), 'every process of the sweep has ended');
+  for (const run of runs) {
+    const info = JSON.parse(read(path.join(run, 'run.json')));
+    assert.equal(info.status, 'interrupted', `${run}: not left marked running`);
+    assert.equal(JSON.parse(read(path.join(run, 'checkpoints', 'latest', 'trainer_state.json'))).step, info.step, 'a checkpoint at the step it stopped');
+  }
+  const resumed = gta(['train', '--resume', runs[0], '--set', 'train.steps=' + (JSON.parse(read(path.join(runs[0], 'run.json'))).step + 2), '--log-level', 'warn'], dir);
+  assert.equal(resumed.code, 0, resumed.stderr);
 });
