@@ -78,12 +78,10 @@ inline float GradAt(const float* g, int64_t k) { return g[k]; }
 inline float GradAt(const uint16_t* g, int64_t k) { return FromBf16(g[k]); }
 
 // Update's arithmetic on bfloat16 P, M and V (in place), in float32, over elements [from, to); G
-// float32 or bfloat16 (a bf16-true run's gradients, read as they are: no float32 copy). Written for
-// the vectorizer: compiled at -O3 for AVX-512, AVX2 and baseline x86-64, picked at load time
-// (target_clones), 7x the scalar loop on one core; fp-contract=off keeps every element's rounding
-// that of the scalar loop (no fused multiply-adds), so results do not depend on the CPU.
+// float32 or bfloat16 (a bf16-true run's gradients, read as they are: no float32 copy). Vectorized
+// (GTA_VECTOR_LOOP): 7x the scalar loop on one core, the same bits.
 template <typename GT>
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), optimize("O3", "fp-contract=off")))
+GTA_VECTOR_LOOP
 void UpdateBf16Range(const Step& s, bool decay, int64_t from, int64_t to, uint16_t* __restrict P, const GT* __restrict G, uint16_t* __restrict M, uint16_t* __restrict V) {
   const float keep = decay && s.wd > 0 ? 1 - s.lr * s.wd : 1;
   const float step = s.lr / s.bc1, c1 = 1 - s.b1, c2 = 1 - s.b2, b1 = s.b1, b2 = s.b2, scale = s.scale, bc2 = s.bc2, eps = s.eps;

@@ -24,10 +24,10 @@ constexpr int kLanes = 16;
 constexpr int64_t kChunk = 1 << 16;
 
 // a.b, a.a and b.b over elements [from, to) (at most kChunk) of bfloat16 or float32 arrays: products in
-// float32 summed into 16 float32 lanes (the vectorizer's shape, the same on every CPU: fp-contract=off,
-// target_clones as adamw.cc), the lanes then summed in double.
+// float32 summed into 16 float32 lanes (the vectorizer's shape, the same on every CPU: GTA_VECTOR_LOOP),
+// the lanes then summed in double.
 template <typename TA, typename TB>
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), optimize("O3", "fp-contract=off")))
+GTA_VECTOR_LOOP
 void DotChunk(const TA* __restrict a, const TB* __restrict b, int64_t from, int64_t to, double* out) {
   float ab[kLanes] = {}, aa[kLanes] = {}, bb[kLanes] = {};
   int64_t k = from;

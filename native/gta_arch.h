@@ -21,6 +21,18 @@
 const at::Tensor& TensorOf(const Napi::Env& env, const Napi::Value& v);
 Napi::Value TensorToJs(const Napi::Env& env, at::Tensor t);
 
+// A hot elementwise loop written for the vectorizer (adamw.cc, grad_stats.cc): built at -O3 for
+// AVX-512, AVX2 and baseline x86-64, one picked when the addon loads (target_clones: GCC with glibc's
+// ifunc); elsewhere (another architecture, clang, musl) one -O3 build. fp-contract=off keeps each
+// element's rounding that of the plain loop (no fused multiply-adds), so results do not depend on the CPU.
+#if defined(__x86_64__) && defined(__GLIBC__) && !defined(__clang__)
+#define GTA_VECTOR_LOOP __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), optimize("O3", "fp-contract=off")))
+#elif defined(__GNUC__) && !defined(__clang__)
+#define GTA_VECTOR_LOOP __attribute__((optimize("O3", "fp-contract=off")))
+#else
+#define GTA_VECTOR_LOOP
+#endif
+
 namespace gta {
 
 [[noreturn]] inline void Fail(const Napi::Env& env, const std::string& fn, const std::string& msg) {
