@@ -71,7 +71,7 @@ void DotsWith(const TA* a, const at::Tensor& b, int64_t n, double* out) {
   return Dots(a, b.data_ptr<float>(), n, out);
 }
 
-// The sums of one pair where either is bfloat16 on the CPU (else null: ATen's dot below).
+// The sums of one pair where either is bfloat16 on the CPU, into out; false otherwise (ATen's dot below).
 bool Bf16Dots(const at::Tensor& a, const at::Tensor& b, double* out) {
   const auto bf = at::kBFloat16, f = at::kFloat;
   const auto ta = a.scalar_type(), tb = b.scalar_type();
