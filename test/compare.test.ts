@@ -160,18 +160,22 @@ test('the copy-guess diagnostic: GTA arms get the accuracy their answers would h
   assert.equal(col('sft', 'test copy-guess accuracy'), undefined);
 });
 
-test('Ctrl-C on a local sweep (SIGINT to its process group): each run stops after its step, marked interrupted with a checkpoint there, and resumes', async () => {
+test('Ctrl-C on a local sweep (SIGINT to its process group): it waits for its runs, each stopped after its step, marked interrupted with a checkpoint there; it says how to go on, and they resume', async () => {
   const dir = tmpDir();
   const out = path.join(dir, 'sweep');
-  // GTA: a step that awaits its rollout, so the sweep's exit reaches a run in the middle of one
-  const cfg = writeSweep(dir, 'sweep.yaml', { out, modes: ['gta'], seeds: [1, 2], set: ['train.steps=100000', 'train.log_every=1', 'train.eval_every=100000', 'train.checkpoint_every=100000', 'data.name=tiny', 'train.batch_size=16', 'rl.group_size=4', 'rl.think_max_tokens=2', 'model.max_seq_len=48'] });
+  // GTA: a step that awaits its rollout, so the sweep's going reaches a run in the middle of one
+  const cfg = writeSweep(dir, 'sweep.yaml', { out, modes: ['gta'], seeds: [1, 2, 3], set: ['train.steps=100000', 'train.log_every=1', 'train.eval_every=100000', 'train.checkpoint_every=100000', 'data.name=tiny', 'train.batch_size=16', 'rl.group_size=4', 'rl.think_max_tokens=2', 'model.max_seq_len=48'] });
   // its own process group, as a shell gives a foreground job
-  const sweep = spawn(process.execPath, [GTA, 'compare-baselines', '--config', cfg, '--log-level', 'warn'], { cwd: dir, detached: true, stdio: 'ignore' });
+  const sweep = spawn(process.execPath, [GTA, 'compare-baselines', '--config', cfg, '--log-level', 'warn'], { cwd: dir, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  sweep.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((r) => sweep.on('exit', (code) => r(code)));
   const runs = [1, 2].map((s) => path.join(out, 'runs', `tiny-gta-seed${s}`));
   const steps = (run: string) => (fs.existsSync(path.join(run, 'metrics.jsonl')) ? read(path.join(run, 'metrics.jsonl')).split('\n').length - 1 : 0);
   for (let i = 0; i < 1200 && !runs.every((r) => steps(r) >= 3); i++) await new Promise((r) => setTimeout(r, 50));
   process.kill(-sweep.pid!, 'SIGINT');
-  // the sweep goes at once; its runs finish their step first: wait for the whole group
+  assert.equal(await exited, 130);
+  assert.match(stderr.trim().split('\n').pop()!, /^gta: error: interrupted: 2 runs stopped after their step, 1 not started; run the same command again to continue$/);
   const alive = () => {
     try {
       return process.kill(-sweep.pid!, 0);
@@ -179,13 +183,13 @@ test('Ctrl-C on a local sweep (SIGINT to its process group): each run stops afte
       return false;
     }
   };
-  for (let i = 0; i < 600 && alive(); i++) await new Promise((r) => setTimeout(r, 50));
-  assert.ok(!alive(), 'every process of the sweep has ended');
+  assert.ok(!alive(), 'the sweep waited for its runs: none is left running');
   for (const run of runs) {
     const info = JSON.parse(read(path.join(run, 'run.json')));
     assert.equal(info.status, 'interrupted', `${run}: not left marked running`);
     assert.equal(JSON.parse(read(path.join(run, 'checkpoints', 'latest', 'trainer_state.json'))).step, info.step, 'a checkpoint at the step it stopped');
   }
+  assert.ok(!fs.existsSync(path.join(out, 'runs', 'tiny-gta-seed3')), 'no run started after the stop');
   const resumed = gta(['train', '--resume', runs[0], '--set', 'train.steps=' + (JSON.parse(read(path.join(runs[0], 'run.json'))).step + 2), '--log-level', 'warn'], dir);
   assert.equal(resumed.code, 0, resumed.stderr);
 });

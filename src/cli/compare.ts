@@ -21,6 +21,7 @@ import { runStatus } from '../run/run_dir.js';
 import { SWEEP_FILE, writeReport, type ReportOptions } from '../report/write.js';
 import { GtaError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
+import { stopOnSignals } from './signals.js';
 
 export interface CompareArgs {
   config: string;
@@ -76,7 +77,18 @@ export async function compareCommand(a: CompareArgs): Promise<void> {
     executor = new LocalExecutor(config.jobs, a.backend ? ['--backend', a.backend] : []);
   }
   log.info({ runs: runs.length, ...(target ? { queue: target.shown } : { jobs: config.jobs }), out }, 'sweep');
-  const outcomes = await runSweep(runs, executor, log, a.force === true);
+  // Ctrl-C: a local sweep starts no more runs and waits for its running ones to stop after their step
+  const signals = executor.stop ? stopOnSignals((s) => (log.warn(`${s}: stopping each run after its step (again to quit at once)`), executor.stop!())) : undefined;
+  let outcomes;
+  try {
+    outcomes = await runSweep(runs, executor, log, a.force === true);
+  } finally {
+    signals?.dispose();
+  }
+  if (signals?.requested()) {
+    const stopped = outcomes.filter((o) => o.interrupted).length;
+    throw new GtaError(`interrupted: ${stopped} run${stopped === 1 ? '' : 's'} stopped after ${stopped === 1 ? 'its' : 'their'} step, ${runs.length - outcomes.length} not started; run the same command again to continue`, 130);
+  }
   const failed = outcomes.filter((o) => !o.ok);
   const finished = runs.filter((r) => runStatus(r.dir) === 'finished').map((r) => r.dir);
   if (finished.length === 0) throw new GtaError(`no run of the sweep finished (${failed.map((f) => `${f.run.dir}: ${f.error}`).join('; ')})`, 1);

@@ -44,10 +44,18 @@ export function stopWithParent(): void {
   if (!process.channel) return;
   // the channel alone must not keep this process alive once the run is over
   process.channel.unref();
+  // the sweep stopped (LocalExecutor.stop): the same stop
+  process.on('message', (m: { stop?: boolean }) => {
+    if (m?.stop) stopParent('the sweep was stopped');
+  });
   process.once('disconnect', () => {
     // nobody reads this process's stderr any more: a write there must not end it before its checkpoint
     process.stderr.on('error', () => undefined);
-    if (stopHere) stopHere('the process that started this run exited');
-    else process.kill(process.pid, 'SIGTERM');
+    stopParent('the process that started this run exited');
   });
+}
+
+function stopParent(why: string): void {
+  if (stopHere) stopHere(why);
+  else process.kill(process.pid, 'SIGTERM');
 }

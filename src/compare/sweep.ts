@@ -31,6 +31,8 @@ export interface SweepOutcome {
   action: 'skipped' | 'trained' | 'resumed';
   ok: boolean;
   error?: string;
+  /** Stopped after its step because the sweep was stopped (SweepExecutor.stop): resumable, not failed. */
+  interrupted?: boolean;
 }
 
 /** Where a sweep's runs execute. */
@@ -39,6 +41,8 @@ export interface SweepExecutor {
   execute(runs: SweepRun[], done: (o: SweepOutcome) => void): Promise<void>;
   /** The runs in progress and the step each has reached, for the progress line. */
   running(): { run: SweepRun; step: number }[];
+  /** Starts no more runs and asks the running ones to stop after their step (a local sweep's Ctrl-C). */
+  stop?(): void;
 }
 
 /**
@@ -77,7 +81,8 @@ export async function runSweep(runs: SweepRun[], executor: SweepExecutor, log: L
   try {
     await executor.execute(todo, (o) => {
       outcomes.push(o);
-      if (o.error) log.error({ run: o.run.dir, error: o.error }, 'run failed');
+      if (o.interrupted) log.warn({ run: o.run.dir }, 'run stopped after its step');
+      else if (o.error) log.error({ run: o.run.dir, error: o.error }, 'run failed');
       bar.update(outcomes.length, { running: progressOf() });
     });
   } finally {
