@@ -46,16 +46,16 @@ export function stopWithParent(): void {
   process.channel.unref();
   // the sweep stopped (LocalExecutor.stop): the same stop
   process.on('message', (m: { stop?: boolean }) => {
-    if (m?.stop) stopParent('the sweep was stopped');
+    if (m?.stop) stopFromParent('the sweep was stopped');
   });
   process.once('disconnect', () => {
     // nobody reads this process's stderr any more: a write there must not end it before its checkpoint
     process.stderr.on('error', () => undefined);
-    stopParent('the process that started this run exited');
+    stopFromParent('the process that started this run exited');
   });
 }
 
-function stopParent(why: string): void {
+function stopFromParent(why: string): void {
   if (stopHere) stopHere(why);
   else process.kill(process.pid, 'SIGTERM');
 }

@@ -19,8 +19,9 @@ export class LocalExecutor implements SweepExecutor {
 
   stop(): void {
     this.stopped = true;
-    // over the IPC channel, not a signal: a run that Ctrl-C reached too must not count this as a second one
-    for (const child of this.active.values()) if (child.connected) child.send({ stop: true });
+    // over the IPC channel, not a signal: a run that Ctrl-C reached too must not count this as a second
+    // one (the callback takes the error of a child that has just exited: nothing to stop)
+    for (const child of this.active.values()) if (child.connected) child.send({ stop: true }, () => undefined);
   }
 
   async execute(runs: SweepRun[], done: (o: SweepOutcome) => void): Promise<void> {
