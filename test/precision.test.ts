@@ -55,12 +55,14 @@ function track(t: { diagnostic: (m: string) => void }, what: string, fp32: numbe
   return r;
 }
 
-test('bf16: 50 SFT steps track float32\'s loss (mean relative difference <= 1%, every step <= 5%)', { skip: noBf16 }, (t) => {
-  const d = tmpDir();
-  const extra = ['train.batch_size=16', 'train.dropout=0'];
-  const r = track(t, 'sft train/loss_sft', losses(d, 'configs/sst2-sft.yaml', 'fp32', 'train/loss_sft', extra), losses(d, 'configs/sst2-sft.yaml', 'bf16', 'train/loss_sft', extra));
-  assert.ok(r.mean <= 0.01 && r.max <= 0.05, JSON.stringify(r));
-});
+for (const precision of ['bf16', 'bf16-true']) {
+  test(`${precision}: 50 SFT steps track float32's loss (mean relative difference <= 1%, every step <= 5%)`, { skip: noBf16 }, (t) => {
+    const d = tmpDir();
+    const extra = ['train.batch_size=16', 'train.dropout=0'];
+    const r = track(t, 'sft train/loss_sft', losses(d, 'configs/sst2-sft.yaml', 'fp32', 'train/loss_sft', extra), losses(d, 'configs/sst2-sft.yaml', precision, 'train/loss_sft', extra));
+    assert.ok(r.mean <= 0.01 && r.max <= 0.05, JSON.stringify(r));
+  });
+}
 
 // GTA samples its completions, so where bf16 flips a sampled token the two runs part ways: the first
 // steps must agree closely, the rest stay near in absolute terms
@@ -81,13 +83,6 @@ test("bf16 with LoRA (the frozen base kept in bfloat16 alone): GTA from a Llama 
   // the checkpoint holds the base as float32 again (read back from bfloat16), and gta eval scores it
   const ev = gta(['eval', '--run', path.join(d, 'bf16'), '--log-level', 'warn'], d);
   assert.equal(ev.code, 0, ev.stderr);
-});
-
-test("bf16-true: 50 SFT steps track float32's loss (mean relative difference <= 1%, every step <= 5%)", { skip: noBf16 }, (t) => {
-  const d = tmpDir();
-  const extra = ['train.batch_size=16', 'train.dropout=0'];
-  const r = track(t, 'sft train/loss_sft', losses(d, 'configs/sst2-sft.yaml', 'fp32', 'train/loss_sft', extra), losses(d, 'configs/sst2-sft.yaml', 'bf16-true', 'train/loss_sft', extra));
-  assert.ok(r.mean <= 0.01 && r.max <= 0.05, JSON.stringify(r));
 });
 
 test("bf16-true: GTA from a Llama folder tracks float32's guess loss; killed and resumed (bfloat16 weights and moments restored) it writes an uninterrupted run's metrics; gta eval repeats its dev score", { skip: noBf16 }, (t) => {
