@@ -75,6 +75,9 @@ function rss(): { now: number; peak: number } {
   return { now: kb('VmRSS'), peak: kb('VmHWM') };
 }
 
+/** A row's base: 'sft' or 'gta', before its '+' modifiers. */
+const base = (row: string) => row.split('+')[0];
+
 /**
  * A row's config: 'sft' or 'gta', then '+accumN' (train.grad_accum_steps N), '+ckpt'
  * (train.activation_checkpointing), '+lora' (train.lora, r 16 on every projection), '+bf16'
@@ -82,7 +85,7 @@ function rss(): { now: number; peak: number } {
  */
 function rowConfig(row: string, o: HfBenchOptions): TrainConfig {
   const root = repoRoot();
-  const [base, ...mods] = row.split('+');
+  const mods = row.split('+').slice(1);
   const common = [`init=${o.hf}`, 'backend=torch', 'train.dropout=0.0'];
   for (const m of mods) {
     const accum = /^accum(\d+)$/.exec(m);
@@ -94,8 +97,8 @@ function rowConfig(row: string, o: HfBenchOptions): TrainConfig {
     else if (m === 'lora') common.push(`train.lora={r: ${LORA_R}, alpha: ${2 * LORA_R}, target_modules: all-linear}`);
     else throw new Error(`row ${row}: unknown '+${m}' (accumN, ckpt, lora, bf16, bf16true)`);
   }
-  if (base === 'sft') return loadConfig(TrainConfigSchema, `${root}/configs/hf/sst2-sft.yaml`, [...common, `train.batch_size=${o.batch}`]).config;
-  if (base === 'gta') return loadConfig(TrainConfigSchema, `${root}/configs/sst2-gta.yaml`, [...common, `train.batch_size=${o.prompts * o.group}`, `rl.group_size=${o.group}`, 'train.optim.lr=1.0e-6']).config;
+  if (base(row) === 'sft') return loadConfig(TrainConfigSchema, `${root}/configs/hf/sst2-sft.yaml`, [...common, `train.batch_size=${o.batch}`]).config;
+  if (base(row) === 'gta') return loadConfig(TrainConfigSchema, `${root}/configs/sst2-gta.yaml`, [...common, `train.batch_size=${o.prompts * o.group}`, `rl.group_size=${o.group}`, 'train.optim.lr=1.0e-6']).config;
   throw new Error(`row ${row}: sft or gta`);
 }
 
@@ -157,8 +160,6 @@ const typical = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 const gb = (b: number) => `${(b / GB).toFixed(2)} GB`;
-
-const base = (row: string) => row.split('+')[0];
 
 /**
  * The reference's command line for a row (without its input file), or null where it has none. The
