@@ -36,7 +36,7 @@ import os from 'node:os';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/util/tfjs.cjs';
 import { initBackend } from '../src/backend/select.js';
 import { BACKEND_NAMES, type BackendName } from '../src/config/schema.js';
 import { openblasCoreType } from '../src/backend/torch/native.js';

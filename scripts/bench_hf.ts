@@ -23,7 +23,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/util/tfjs.cjs';
 import { loadConfig } from '../src/config/load.js';
 import { TrainConfigSchema, type TrainConfig } from '../src/config/schema.js';
 import { loadedNative } from '../src/backend/torch/native.js';

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/util/tfjs.cjs';
 import { loadConfig } from '../src/config/load.js';
 import { RlSchema, TrainConfigSchema } from '../src/config/schema.js';
 import { structureSpec } from '../src/task/structure.js';

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/util/tfjs.cjs';
 import { initBackend } from '../src/backend/select.js';
 import { installFastGradients } from '../src/backend/fast_grads.js';
 import { matMulFast } from '../src/backend/matmul.js';

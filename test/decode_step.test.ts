@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import test from 'node:test';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/util/tfjs.cjs';
 import { gatherRows } from '../src/backend/gather_rows.js';
 import { initBackend } from '../src/backend/select.js';
 import { NativeDecodeStep } from '../src/backend/torch/decode_step.js';

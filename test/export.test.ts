@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/util/tfjs.cjs';
 import { buildInput } from '../src/model/batch.js';
 import { exportHfFolder } from '../src/model/hf_export.js';
 import { loadInitial } from '../src/model/init.js';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/util/tfjs.cjs';
 import { initBackend } from '../src/backend/select.js';
 import { aggregateLoss, clippedSurrogate, groupAdvantages, grpoLoss, k3Kl } from '../src/train/grpo.js';
 import { combineGradients, gradCosine, type Grads } from '../src/train/grad_constraint.js';

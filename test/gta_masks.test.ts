@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/util/tfjs.cjs';
 import { gatherRows } from '../src/backend/gather_rows.js';
 import { buildContinuation, buildInput, concatenatedRows, disposeInput, targetPositions } from '../src/model/batch.js';
 import { grpoLoss } from '../src/train/grpo.js';

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/util/tfjs.cjs';
 import { onTorch, torchUnavailable } from './helpers/torch.js';
 import { gatherRows } from '../src/backend/gather_rows.js';
 import { buildContinuation, buildInput, concatenatedRows, disposeInput } from '../src/model/batch.js';

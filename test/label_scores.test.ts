@@ -1,7 +1,7 @@
 /** Whole-label scoring: the most probable whole label, where token-by-token greedy decoding pools labels that share a first token. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/util/tfjs.cjs';
 import { buildInput, disposeInput } from '../src/model/batch.js';
 import { labelSteps, scoreLabels, wholeLabelScores } from '../src/sample/label_scores.js';
 import { tinyModel, tinyTokenizer, useWasm } from './helpers/tiny.js';

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/util/tfjs.cjs';
 import { buildInput, disposeInput } from '../src/model/batch.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { loadInitial } from '../src/model/init.js';

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/util/tfjs.cjs';
 import type { BackendInfo } from '../src/backend/select.js';
 import { cpuFlags } from '../src/backend/torch/native.js';
 import { setPrecision, storeInBf16 } from '../src/backend/torch/precision.js';
@@ -24,10 +24,10 @@ import { onTorch, torchUnavailable } from './helpers/torch.js';
 const flags = cpuFlags();
 const noBf16 = torchUnavailable() || (flags?.has('avx512_bf16') || flags?.has('amx_bf16') ? false : 'this CPU has neither AVX512-BF16 nor AMX-BF16');
 
-/** The train lines' `key` of a 50-step run of `config` at `precision`. */
-function losses(dir: string, config: string, precision: string, key: string, extra: string[]): number[] {
+/** The train lines' `key` of a `steps`-step run of `config` at `precision`. */
+function losses(dir: string, config: string, precision: string, key: string, extra: string[], steps = 50): number[] {
   const runDir = path.join(dir, precision);
-  const r = gta(['train', '--config', path.join(ROOT, config), '--backend', 'torch', '--log-level', 'warn', '--run-dir', runDir, '--set', `train.precision=${precision}`, '--set', 'train.steps=50', '--set', 'train.log_every=1', '--set', 'train.eval_every=1000', '--set', 'data.max_eval_examples=16', '--set', `init=${path.join(ROOT, 'checkpoints', 'base')}`, ...extra.flatMap((s) => ['--set', s])], dir);
+  const r = gta(['train', '--config', path.join(ROOT, config), '--backend', 'torch', '--log-level', 'warn', '--run-dir', runDir, '--set', `train.precision=${precision}`, '--set', `train.steps=${steps}`, '--set', 'train.log_every=1', '--set', 'train.eval_every=1000', '--set', 'data.max_eval_examples=16', '--set', `init=${path.join(ROOT, 'checkpoints', 'base')}`, ...extra.flatMap((s) => ['--set', s])], dir);
   assert.equal(r.code, 0, r.stderr);
   return metricLines(runDir)
     .filter((l) => l.split === 'train')
@@ -77,7 +77,7 @@ test("bf16: 50 GTA steps track float32's guess loss (first 10 steps <= 1% each; 
 test("bf16 with LoRA (the frozen base kept in bfloat16 alone): GTA from a Llama folder tracks float32's guess loss, checkpoints, and re-scores", { skip: noBf16 }, (t) => {
   const d = tmpDir();
   const extra = ['train.batch_size=16', 'rl.group_size=4', 'gta.gradient_constraint=none', `init=${path.join(ROOT, 'test', 'fixtures', 'hf', 'llama')}`, 'data.max_text_tokens=32', 'data.max_train_examples=64', 'train.lora={r: 4, target_modules: all-linear}'];
-  const run = (precision: string) => losses(d, 'configs/sst2-gta.yaml', precision, 'train/loss_sft', extra).slice(0, 10);
+  const run = (precision: string) => losses(d, 'configs/sst2-gta.yaml', precision, 'train/loss_sft', extra, 10);
   const r = track(t, 'gta + lora train/loss_sft', run('fp32'), run('bf16'));
   assert.ok(r.first10 <= 0.01, JSON.stringify(r));
   // the checkpoint holds the base as float32 again (read back from bfloat16), and gta eval scores it
@@ -88,7 +88,7 @@ test("bf16 with LoRA (the frozen base kept in bfloat16 alone): GTA from a Llama 
 test("bf16-true: GTA from a Llama folder tracks float32's guess loss; killed and resumed (bfloat16 weights and moments restored) it writes an uninterrupted run's metrics; gta eval repeats its dev score", { skip: noBf16 }, (t) => {
   const d = tmpDir();
   const extra = ['train.batch_size=16', 'rl.group_size=4', 'rl.beta=0.01', 'gta.gradient_constraint=none', `init=${path.join(ROOT, 'test', 'fixtures', 'hf', 'llama')}`, 'data.max_text_tokens=32', 'data.max_train_examples=64'];
-  const r = track(t, 'gta train/loss_sft', losses(d, 'configs/sst2-gta.yaml', 'fp32', 'train/loss_sft', extra).slice(0, 10), losses(d, 'configs/sst2-gta.yaml', 'bf16-true', 'train/loss_sft', extra).slice(0, 10));
+  const r = track(t, 'gta train/loss_sft', losses(d, 'configs/sst2-gta.yaml', 'fp32', 'train/loss_sft', extra, 10), losses(d, 'configs/sst2-gta.yaml', 'bf16-true', 'train/loss_sft', extra, 10));
   assert.ok(r.first10 <= 0.01, JSON.stringify(r));
   // 4 steps, a checkpoint at 2, killed halfway through step 4's update (15 parameters a step), resumed
   const short = [...extra, 'train.steps=4', 'train.checkpoint_every=2', 'train.eval_every=2', 'train.log_every=1', 'data.max_eval_examples=16', 'train.precision=bf16-true'].flatMap((x) => ['--set', x]);

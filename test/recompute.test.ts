@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/util/tfjs.cjs';
 import { initBackend } from '../src/backend/select.js';
 import { variableGrads } from '../src/backend/lean_grads.js';
 import { loadedNative } from '../src/backend/torch/native.js';

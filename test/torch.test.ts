@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/util/tfjs.cjs';
 import { adamwUpdate, attention, dropoutMask, layerNorm, linearCombination, tokenLogProbs } from '../src/backend/fused.js';
 import { gradDots } from '../src/backend/grad_dots.js';
 import { initBackend } from '../src/backend/select.js';

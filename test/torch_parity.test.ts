@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'node:test';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/util/tfjs.cjs';
 import { buildInput, disposeInput } from '../src/model/batch.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { encodeSafetensors, type NamedArray } from '../src/model/safetensors.js';

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import test from 'node:test';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../src/util/tfjs.cjs';
 import { initBackend } from '../src/backend/select.js';
 import { loadNative } from '../src/backend/torch/native.js';
 import { passStats } from '../src/backend/torch/train_pass.js';

@@ -3,7 +3,7 @@
  * through matMulFast (matmul.ts says why), with the reduction over broadcast batch dims that tfjs's
  * lacks; and Relu and Softmax as one fused kernel where the backend has one.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import { FUSED, hasFused } from './fused.js';
 import { matMulFast } from './matmul.js';
 

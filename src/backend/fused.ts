@@ -7,7 +7,7 @@
  * log-probabilities of the chosen tokens over a [N, vocab] logits matrix (the loss of every mode),
  * attention, layer norm, and the AdamW update (about ten small kernels per parameter).
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import { matMulFast } from './matmul.js';
 
 /** Kernel names the torch backend registers (a backend without them gets the composite). */

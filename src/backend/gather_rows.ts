@@ -6,7 +6,7 @@
  * 'wasm'"). There we scatter-add on the JS side instead: wasm tensors live in CPU memory, so reading
  * dy and writing the [vocab, dim] gradient are plain memory copies.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 
 /** Rows of `table` ([vocab, dim]) picked by int32 `ids` (any shape): result is [...ids.shape, dim]. */
 export function gatherRows(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {

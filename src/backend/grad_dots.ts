@@ -3,7 +3,7 @@
  * clipping and GTA's gradient constraint take them: one addon call on the torch backend
  * (native/grad_stats.cc, no copies, accumulated in double), else the tfjs composite with one read back.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import { TorchBackend } from './torch/backend.js';
 
 export interface Dots {

@@ -12,7 +12,7 @@
  * (package-lock pins tfjs 4.22); test/lean_grads.test.ts checks the result against tf.variableGrads.
  * Inside another gradient (higher order) it defers to tfjs's own.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import { addInPlace } from './torch/in_place.js';
 
 interface TapeNode {

@@ -9,7 +9,7 @@
  * flags for both backward products, so we replace it. Batched products (attention) use the generic
  * loop whatever the flags, so there the flags stay and no transpose is added.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 
 /** Backends whose unbatched matMul is much slower with transpose flags than without. */
 const SLOW_TRANSPOSE_FLAGS = new Set(['wasm']);

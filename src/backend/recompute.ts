@@ -11,7 +11,7 @@
  * a checkpointed model). Whatever the piece draws at random must be drawn again the same: callers
  * replay their dropout seeds (src/model/transformer.ts).
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import { grads } from './lean_grads.js';
 
 /**

@@ -8,7 +8,7 @@
  * skipped, so a run can say what it ran on and why.
  */
 import os from 'node:os';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import { GtaError } from '../util/errors.js';
 import type { BackendName } from '../config/schema.js';
 import { installFastGradients } from './fast_grads.js';

@@ -1,6 +1,8 @@
 /**
  * The gta command line. Each command lives in its own file; this one wires them into yargs and turns
  * errors into exit codes: 2 for bad input (a one-line message), 1 for anything unexpected (with stack).
+ * A command's module is imported when that command runs: every `gta train` a sweep spawns would
+ * otherwise load the queue's BullMQ and ioredis (0.6 s) and the other commands' code it never uses.
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -8,19 +10,9 @@ import { GtaError } from '../util/errors.js';
 import { LOG_LEVELS } from '../util/log.js';
 import { stopAllProgress } from '../util/progress.js';
 import { BACKEND_NAMES } from '../config/schema.js';
-import { readSetFile, trainCommand } from './train.js';
-import { evalCommand } from './eval.js';
-import { predictCommand } from './predict.js';
-import { exportCommand } from './export.js';
-import { pretrainCommand } from './pretrain.js';
-import { corpusBuildCommand } from './corpus.js';
 import { DEFAULT_CORPUS } from '../corpus/build.js';
 import { SOURCE_NAMES } from '../corpus/sources.js';
 import { DEFAULT_NGRAM } from '../corpus/dedup.js';
-import { compareCommand } from './compare.js';
-import { reportCommand } from './report.js';
-import { runsCommand } from './runs.js';
-import { workerCommand } from './worker.js';
 
 export async function main(argv: string[]): Promise<number> {
   try {
@@ -40,7 +32,10 @@ export async function main(argv: string[]): Promise<number> {
             .option('set-file', { type: 'string', describe: 'a JSON file holding a list of key.path=value overrides, applied before --set (how sweeps pass them)' })
             .option('nproc', { type: 'number', describe: 'data-parallel ranks on this machine (each its shard of every batch; needs the torch addon)' })
             .option('run-dir', { type: 'string', describe: 'create exactly this run directory (default: <output_dir>/<name>-<utc time>)' }),
-        async (a) => trainCommand({ config: a.config, resume: a.resume, runDir: a['run-dir'], set: [...readSetFile(a['set-file']), ...(a.set as string[])], backend: a.backend, logLevel: a['log-level'], nproc: a.nproc, argv }),
+        async (a) => {
+          const { readSetFile, trainCommand } = await import('./train.js');
+          return trainCommand({ config: a.config, resume: a.resume, runDir: a['run-dir'], set: [...readSetFile(a['set-file']), ...(a.set as string[])], backend: a.backend, logLevel: a['log-level'], nproc: a.nproc, argv });
+        },
       )
       .command(
         'eval',
@@ -53,7 +48,7 @@ export async function main(argv: string[]): Promise<number> {
             .option('file', { type: 'string', describe: 'score a labelled CSV, TSV or JSONL file (the run\'s text and label columns) instead of a split' })
             .option('batch-size', { type: 'number', describe: 'eval batch size (default: the run config\'s)' }),
         async (a) =>
-          evalCommand({ run: a.run, split: a.split, checkpoint: a.checkpoint, file: a.file, batchSize: a['batch-size'], backend: a.backend, logLevel: a['log-level'] }),
+          (await import('./eval.js')).evalCommand({ run: a.run, split: a.split, checkpoint: a.checkpoint, file: a.file, batchSize: a['batch-size'], backend: a.backend, logLevel: a['log-level'] }),
       )
       .command(
         'predict',
@@ -67,7 +62,7 @@ export async function main(argv: string[]): Promise<number> {
             .option('out', { type: 'string', describe: 'write the JSON lines here (complete or not at all) instead of stdout' })
             .option('batch-size', { type: 'number', describe: 'batch size (default: the run config\'s eval.batch_size)' }),
         async (a) =>
-          predictCommand({ run: a.run, checkpoint: a.checkpoint, input: a.input, textColumn: a['text-column'], out: a.out, batchSize: a['batch-size'], backend: a.backend, logLevel: a['log-level'] }),
+          (await import('./predict.js')).predictCommand({ run: a.run, checkpoint: a.checkpoint, input: a.input, textColumn: a['text-column'], out: a.out, batchSize: a['batch-size'], backend: a.backend, logLevel: a['log-level'] }),
       )
       .command(
         'export',
@@ -78,7 +73,7 @@ export async function main(argv: string[]): Promise<number> {
             .option('checkpoint', { choices: ['latest', 'best'] as const, default: 'latest' as const })
             .option('out', { type: 'string', demandOption: true, describe: 'the folder to write (new or empty)' })
             .option('merge-lora', { type: 'boolean', default: false, describe: 'a LoRA run: merge its adapters into the weights (W + alpha/r A B)' }),
-        async (a) => exportCommand({ run: a.run, checkpoint: a.checkpoint, out: a.out, mergeLora: a['merge-lora'], backend: a.backend, logLevel: a['log-level'] }),
+        async (a) => (await import('./export.js')).exportCommand({ run: a.run, checkpoint: a.checkpoint, out: a.out, mergeLora: a['merge-lora'], backend: a.backend, logLevel: a['log-level'] }),
       )
       .command(
         'compare-baselines',
@@ -95,7 +90,7 @@ export async function main(argv: string[]): Promise<number> {
             .option('shared', { type: 'boolean', describe: 'with --queue: the sweep folder is on storage every worker mounts at the same path, and workers write the runs there' })
             .option('force', { type: 'boolean', describe: 'train again the runs in the sweep folder that were made with another config (without it they are refused)' }),
         async (a) =>
-          compareCommand({ config: a.config, datasets: a.datasets as string[] | undefined, modes: a.modes as string[] | undefined, seeds: a.seeds as number[] | undefined, jobs: a.jobs, set: a.set as string[], backend: a.backend, logLevel: a['log-level'], queue: a.queue, shared: a.shared, force: a.force }),
+          (await import('./compare.js')).compareCommand({ config: a.config, datasets: a.datasets as string[] | undefined, modes: a.modes as string[] | undefined, seeds: a.seeds as number[] | undefined, jobs: a.jobs, set: a.set as string[], backend: a.backend, logLevel: a['log-level'], queue: a.queue, shared: a.shared, force: a.force }),
       )
       .command(
         'worker',
@@ -107,7 +102,7 @@ export async function main(argv: string[]): Promise<number> {
             .option('allow', { type: 'string', array: true, default: [], describe: 'a folder jobs may read and write (a shared sweep folder, data, checkpoints) besides datasets/ and checkpoints/' })
             .option('runs', { type: 'string', default: 'runs/worker', describe: 'where runs of sweeps without shared storage are trained' })
             .option('stall-s', { type: 'number', default: 30, describe: 'seconds without lock renewal after which a dead worker\'s job goes to another worker' }),
-        async (a) => workerCommand({ queue: a.queue, jobs: a.jobs, allow: a.allow as string[], runs: a.runs, stallS: a['stall-s'], backend: a.backend, logLevel: a['log-level'] }),
+        async (a) => (await import('./worker.js')).workerCommand({ queue: a.queue, jobs: a.jobs, allow: a.allow as string[], runs: a.runs, stallS: a['stall-s'], backend: a.backend, logLevel: a['log-level'] }),
       )
       .command(
         'report <runs..>',
@@ -117,13 +112,13 @@ export async function main(argv: string[]): Promise<number> {
             .positional('runs', { type: 'string', array: true, demandOption: true })
             .option('out', { type: 'string', default: 'report', describe: 'output folder' })
             .option('threshold-fraction', { type: 'number', describe: 'threshold = this x the best arm\'s final mean accuracy (default: the sweep\'s, else 0.95)' }),
-        async (a) => reportCommand({ runs: a.runs as string[], out: a.out, fraction: a['threshold-fraction'], logLevel: a['log-level'] }),
+        async (a) => (await import('./report.js')).reportCommand({ runs: a.runs as string[], out: a.out, fraction: a['threshold-fraction'], logLevel: a['log-level'] }),
       )
       .command(
         'runs [dir]',
         'list the runs of a runs folder (and its sweeps), newest first: mode, dataset, status, step, dev accuracy, time',
         (y) => y.positional('dir', { type: 'string', default: 'runs', describe: 'runs folder, sweep folder or run directory' }),
-        (a) => runsCommand({ dir: a.dir }),
+        async (a) => (await import('./runs.js')).runsCommand({ dir: a.dir }),
       )
       .command(
         'pretrain',
@@ -133,7 +128,7 @@ export async function main(argv: string[]): Promise<number> {
             .option('config', { type: 'string', describe: 'YAML pretraining config' })
             .option('resume', { type: 'string', describe: "continue a pretraining run from its latest checkpoint: a run directory, or 'latest'" })
             .option('set', { type: 'string', array: true, default: [], describe: 'override a config key' }),
-        async (a) => pretrainCommand({ config: a.config, resume: a.resume, set: a.set as string[], backend: a.backend, logLevel: a['log-level'] }),
+        async (a) => (await import('./pretrain.js')).pretrainCommand({ config: a.config, resume: a.resume, set: a.set as string[], backend: a.backend, logLevel: a['log-level'] }),
       )
       .command(
         'corpus <action>',
@@ -144,7 +139,7 @@ export async function main(argv: string[]): Promise<number> {
             .option('out', { type: 'string', default: DEFAULT_CORPUS, describe: 'corpus file (its manifest goes beside it)' })
             .option('sources', { type: 'string', array: true, default: [...SOURCE_NAMES], describe: `sources, in order (${SOURCE_NAMES.join(', ')})` })
             .option('ngram', { type: 'number', default: DEFAULT_NGRAM, describe: 'a corpus line sharing this many consecutive words with a dev or test text is removed' }),
-        async (a) => corpusBuildCommand({ out: a.out, sources: (a.sources as string[]).flatMap((s) => s.split(',')).filter((s) => s !== ''), ngram: a.ngram, logLevel: a['log-level'] }),
+        async (a) => (await import('./corpus.js')).corpusBuildCommand({ out: a.out, sources: (a.sources as string[]).flatMap((s) => s.split(',')).filter((s) => s !== ''), ngram: a.ngram, logLevel: a['log-level'] }),
       )
       .demandCommand(1, 'name a command (see --help)')
       .strict()

@@ -3,7 +3,7 @@
  * column: generation then appends one column for every row at once. Positions restart at 0 at each
  * row's first real token, and the attention bias hides padding and future tokens.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import { NEG_INF, type ModelInput } from './transformer.js';
 
 export interface BatchLayout {

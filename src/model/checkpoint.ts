@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import { tokenizerFromJSON } from '../tokenizer/from_json.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { GtaError, writeError } from '../util/errors.js';

@@ -10,7 +10,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import { HfTokenizer } from '../tokenizer/hf.js';
 import { STRUCTURE_TAGS } from '../tokenizer/types.js';
 import { GtaError } from '../util/errors.js';

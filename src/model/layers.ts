@@ -4,7 +4,7 @@
  * embeddings, and the key/value heads of grouped-query attention shared out to the query heads. Each
  * follows transformers' definition (modeling_llama.py, activations.py) operation for operation.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import type { DecoderStyle } from './arch.js';
 
 /** x * rsqrt(mean(x^2) + eps) * g over the last axis (LlamaRMSNorm). */

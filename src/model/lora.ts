@@ -9,7 +9,7 @@
  * Transformer.shapes lists their parameters, and a model with adapters freezes everything else. PEFT's
  * file format (a checkpoint's adapters for `PeftModel.from_pretrained(base, dir)`, and back) is peft.ts.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import type { Arch, LoraSpec } from './arch.js';
 import { GtaError } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';

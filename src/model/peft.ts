@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import type { Arch, LoraSpec } from './arch.js';
 import { loraTargets, resolveTargets, type LoraTarget } from './lora.js';
 import { SafetensorsReader, type LazyArray } from './safetensors.js';

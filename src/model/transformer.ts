@@ -10,7 +10,7 @@
  * attention, q/k/v biases, q/k norms, an untied head). Without it every operation is gta's own, as
  * before styles existed.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import { inverseFrequencies, type Arch, type DecoderStyle, type LoraSpec } from './arch.js';
 import { adapterShapes, initialAdapters, isAdapter, loraScale, loraTargets, type LoraTarget } from './lora.js';
 import { gatherRows } from '../backend/gather_rows.js';

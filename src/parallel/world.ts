@@ -11,7 +11,7 @@
  * equals one process's step on the whole batch. Collectives settle Promises (the wait runs on a
  * worker thread), so signals and progress keep working while ranks wait for each other.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import { assignInPlace } from '../backend/torch/in_place.js';
 import { GtaError } from '../util/errors.js';
 

@@ -4,7 +4,7 @@
  * restricted to a structure); rows that have finished keep decoding (the batch stays rectangular) but
  * their later tokens are dropped.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import { smallWork } from '../backend/select.js';
 import { disposeCache, NEG_INF, type DecodeCache, type KvCache, type Transformer } from '../model/transformer.js';
 import { gatherRows } from '../backend/gather_rows.js';

@@ -8,7 +8,7 @@
  * commits to a first token by the pooled probability of every label that starts with it (sst5's
  * 'very negative' and 'very positive' both start with 'very').
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import { gatherRows } from '../backend/gather_rows.js';
 import { buildContinuation, disposeInput } from '../model/batch.js';
 import type { Transformer } from '../model/transformer.js';

@@ -6,7 +6,7 @@
  * logits()'s to float rounding (test/decode_step.test.ts).
  */
 import { weightsInBf16 } from '../backend/torch/precision.js';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import { NativeDecodeStep } from '../backend/torch/decode_step.js';
 import { nativeWeights } from '../model/native_weights.js';
 import { LAYER_NORM_EPS, NEG_INF, type KvCache, type Transformer } from '../model/transformer.js';

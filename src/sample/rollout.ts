@@ -4,7 +4,7 @@
  * copies through the key/value cache. Each token records the set it was chosen from, so the training
  * pass can take its log-probability under the same restricted distribution.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import { loadedNative } from '../backend/torch/native.js';
 import { decode } from './decode.js';
 import type { Transformer } from '../model/transformer.js';

@@ -4,7 +4,7 @@
  * completions), so the sum is the whole batch's gradient: only one micro-batch's activations are alive
  * at a time. The same weighting as data-parallel ranks (src/parallel/world.ts meanGrads).
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import { addInPlace } from '../backend/torch/in_place.js';
 import type { Grads } from './grad_constraint.js';
 

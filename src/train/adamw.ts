@@ -3,7 +3,7 @@
  * variables so a checkpoint can save and restore them exactly. Decay applies to matrices only
  * (weights and embeddings), not to biases and layer-norm gains, as is usual for transformers.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import type { OptimConfig } from '../config/schema.js';
 import { adamwUpdate } from '../backend/fused.js';
 import { adamwInPlace, assignInPlace } from '../backend/torch/in_place.js';

@@ -5,7 +5,7 @@
  * the two counts as zeros in the other. Cosines and dot products are over ALL parameters together
  * (flattened and concatenated), not per parameter: the rules below act on the update as a whole.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import { linearCombination } from '../backend/fused.js';
 import { gradDots } from '../backend/grad_dots.js';
 import { combineInPlace } from '../backend/torch/in_place.js';

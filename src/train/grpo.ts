@@ -9,7 +9,7 @@
  * Tensors are [N, L]: N completions, L completion tokens (padded); `mask` is a float [N, L] with 1 for
  * the tokens that count. Everything on the tf side is differentiable w.r.t. `logp`.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import type { GrpoLossType } from '../config/grpo_losses.js';
 import { mean, stdUnbiased } from '../util/stats.js';
 

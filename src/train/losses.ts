@@ -1,5 +1,5 @@
 /** Losses as small pure functions of tensors, so each can be checked on fixed numbers. */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import { tokenLogProbs } from '../backend/fused.js';
 
 /**

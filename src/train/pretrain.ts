@@ -6,7 +6,7 @@
  * the base checkpoint to `output`; an interrupted one continues with `gta pretrain --resume`.
  */
 import fs from 'node:fs';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import type { PretrainConfig } from '../config/schema.js';
 import { loadDataset } from '../data/load.js';
 import { buildInput, disposeInput, targetPositions } from '../model/batch.js';

@@ -4,7 +4,7 @@
  * (rl_tokens.ts picks which). GTA (gta.ts) takes the rollout and the RL gradients (PolicyGradients)
  * from here and adds its guess's.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import { variableGrads } from '../backend/lean_grads.js';
 import { LOSS_TYPES, type GrpoLossType } from '../config/grpo_losses.js';
 import type { RlConfig, TrainConfig } from '../config/schema.js';

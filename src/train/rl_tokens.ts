@@ -3,7 +3,7 @@
  * distribution they were sampled from (at the sampling temperature). Tokens whose set of choices had
  * one member (tags forced by structured decoding) carry no decision and are left out.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import { tokenLogProbs } from '../backend/fused.js';
 import { gatherRows } from '../backend/gather_rows.js';
 import { NEG_INF } from '../model/transformer.js';

@@ -3,7 +3,7 @@
  * only. Logits are computed just at the target positions, which is both why prompt tokens get zero
  * loss and why the output head (vocab x width) costs a few rows per example instead of a full sequence.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import { variableGrads } from '../backend/lean_grads.js';
 import { gatherRows } from '../backend/gather_rows.js';
 import type { Transformer, ForwardOptions } from '../model/transformer.js';

@@ -3,7 +3,7 @@
  * it, and applyStep (the finite checks, clipping, the update, the gradients' disposal). A mode computes
  * gradients; what is trained and how an update is applied are decided here, once.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../util/tfjs.cjs';
 import type { OptimConfig } from '../config/schema.js';
 import type { Transformer } from '../model/transformer.js';
 import { AdamW, NonFiniteError } from './adamw.js';

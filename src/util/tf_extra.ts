@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
+import tf from './tfjs.cjs';
 
 const stop = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
   value: tf.clone(args[0] as tf.Tensor),

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import tf from '../../src/util/tfjs.cjs';
 import { initBackend } from '../../src/backend/select.js';
 import { Tokenizer } from '../../src/tokenizer/bpe.js';
 import { Transformer } from '../../src/model/transformer.js';

@@ -6,7 +6,7 @@
  * shares its initial tensor's data id). Kernels (kernels/*.ts) call ATen operators by name through
  * `run`, which wraps the result as a tfjs TensorInfo.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../../util/tfjs.cjs';
 import type { Arg, Raw, TorchNative } from './native.js';
 
 type DataId = object;

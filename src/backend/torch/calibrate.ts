@@ -7,7 +7,7 @@
  * eight decoding-like steps of 64 rows that read their logits back, as a rollout and an RL update.
  * Both end with an optimizer-like pass of small elementwise operators over each weight.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../../util/tfjs.cjs';
 import { registerTorch } from './register.js';
 
 registerTorch('cpu', Number(process.env.GTA_THREADS) || 1);

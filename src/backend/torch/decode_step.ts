@@ -6,7 +6,7 @@
  * values are the tfjs tensors' own ATen tensors (the addon holds references, so they live as long as
  * the session even if tfjs frees its ids). src/sample/native_step.ts says when decoding uses it.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../../util/tfjs.cjs';
 import { TorchBackend } from './backend.js';
 import type { DecodeStepSpec, TorchNative } from './native.js';
 

@@ -10,7 +10,7 @@
  * `clone()` and `reshape` share their source's), so a tensor is written in place only where it alone
  * holds its data; elsewhere these return false and the caller makes a new tensor as before.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../../util/tfjs.cjs';
 import type { AdamWStep } from '../fused.js';
 import { TorchBackend } from './backend.js';
 

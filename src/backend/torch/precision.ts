@@ -14,7 +14,7 @@
  * RL's ratios and every loss are float32 values), and AdamW's arithmetic, whose result is rounded to
  * bfloat16 stochastically (native/adamw.cc says why nearest rounding would lose most updates).
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../../util/tfjs.cjs';
 import type { BackendInfo } from '../select.js';
 import type { TorchBackend } from './backend.js';
 import { GtaError } from '../../util/errors.js';

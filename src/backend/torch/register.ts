@@ -2,7 +2,7 @@
  * Registers the `torch` backend with TensorFlow.js: the TorchBackend on a device, and every kernel of
  * kernels/ under the name 'torch'. Importing this does not load libtorch; `registerTorch` does.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../../util/tfjs.cjs';
 import { TorchBackend } from './backend.js';
 import { elementwiseKernels } from './kernels/elementwise.js';
 import { fusedKernels } from './kernels/fused.js';

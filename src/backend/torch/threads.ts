@@ -118,7 +118,7 @@ export function ompWaitPolicy(): WaitPolicy {
  * must be in the environment when libgomp starts); `libtorch` is the version the addon was built
  * against (for the cache key).
  */
-export function chooseThreads(libtorch: string, load = os.loadavg()[0], probe: BusyProbe = otherProcesses): ThreadChoice {
+export function chooseThreads(libtorch: string, load = os.loadavg()[0], probe: BusyProbe = otherProcesses, measure: Calibrate = calibrate): ThreadChoice {
   const cores = os.availableParallelism();
   const waitPolicy = ompWaitPolicy();
   const fixed = Number(process.env.GTA_THREADS);
@@ -136,7 +136,7 @@ export function chooseThreads(libtorch: string, load = os.loadavg()[0], probe: B
   // should not decide the count for good
   for (let round = 0; round < 2; round++) {
     for (const n of counts) {
-      const ms = calibrate(n, waitPolicy);
+      const ms = measure(n, waitPolicy);
       for (const w of ['large', 'small'] as const) {
         if (Number.isFinite(ms[w])) measured[w][String(n)] = Math.min(measured[w][String(n)] ?? Infinity, Math.round(ms[w] * 10) / 10);
       }
@@ -169,6 +169,9 @@ export function fewestNearBest(ms: Record<string, number>, margin: number): numb
   const best = Math.min(...entries.map(([, t]) => t));
   return Math.min(...entries.filter(([, t]) => t <= best * margin).map(([n]) => n));
 }
+
+/** Times both workloads at one setting: calibrate below, or given numbers where only the caching rules are under test. */
+export type Calibrate = (threads: number, policy: WaitPolicy) => Record<Workload, number>;
 
 /** Milliseconds of both workloads in calibrate.ts at one setting (Infinity when the child fails). */
 function calibrate(threads: number, policy: WaitPolicy): Record<Workload, number> {

@@ -6,7 +6,7 @@
  * (and frees, with the pass, once the tape is done or when nothing records gradients).
  * Transformer.nativePass (src/model/transformer.ts) says when the model uses it.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../../util/tfjs.cjs';
 import { FUSED } from '../fused.js';
 import { TorchBackend } from './backend.js';
 

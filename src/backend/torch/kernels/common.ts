@@ -1,5 +1,5 @@
 /** What every kernel file shares: the kernel signature and small helpers over TorchBackend. */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../../../util/tfjs.cjs';
 import { SCALAR_TYPE, type TorchBackend } from '../backend.js';
 import type { Raw } from '../native.js';
 

@@ -3,7 +3,7 @@
  * expects arithmetic results in that dtype, comparisons and logic in bool; ATen would promote
  * int32 / int32 division to float, so those results are cast back.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../../../util/tfjs.cjs';
 import type { TorchBackend } from '../backend.js';
 import { castRaw, chain, id, scalarType, share, type Info, type KernelTable } from './common.js';
 

@@ -3,7 +3,7 @@
  * ATen returns views for reshape, transpose and slice (no copy); tfjs never mutates a tensor, so
  * sharing storage is safe.
  */
-import * as tf from '@tensorflow/tfjs';
+import tf from '../../../util/tfjs.cjs';
 import type { TorchBackend } from '../backend.js';
 import type { Raw } from '../native.js';
 import { axes, chain, id, product, SCALAR_TYPE, scalarType, share, type Info, type KernelTable } from './common.js';
