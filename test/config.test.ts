@@ -162,3 +162,9 @@ test('a --set value for a string key is taken as written when YAML would read it
   assert.equal(loadConfig(TrainConfigSchema, f, ['name=123']).config.name, '123');
   assert.throws(() => loadConfig(TrainConfigSchema, f, ['train.steps=a: b: c']), (e: Error) => e.message === '--set train.steps: train.steps: expected number, got string "a: b: c"');
 });
+
+test('gta.guess_loss rl with a lambda_rl other than 1 is refused at the key: it would only rescale the one loss', () => {
+  const f = write('data:\n  name: sst2\nmode: gta\ngta:\n  guess_loss: rl\n  lambda_rl: 0.5\n');
+  assert.throws(() => loadConfig(TrainConfigSchema, f), /c\.yaml:6:\d+: gta\.lambda_rl: with gta\.guess_loss rl there is no L_SFT/);
+  assert.equal(loadConfig(TrainConfigSchema, f, ['gta.lambda_rl=1']).config.gta.guess_loss, 'rl');
+});

@@ -234,7 +234,12 @@ export const GtaSchema = z
      */
     guess_loss: z.enum(['cross_entropy', 'rl']).default('cross_entropy'),
   })
-  .strict();
+  .strict()
+  // with one loss lambda_rl would only rescale the gradient (which AdamW undoes): refused, not silently ignored
+  .refine((g) => g.guess_loss !== 'rl' || g.lambda_rl === 1, {
+    path: ['lambda_rl'],
+    message: 'with gta.guess_loss rl there is no L_SFT to weigh L_RL against: leave lambda_rl at 1 (the learning rate sets the step)',
+  });
 
 export const TrainConfigSchema = z
   .object({
