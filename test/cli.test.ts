@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { tmpDir } from './helpers/tiny.js';
 import { GTA, ROOT, gta, tinyConfig } from './helpers/cli.js';
 
@@ -137,4 +137,18 @@ test('--help lists only the built commands', () => {
   assert.equal(r.code, 0);
   const commands = [...r.stdout.matchAll(/^ {2}gta (\S+)/gm)].map((m) => m[1]).sort();
   assert.deepEqual(commands, ['compare-baselines', 'corpus', 'eval', 'export', 'predict', 'pretrain', 'report', 'runs', 'train', 'worker']);
+});
+
+test('the command line loads neither TensorFlow.js nor BullMQ before a command needs it, and gta train never loads BullMQ', () => {
+  // each gta a sweep or a test spawns paid ~0.6 s for the queue's BullMQ/ioredis and ~0.65 s for Node's ESM scan of tfjs
+  const loaded = (module: string): string[] => {
+    const script = `import { createRequire } from 'node:module'; await import(${JSON.stringify(path.join(ROOT, 'dist', 'src', 'cli', module))}); console.log(JSON.stringify(Object.keys(createRequire(import.meta.url).cache)));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return (JSON.parse(r.stdout) as string[]).map((f) => f.replace(/.*node_modules\//, '')).filter((f) => /^(@tensorflow|bullmq|ioredis)\//.test(f));
+  };
+  assert.deepEqual(loaded('main.js'), []);
+  const train = loaded('train.js');
+  assert.ok(train.some((f) => f.startsWith('@tensorflow/tfjs/')), 'train loads tfjs');
+  assert.deepEqual(train.filter((f) => !f.startsWith('@tensorflow/')), []);
 });
