@@ -26,8 +26,13 @@ defs=(); for d in $(field defines) $(field distDefines) NAPI_VERSION=8 NAPI_CPP_
 # every source binding.gyp names (the addon is several files: passes, AdamW, bf16 products, ...)
 srcs=(); for f in $(node -p "JSON.parse(require('fs').readFileSync('native/binding.gyp', 'utf8')).targets[0].sources.join(' ')"); do srcs+=("native/$f"); done
 echo "building the addon (${#srcs[@]} files) against $(node -p "JSON.parse(require('child_process').execFileSync('node',['native/find_libtorch.mjs'])).how")"
-time g++ -shared -fPIC -std=c++17 -O2 -fno-math-errno "${defs[@]}" "${incs[@]}" "${srcs[@]}" -o native/build/Release/gta_torch.node \
-  $(field ldflags) -L"$(field libdirs)" $(field libs)
+# one g++ a file, all at once (the machine's device time is short and it has the cores), then the link
+compile() { g++ -c -fPIC -std=c++17 -O2 -fno-math-errno "${defs[@]}" "${incs[@]}" "$1" -o "native/build/Release/$(basename "$1" .cc).o"; }
+time {
+  pids=(); for f in "${srcs[@]}"; do compile "$f" & pids+=($!); done
+  for p in "${pids[@]}"; do wait "$p"; done
+  g++ -shared native/build/Release/*.o -o native/build/Release/gta_torch.node $(field ldflags) -L"$(field libdirs)" $(field libs)
+}
 echo '{"ok": true, "reason": "built by scripts/gpu_check.sh"}' > native/build/status.json
 
 export GTA_TORCH_DEVICE=cuda:0
