@@ -12,7 +12,9 @@
  *    GRPOTrainer on the same prompts (as text) with the same group and completion length.
  * Rows with modifiers ('+ckpt', '+lora', '+bf16', '+bf16true', '+accumN': rowConfig) have a reference
  * with the same options where it has them (referenceArgs); --reference-rows a,b limits the references
- * to those rows.
+ * to those rows. '+hugetlb' runs the row, and its reference, with glibc's malloc on transparent huge
+ * pages (src/util/huge_pages.ts); the other rows run with this process's environment as it is.
+ * Every row prints its process's minor page faults and its time to load the model.
  * gta's rows also print where the bytes go: the weights, the AdamW moments, the most its tensors held
  * during the step (src/backend/torch: the addon's storages), and the process's peak.
  *
@@ -35,6 +37,7 @@ import { sftRunner } from '../src/train/sft.js';
 import { maxStructuredLength, structureSpec } from '../src/task/structure.js';
 import { createLogger } from '../src/util/log.js';
 import { repoRoot } from '../src/util/paths.js';
+import { HUGE_PAGES_TUNABLE } from '../src/util/huge_pages.js';
 
 const GB = 1e9;
 /** The LoRA rank of '+lora' rows and of their reference (TRL + PEFT). */
@@ -62,6 +65,10 @@ interface ChildResult {
   completionTokens?: number;
   /** The steps' perf/*_s phases (rollout, backward, guess CE, ...), each step's, in seconds. */
   phases: Record<string, number[]>;
+  /** Seconds from the config to a model ready to train (reading and converting the weights). */
+  loadS: number;
+  /** The process's minor page faults, all told (each a first touch of a 4 kB page, or of a 2 MB huge page). */
+  faults: number;
   /** Bytes: weights, AdamW moments, the most tensors held during the steps, the process peak (VmHWM) and resident after loading. */
   memory: { weights: number; moments: number; tensorsPeak: number; afterLoad: number; peakRss: number };
   /** The first step's batch as token ids (sft) or prompt texts (gta), for the references. */
@@ -94,8 +101,9 @@ function rowConfig(row: string, o: HfBenchOptions): TrainConfig {
     // the reference's adapters: r 16, alpha 2r, every attention and MLP projection
     else if (m === 'bf16') common.push('train.precision=bf16');
     else if (m === 'bf16true') common.push('train.precision=bf16-true');
+    else if (m === 'hugetlb') continue; // the environment's, not the config's: benchHf
     else if (m === 'lora') common.push(`train.lora={r: ${LORA_R}, alpha: ${2 * LORA_R}, target_modules: all-linear}`);
-    else throw new Error(`row ${row}: unknown '+${m}' (accumN, ckpt, lora, bf16, bf16true)`);
+    else throw new Error(`row ${row}: unknown '+${m}' (accumN, ckpt, lora, bf16, bf16true, hugetlb)`);
   }
   if (base(row) === 'sft') return loadConfig(TrainConfigSchema, `${root}/configs/hf/sst2-sft.yaml`, [...common, `train.batch_size=${o.batch}`]).config;
   if (base(row) === 'gta') return loadConfig(TrainConfigSchema, `${root}/configs/sst2-gta.yaml`, [...common, `train.batch_size=${o.prompts * o.group}`, `rl.group_size=${o.group}`, 'train.optim.lr=1.0e-6']).config;
@@ -105,7 +113,9 @@ function rowConfig(row: string, o: HfBenchOptions): TrainConfig {
 /** A child: one row, --steps steps after none of warm-up (a step of a real-size model is seconds). */
 async function child(row: string, o: HfBenchOptions): Promise<ChildResult> {
   const cfg = rowConfig(row, o);
+  const t0 = performance.now();
   const p = await prepare(cfg, createLogger('warn'));
+  const loadS = (performance.now() - t0) / 1000;
   const native = loadedNative();
   if (!native?.memory) throw new Error('bench --hf needs the torch backend with an addon that counts its memory (npm run build:torch)');
   const weights = native.memory().live;
@@ -135,7 +145,8 @@ async function child(row: string, o: HfBenchOptions): Promise<ChildResult> {
   }
   const tensorsPeak = native.memory().peak;
   const completionTokens = sft ? undefined : maxStructuredLength(structureSpec(p.tokenizer, 'gta', p.data.labels, cfg.rl.think_max_tokens));
-  return { row, params: p.model.numParams, vocab: p.model.arch.vocab_size, stepS, headline, completionTokens, phases, memory: { weights, moments, tensorsPeak, afterLoad, peakRss: rss().peak }, inputs };
+  const faults = process.resourceUsage().minorPageFault;
+  return { row, params: p.model.numParams, vocab: p.model.arch.vocab_size, stepS, headline, completionTokens, phases, loadS, faults, memory: { weights, moments, tensorsPeak, afterLoad, peakRss: rss().peak }, inputs };
 }
 
 /** The Python interpreter of the references ($PYTHON), or null with why not. */
@@ -185,13 +196,15 @@ async function benchHf(o: HfBenchOptions, rows: string[], referenceRows?: string
   const self = fileURLToPath(import.meta.url);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gta-bench-hf-'));
   const ref = python();
-  const env = { ...process.env, GTA_THREADS: String(o.threads) };
+  const baseEnv: NodeJS.ProcessEnv = { ...process.env, GTA_THREADS: String(o.threads) };
+  const envOf = (row: string): NodeJS.ProcessEnv => (row.split('+').includes('hugetlb') ? { ...baseEnv, GLIBC_TUNABLES: HUGE_PAGES_TUNABLE } : baseEnv);
   const flags = ['--hf', o.hf, '--steps', String(o.steps), '--batch', String(o.batch), '--prompts', String(o.prompts), '--group', String(o.group), '--threads', String(o.threads)];
   const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot(), encoding: 'utf8' }).stdout?.trim() || 'unknown';
   console.log(`${new Date().toISOString()}, commit ${commit}, ${os.cpus()[0]?.model} x ${os.availableParallelism()}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`);
   console.log(`bench --hf ${o.hf}: ${o.steps} steps a row, ${o.threads} threads; sft batch ${o.batch}; gta ${o.prompts} prompts x ${o.group}; ${'py' in ref ? `references with ${ref.py}` : `references skipped: ${ref.skip}`}`);
-  const table: string[] = ['| row | gta step | gta peak RSS | reference | reference step | reference peak RSS | speed | memory |', '|---|---|---|---|---|---|---|---|'];
+  const table: string[] = ['| row | gta load | gta first step | gta step | gta peak RSS | reference | reference step | reference peak RSS | speed | memory |', '|---|---|---|---|---|---|---|---|---|---|'];
   for (const row of rows) {
+    const env = envOf(row);
     const r = spawnSync(process.execPath, [self, '--child', row, ...flags], { encoding: 'utf8', env, maxBuffer: 1 << 28 });
     const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
     if (r.status !== 0 || !line) {
@@ -201,19 +214,19 @@ async function benchHf(o: HfBenchOptions, rows: string[], referenceRows?: string
     const g = JSON.parse(line.slice(7)) as ChildResult;
     const m = g.memory;
     const P = g.params;
-    console.log(`${row}: ${(P / 1e6).toFixed(1)}M parameters; steps ${g.stepS.map((s) => s.toFixed(2)).join(', ')} s; ${g.headline.key} ${g.headline.values.map((l) => l.toFixed(4)).join(', ')}`);
+    console.log(`${row}: ${(P / 1e6).toFixed(1)}M parameters; loaded in ${g.loadS.toFixed(2)} s; steps ${g.stepS.map((s) => s.toFixed(2)).join(', ')} s; ${g.headline.key} ${g.headline.values.map((l) => l.toFixed(4)).join(', ')}; ${(g.faults / 1e3).toFixed(0)}k page faults`);
     if (Object.keys(g.phases).length) console.log(`  phases (s, as the step): ${Object.entries(g.phases).map(([k, v]) => `${k} ${typical(v).toFixed(2)}`).join(', ')}`);
     console.log(`  memory: weights ${gb(m.weights)} (${(m.weights / P).toFixed(1)} B/param), AdamW moments ${gb(m.moments)}, tensors at most ${gb(m.tensorsPeak)} during the steps ` +
       `(${(m.tensorsPeak / P).toFixed(1)} B/param: ${gb(m.tensorsPeak - m.weights - m.moments)} beyond weights and moments); resident after loading ${gb(m.afterLoad)}, process peak ${gb(m.peakRss)} (${(m.peakRss / P).toFixed(1)} B/param)`);
     let refCells = ['', '', '', '', ''];
     const args = referenceArgs(row, g, o);
     if ('py' in ref && args && (!referenceRows || referenceRows.includes(row))) {
-      const key = args.join(' ');
+      const key = `${args.join(' ')} ${env.GLIBC_TUNABLES ?? ''}`;
       // one reference run serves every row that asks for the same one (a LoRA row in float32, bf16, ...)
       if (!references.has(key)) {
         const input = path.join(tmp, `${row}.json`);
         fs.writeFileSync(input, JSON.stringify(g.inputs));
-        const pr = spawnSync(ref.py, [path.join(repoRoot(), 'scripts', 'hf_reference.py'), ...args, base(row) === 'sft' ? '--batch' : '--prompts', input], { encoding: 'utf8', maxBuffer: 1 << 28 });
+        const pr = spawnSync(ref.py, [path.join(repoRoot(), 'scripts', 'hf_reference.py'), ...args, base(row) === 'sft' ? '--batch' : '--prompts', input], { encoding: 'utf8', env, maxBuffer: 1 << 28 });
         const pl = pr.stdout.trim().split('\n').pop() ?? '';
         if (pr.status !== 0 || !pl.startsWith('{')) console.log(`  reference failed (exit ${pr.status ?? pr.signal}): ${(pr.stderr || '').trim().split('\n').slice(-3).join(' | ')}`);
         references.set(key, pr.status === 0 && pl.startsWith('{') ? (JSON.parse(pl) as RefResult) : null);
@@ -225,7 +238,7 @@ async function benchHf(o: HfBenchOptions, rows: string[], referenceRows?: string
         refCells = [rr.what, `${rs.toFixed(2)} s`, gb(rr.peak_rss_bytes), `${(rs / typical(g.stepS)).toFixed(2)}x`, `${(m.peakRss / rr.peak_rss_bytes).toFixed(2)}x`];
       }
     }
-    table.push(`| ${row} | ${typical(g.stepS).toFixed(2)} s | ${gb(m.peakRss)} | ${refCells.join(' | ')} |`);
+    table.push(`| ${row} | ${g.loadS.toFixed(2)} s | ${g.stepS[0].toFixed(2)} s | ${typical(g.stepS).toFixed(2)} s | ${gb(m.peakRss)} | ${refCells.join(' | ')} |`);
   }
   console.log('\nstep: the median after the first (a warm-up); speed: reference step / gta step; memory: gta peak / reference peak (resident set, each in a process of its own)\n');
   console.log(table.join('\n'));

@@ -139,7 +139,7 @@ test('--help lists only the built commands', () => {
   assert.deepEqual(commands, ['compare-baselines', 'corpus', 'eval', 'export', 'predict', 'pretrain', 'report', 'runs', 'train', 'worker']);
 });
 
-test('the command line loads neither TensorFlow.js nor BullMQ before a command needs it, and gta train never loads BullMQ', () => {
+test('the command line loads neither TensorFlow.js nor BullMQ before a command needs it; gta train and a local sweep never load BullMQ', () => {
   // each gta a sweep or a test spawns paid ~0.6 s for the queue's BullMQ/ioredis and ~0.65 s for Node's ESM scan of tfjs
   const loaded = (module: string): string[] => {
     const script = `import { createRequire } from 'node:module'; await import(${JSON.stringify(path.join(ROOT, 'dist', 'src', 'cli', module))}); console.log(JSON.stringify(Object.keys(createRequire(import.meta.url).cache)));`;
@@ -151,4 +151,5 @@ test('the command line loads neither TensorFlow.js nor BullMQ before a command n
   const train = loaded('train.js');
   assert.ok(train.some((f) => f.startsWith('@tensorflow/tfjs/')), 'train loads tfjs');
   assert.deepEqual(train.filter((f) => !f.startsWith('@tensorflow/')), []);
+  assert.deepEqual(loaded('compare.js').filter((f) => !f.startsWith('@tensorflow/')), [], 'a local sweep loads no queue');
 });
