@@ -13,7 +13,8 @@
  * Rows with modifiers ('+ckpt', '+lora', '+bf16', '+bf16true', '+accumN': rowConfig) have a reference
  * with the same options where it has them (referenceArgs); --reference-rows a,b limits the references
  * to those rows. '+hugetlb' runs the row, and its reference, with glibc's malloc on transparent huge
- * pages (src/util/huge_pages.ts); the other rows run with this process's environment as it is.
+ * pages (GLIBC_TUNABLES=glibc.malloc.hugetlb=1: fewer page faults, a larger peak; README, "Memory and
+ * speed at real size"); the other rows run with this process's environment as it is.
  * Every row prints its process's minor page faults and its time to load the model.
  * gta's rows also print where the bytes go: the weights, the AdamW moments, the most its tensors held
  * during the step (src/backend/torch: the addon's storages), and the process's peak.
@@ -37,11 +38,12 @@ import { sftRunner } from '../src/train/sft.js';
 import { maxStructuredLength, structureSpec } from '../src/task/structure.js';
 import { createLogger } from '../src/util/log.js';
 import { repoRoot } from '../src/util/paths.js';
-import { HUGE_PAGES_TUNABLE } from '../src/util/huge_pages.js';
 
 const GB = 1e9;
 /** The LoRA rank of '+lora' rows and of their reference (TRL + PEFT). */
 const LORA_R = 16;
+/** The environment setting of '+hugetlb' rows. */
+const HUGE_PAGES = 'glibc.malloc.hugetlb=1';
 
 export interface HfBenchOptions {
   hf: string;
@@ -197,7 +199,7 @@ async function benchHf(o: HfBenchOptions, rows: string[], referenceRows?: string
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gta-bench-hf-'));
   const ref = python();
   const baseEnv: NodeJS.ProcessEnv = { ...process.env, GTA_THREADS: String(o.threads) };
-  const envOf = (row: string): NodeJS.ProcessEnv => (row.split('+').includes('hugetlb') ? { ...baseEnv, GLIBC_TUNABLES: HUGE_PAGES_TUNABLE } : baseEnv);
+  const envOf = (row: string): NodeJS.ProcessEnv => (row.split('+').includes('hugetlb') ? { ...baseEnv, GLIBC_TUNABLES: HUGE_PAGES } : baseEnv);
   const flags = ['--hf', o.hf, '--steps', String(o.steps), '--batch', String(o.batch), '--prompts', String(o.prompts), '--group', String(o.group), '--threads', String(o.threads)];
   const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot(), encoding: 'utf8' }).stdout?.trim() || 'unknown';
   console.log(`${new Date().toISOString()}, commit ${commit}, ${os.cpus()[0]?.model} x ${os.availableParallelism()}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`);

@@ -6,13 +6,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { tmpDir } from './helpers/tiny.js';
 import { GTA, gta, tinyConfig } from './helpers/cli.js';
 import { writeSweep } from './helpers/queue.js';
-import { withEnv } from './helpers/env.js';
-import { childEnv } from '../src/compare/child.js';
-import { HUGE_PAGES_TUNABLE, withHugePages } from '../src/util/huge_pages.js';
 
 const read = (f: string) => fs.readFileSync(f, 'utf8');
 const jsonl = (f: string) => read(f).trim().split('\n').map((l) => JSON.parse(l));
@@ -195,16 +192,4 @@ test('Ctrl-C on a local sweep (SIGINT to its process group): it waits for its ru
   assert.ok(!fs.existsSync(path.join(out, 'runs', 'tiny-gta-seed3')), 'no run started after the stop');
   const resumed = gta(['train', '--resume', runs[0], '--set', 'train.steps=' + (JSON.parse(read(path.join(runs[0], 'run.json'))).step + 2), '--log-level', 'warn'], dir);
   assert.equal(resumed.code, 0, resumed.stderr);
-});
-
-test('the training processes gta starts get malloc on huge pages, unless the user set GLIBC_TUNABLES', () => {
-  const seen = (env: NodeJS.ProcessEnv) => spawnSync(process.execPath, ['-e', 'process.stdout.write(process.env.GLIBC_TUNABLES ?? "unset")'], { env, encoding: 'utf8' });
-  withEnv('GLIBC_TUNABLES', undefined, () => {
-    const r = seen(childEnv({ GTA_THREADS: '1' }));
-    assert.equal(r.status, 0, r.stderr);
-    assert.equal(r.stdout, process.platform === 'linux' ? HUGE_PAGES_TUNABLE : 'unset');
-  });
-  for (const own of ['', 'glibc.malloc.arena_max=2']) withEnv('GLIBC_TUNABLES', own, () => assert.equal(seen(childEnv({})).stdout, own));
-  assert.equal(withHugePages({}, 'darwin').GLIBC_TUNABLES, undefined);
-  assert.equal(withHugePages({}, 'linux').GLIBC_TUNABLES, HUGE_PAGES_TUNABLE);
 });

@@ -10,7 +10,6 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { repoRoot } from '../util/paths.js';
-import { withHugePages } from '../util/huge_pages.js';
 import { GtaError } from '../util/errors.js';
 
 /** A port the kernel says is free now (the store binds it a moment later). */
@@ -36,7 +35,7 @@ export async function launchRanks(nproc: number, args: string[]): Promise<void> 
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const exits = Array.from({ length: nproc }, (_, rank) => {
-    const env = withHugePages({ ...process.env, RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: String(nproc), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), GTA_THREADS: threads });
+    const env = { ...process.env, RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: String(nproc), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), GTA_THREADS: threads };
     const rankArgs = rank === 0 ? args : [...withoutOption(args, '--log-level'), '--log-level', 'warn'];
     const child = spawn(process.execPath, [path.join(repoRoot(), 'bin', 'gta'), ...rankArgs], { env, stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', 'pipe'] });
     children.push(child);

@@ -10,7 +10,6 @@ import path from 'node:path';
 import os from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { repoRoot } from '../util/paths.js';
-import { withHugePages } from '../util/huge_pages.js';
 import { RunDir, runStatus } from '../run/run_dir.js';
 
 export type RunAction = 'trained' | 'resumed';
@@ -59,9 +58,9 @@ export function startChild(args: string[], jobs: number, env: NodeJS.ProcessEnv 
 /** Secrets of this process that a training child never needs: a job's code must not be able to read them. */
 const CHILD_SECRETS = ['GTA_REDIS_PASSWORD'];
 
-/** This process's environment for a child: `extra` under it, without CHILD_SECRETS, malloc on huge pages unless set (util/huge_pages.ts). */
+/** This process's environment for a child: `extra` under it, without CHILD_SECRETS. */
 export function childEnv(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = withHugePages({ ...extra, ...process.env });
+  const env: NodeJS.ProcessEnv = { ...extra, ...process.env };
   for (const name of CHILD_SECRETS) delete env[name];
   return env;
 }
