@@ -13,8 +13,8 @@
  * Rows with modifiers ('+ckpt', '+lora', '+bf16', '+bf16true', '+accumN': rowConfig) have a reference
  * with the same options where it has them (referenceArgs); --reference-rows a,b limits the references
  * to those rows. '+hugetlb' runs the row, and its reference, with glibc's malloc on transparent huge
- * pages (GLIBC_TUNABLES=glibc.malloc.hugetlb=1: fewer page faults, a larger peak; README, "Memory and
- * speed at real size"); the other rows run with this process's environment as it is.
+ * pages (GLIBC_TUNABLES=glibc.malloc.hugetlb=1: fewer page faults, a larger peak; README,
+ * "Performance"); the other rows run with this process's environment as it is.
  * Every row prints its process's minor page faults and its time to load the model.
  * gta's rows also print where the bytes go: the weights, the AdamW moments, the most its tensors held
  * during the step (src/backend/torch: the addon's storages), and the process's peak.
